@@ -4,6 +4,14 @@ Loaders read past studies from any Optuna storage or sample benchmark data from 
 surrogates; an exporter writes a meta-dataset back into an Optuna storage for inspection.
 """
 
+from optuna_meta.data._dataset import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MetaDataset,
+    TaskData,
+    TrialRecord,
+)
+from optuna_meta.data._storage import META_FEATURES_KEY, export_to_storage, load_from_storage
 from optuna_meta.data._yahpo import (
     SCENARIOS,
     TEST_INSTANCES,
@@ -12,12 +20,22 @@ from optuna_meta.data._yahpo import (
     default_yahpo_dir,
     resolve_yahpo_dir,
 )
+from optuna_meta.data._yahpo_dataset import load_yahpo
 
 __all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "META_FEATURES_KEY",
     "SCENARIOS",
     "TEST_INSTANCES",
     "YAHPO_DATA_ENV",
+    "MetaDataset",
+    "TaskData",
+    "TrialRecord",
     "YahpoSurrogate",
     "default_yahpo_dir",
+    "export_to_storage",
+    "load_from_storage",
+    "load_yahpo",
     "resolve_yahpo_dir",
 ]

@@ -50,7 +50,7 @@ TEST_INSTANCES: dict[str, tuple[str, ...]] = {
 """YAHPO's own single-objective test instances: never part of a shipped model's training data."""
 
 _NA = "#na#"
-_MAX_ROWS_PER_CALL = 65_536
+_MAX_ROWS_PER_CALL = 2_048  # measured: ~1.45x faster than one huge call
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,320 @@
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.exceptions import DuplicatedStudyError
+from optuna.storages import RDBStorage
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from optuna_meta.data import (
+    META_FEATURES_KEY,
+    MetaDataset,
+    TaskData,
+    export_to_storage,
+    load_from_storage,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _populate(storage: str | optuna.storages.BaseStorage) -> None:
+    """Real studies: pruning, minimize, failures, multi-objective, meta-features, conditional."""
+
+    def sampler(seed: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    def pruned_objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        for step in range(4):
+            trial.report(x * (step + 1), step)
+            if step == 1 and x < 0.5:
+                raise optuna.TrialPruned()
+        if trial.number == 0:
+            trial.report(float("nan"), 10)  # a NaN intermediate value
+        return x * 4
+
+    s = optuna.create_study(
+        study_name="pruned", storage=storage, direction="maximize", sampler=sampler(0)
+    )
+    s.enqueue_trial({"x": 0.9})  # completes, and reports NaN at step 10
+    s.optimize(pruned_objective, n_trials=8)
+
+    def minimize(trial: optuna.Trial) -> float:
+        n = trial.suggest_int("n", 1, 100, log=True)
+        return math.inf if trial.number == 5 else float((n - 10) ** 2)
+
+    s = optuna.create_study(study_name="minimize", storage=storage, sampler=sampler(1))
+    s.enqueue_trial({"n": 1}, skip_if_exists=False)
+    s.optimize(minimize, n_trials=6)
+
+    def failing(trial: optuna.Trial) -> float:
+        y = trial.suggest_float("y", -1.0, 1.0)
+        if trial.number % 2 == 1:
+            raise RuntimeError("boom")
+        return y
+
+    s = optuna.create_study(study_name="failing", storage=storage, sampler=sampler(2))
+    s.optimize(failing, n_trials=6, catch=(RuntimeError,))
+
+    s = optuna.create_study(
+        study_name="multi", storage=storage, directions=["minimize", "maximize"]
+    )
+    s.optimize(lambda t: (t.suggest_float("z", 0, 1), 1.0), n_trials=2)
+
+    s = optuna.create_study(study_name="attrs", storage=storage, sampler=sampler(3))
+    s.set_user_attr("n_samples", 1000)
+    s.set_user_attr("dataset", "iris")
+    s.set_user_attr("balanced", True)
+    s.set_user_attr("tags", ["a", "b"])  # not a meta-feature
+    s.set_metric_names(["loss"])
+    s.optimize(lambda t: t.suggest_float("w", 0, 1), n_trials=3)
+
+    s = optuna.create_study(study_name="explicit", storage=storage, sampler=sampler(4))
+    s.set_user_attr(META_FEATURES_KEY, {"n_features": 4, "kind": "tabular", "bad": [1]})
+    s.set_user_attr("ignored", 1.0)
+    s.optimize(lambda t: t.suggest_float("w", 0, 1), n_trials=2)
+
+    def conditional(trial: optuna.Trial) -> float:
+        model = trial.suggest_categorical("model", ["svm", "tree"])
+        if model == "svm":
+            return trial.suggest_float("c", 1e-3, 1e3, log=True)
+        return float(trial.suggest_int("depth", 1, 8))
+
+    s = optuna.create_study(study_name="conditional", storage=storage, sampler=sampler(5))
+    s.optimize(conditional, n_trials=10)
+
+    # The ranges change between trials (allowed by Optuna): the loader widens them.
+    s = optuna.create_study(study_name="changing", storage=storage, sampler=sampler(6))
+    s.optimize(lambda t: t.suggest_float("a", 0, 1) + t.suggest_int("k", 0, 3), n_trials=2)
+    s.optimize(lambda t: t.suggest_float("a", -2, 0.5) + t.suggest_int("k", 2, 6), n_trials=2)
+
+    optuna.create_study(study_name="empty", storage=storage)
+
+
+@pytest.fixture(scope="module")
+def sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("storage") / "past.db"
+    storage = RDBStorage(f"sqlite:///{path}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        _populate(storage)
+    storage.engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(sqlite_file: Path) -> MetaDataset:
+    with pytest.warns(UserWarning) as record:
+        data = load_from_storage(f"sqlite:///{sqlite_file}")
+    messages = " | ".join(str(w.message) for w in record)
+    assert "multi-objective study 'multi'" in messages
+    assert "study 'empty'" in messages
+    return data
+
+
+def test_all_single_objective_studies_become_tasks(loaded: MetaDataset) -> None:
+    assert loaded.task_names == [
+        "pruned",
+        "minimize",
+        "failing",
+        "attrs",
+        "explicit",
+        "conditional",
+        "changing",
+    ]
+
+
+def test_pruned_study(loaded: MetaDataset, sqlite_file: Path) -> None:
+    task = loaded["pruned"]
+    study = optuna.load_study(study_name="pruned", storage=f"sqlite:///{sqlite_file}")
+    trials = study.get_trials(deepcopy=False)
+    assert task.direction == StudyDirection.MAXIMIZE and task.sign == 1.0
+    assert task.n_trials == 8
+    assert [TrialState(s) for s in task.states] == [t.state for t in trials]
+    n_pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    assert 0 < n_pruned < 8
+    assert math.isnan(trials[0].intermediate_values[10])
+    np.testing.assert_array_equal(task.steps, [0, 1, 2, 3])  # the NaN report reads as no report
+    for i, t in enumerate(trials):
+        assert task.params[i] == t.params
+        for s, v in t.intermediate_values.items():
+            if s != 10:
+                assert task.curves[i, task.steps.tolist().index(s)] == v
+        if t.state == TrialState.PRUNED:
+            assert math.isnan(task.values[i])
+            assert np.isnan(task.curves[i, 2:]).all()
+            assert task.final_values()[i] == pytest.approx(t.value)  # Optuna: last reported
+        else:
+            assert task.values[i] == pytest.approx(t.value)
+    assert task.search_space == {"x": FloatDistribution(0.0, 1.0)}
+    assert task.best_value == pytest.approx(study.best_value)
+
+
+def test_include_pruned_false(sqlite_file: Path) -> None:
+    data = load_from_storage(sqlite_file, ["pruned"], include_pruned=False)
+    task = data["pruned"]
+    assert (task.states == TrialState.COMPLETE.value).all() and 0 < task.n_trials < 8
+
+
+def test_minimize_and_inf(loaded: MetaDataset) -> None:
+    task = loaded["minimize"]
+    assert task.direction == StudyDirection.MINIMIZE and task.sign == -1.0
+    assert task.n_trials == 6 and task.values[-1] == math.inf
+    assert task.params[0] == {"n": 1} and isinstance(task.params[1]["n"], int)
+    assert task.search_space == {"n": IntDistribution(1, 100, log=True)}
+    assert task.steps.shape == (0,) and task.curves.shape == (6, 0)
+    assert task.best_value == np.min(task.values)
+
+
+def test_failed_trials_are_skipped(loaded: MetaDataset) -> None:
+    task = loaded["failing"]
+    assert task.n_trials == 3 and (task.states == TrialState.COMPLETE.value).all()
+
+
+def test_meta_features_and_objective_name(loaded: MetaDataset) -> None:
+    assert loaded["attrs"].meta_features == {
+        "n_samples": 1000.0,
+        "dataset": "iris",
+        "balanced": 1.0,
+    }
+    assert loaded["attrs"].objective == "loss"
+    assert loaded["explicit"].meta_features == {"n_features": 4.0, "kind": "tabular"}
+    assert loaded["explicit"].objective == "value"
+    assert loaded["pruned"].meta_features == {}
+
+
+def test_conditional_space(loaded: MetaDataset) -> None:
+    task = loaded["conditional"]
+    assert task.search_space == {
+        "model": CategoricalDistribution(["svm", "tree"]),
+        "c": FloatDistribution(1e-3, 1e3, log=True),
+        "depth": IntDistribution(1, 8),
+    }
+    kinds = {p["model"] for p in task.params}
+    assert kinds == {"svm", "tree"}
+    for p in task.params:
+        assert set(p) == ({"model", "c"} if p["model"] == "svm" else {"model", "depth"})
+
+
+def test_changing_space(loaded: MetaDataset) -> None:
+    task = loaded["changing"]
+    assert task.search_space == {"a": FloatDistribution(-2.0, 1.0), "k": IntDistribution(0, 6)}
+    assert task.n_trials == 4
+
+
+def test_conflicting_distributions_any_base_storage() -> None:
+    storage = optuna.storages.InMemoryStorage()  # unlike RDB, it accepts conflicting kinds
+    study = optuna.create_study(study_name="conflict", storage=storage)
+    Int, Float, Cat = IntDistribution, FloatDistribution, CategoricalDistribution
+    rows = [
+        ({"k": 3, "c": "red"}, {"k": Int(0, 3), "c": Cat(["red", "blue"])}),
+        ({"k": 1}, {"k": Int(0, 3)}),
+        ({"k": 0.5, "c": "green"}, {"k": Float(0, 1), "c": Cat(["green"])}),
+    ]
+    study.add_trials(
+        optuna.trial.create_trial(params=p, distributions=d, value=float(i))
+        for i, (p, d) in enumerate(rows)
+    )
+    with pytest.warns(UserWarning, match="'k' has incompatible distributions.*from 1 trial"):
+        task = load_from_storage(storage)["conflict"]
+    assert task.search_space == {"k": Float(0, 1), "c": Cat(["red", "blue", "green"])}
+    assert task.params == [{"c": "red"}, {"k": 1.0}, {"k": 0.5, "c": "green"}]
+    assert isinstance(task.params[1]["k"], float)  # converted to the kept distribution
+
+
+def test_storage_argument_forms(sqlite_file: Path, loaded: MetaDataset) -> None:
+    names = ["conditional", "pruned"]
+    expected = loaded.select(names)
+    by_path = load_from_storage(str(sqlite_file), names)
+    assert by_path.task_names == names  # the requested order
+    assert MetaDataset([by_path["pruned"], by_path["conditional"]]) == expected
+    storage = RDBStorage(f"sqlite:///{sqlite_file}")
+    by_object = load_from_storage(storage, ["pruned", "conditional"])
+    storage.engine.dispose()
+    assert by_object == expected
+    with pytest.raises(ValueError, match="not in the storage"):
+        load_from_storage(sqlite_file, ["nope"])
+    with pytest.raises(FileNotFoundError):
+        load_from_storage(sqlite_file.with_name("absent.db"))
+    with pytest.raises(ValueError, match="Cannot tell the storage type"):
+        load_from_storage(sqlite_file.with_suffix(".csv"))
+
+
+def test_journal_file(tmp_path: Path) -> None:
+    path = tmp_path / "past.log"
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    study = optuna.create_study(study_name="j", storage=storage, direction="maximize")
+    study.set_user_attr("rows", 42)
+
+    def objective(trial: optuna.Trial) -> float:
+        v = trial.suggest_float("v", 0, 1)
+        trial.report(v / 2, 1)
+        if trial.number == 1:
+            raise optuna.TrialPruned()
+        return v
+
+    study.optimize(objective, n_trials=3)
+    from_object = load_from_storage(storage)
+    from_path = load_from_storage(str(path))
+    assert from_object == from_path
+    task = from_path["j"]
+    assert task.n_trials == 3 and task.meta_features == {"rows": 42.0}
+    assert task.states.tolist() == [1, 2, 1] and task.steps.tolist() == [1]
+    np.testing.assert_allclose(task.curves[:, 0], [t.intermediate_values[1] for t in study.trials])
+
+
+def test_export_load_round_trip(loaded: MetaDataset, tmp_path: Path) -> None:
+    path = tmp_path / "export.db"
+    names = export_to_storage(loaded, path, prefix="meta-")
+    assert names == [f"meta-{n}" for n in loaded.task_names]
+    back = load_from_storage(path)
+    assert back.task_names == names
+    for original, task in zip(loaded, back, strict=True):
+        assert task == dataclasses.replace(original, name="meta-" + original.name)
+    study = optuna.load_study(study_name="meta-pruned", storage=f"sqlite:///{path}")
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned and all(t.value == t.intermediate_values[t.last_step] for t in pruned)
+
+
+def test_export_synthetic_with_fail_and_overwrite(tmp_path: Path) -> None:
+    task = TaskData(
+        name="synthetic",
+        search_space={"b": CategoricalDistribution(["x", "y"]), "q": IntDistribution(0, 9)},
+        params=[{"b": "x", "q": 3}, {"b": "y"}, {"b": "x", "q": 0}],
+        values=np.array([0.5, np.nan, np.nan]),
+        states=np.array([1, 2, 3], dtype=np.int8),
+        steps=np.array([1, 3]),
+        curves=np.array([[0.1, 0.5], [0.2, np.nan], [np.nan, np.nan]]),
+        direction="minimize",
+        meta_features={"n": 3.0, "name": "s"},
+        objective="rmse",
+    )
+    data = MetaDataset([task])
+    url = f"sqlite:///{tmp_path / 'synth.db'}"
+    export_to_storage(data, url)
+    with pytest.raises(DuplicatedStudyError, match="overwrite=True"):
+        export_to_storage(data, url)
+    task.values[0] = 0.25
+    export_to_storage(data, url, overwrite=True)
+    study = optuna.load_study(study_name="synthetic", storage=url)
+    assert [t.state for t in study.trials] == [
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.FAIL,
+    ]
+    assert study.trials[0].value == 0.25 and study.metric_names == ["rmse"]
+    # FAIL trials are not read back; the rest round-trips.
+    assert load_from_storage(url)["synthetic"] == task.subset([0, 1])
+
+    journal = tmp_path / "synth.journal"
+    export_to_storage(data, journal)
+    assert load_from_storage(journal)["synthetic"] == task.subset([0, 1])
