@@ -1,0 +1,144 @@
+"""The ``optuna-meta`` command: build meta-datasets, meta-train models, inspect them.
+
+Examples:
+    .. code-block:: bash
+
+        # Meta-train on every study of a storage (SQLite, PostgreSQL, journal file):
+        optuna-meta train --storage sqlite:///past.db --out my_model.npz
+        # Re-create the shipped default model (YAHPO test instances are always excluded):
+        optuna-meta train --yahpo lcbench --n-configs 2000 --name lcbench-mlp \\
+            --out optuna_meta/models/lcbench-mlp.npz
+        # Save a meta-dataset, or export one into a storage to browse it in optuna-dashboard:
+        optuna-meta dataset --yahpo lcbench --n-configs 200 --out lcbench.npz
+        optuna-meta export lcbench.npz --storage sqlite:///lcbench.db
+        optuna-meta info lcbench-mlp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from optuna_meta.data import MetaDataset
+
+
+def _load_dataset(args: argparse.Namespace) -> MetaDataset:
+    from optuna_meta.data import load_from_storage, load_yahpo
+
+    sources = [args.storage, args.yahpo, args.dataset]
+    if sum(s is not None for s in sources) != 1:
+        raise SystemExit("error: give exactly one of --storage, --yahpo, --dataset")
+    if args.storage is not None:
+        return load_from_storage(args.storage, args.study or None)
+    if args.yahpo is not None:
+        return load_yahpo(
+            args.yahpo,
+            n_configs=args.n_configs,
+            tasks=args.task or None,
+            seed=args.seed,
+            data_dir=args.yahpo_data,
+        )
+    return MetaDataset.load(args.dataset)
+
+
+def _add_source(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("source (exactly one)")
+    g.add_argument("--storage", help="Optuna storage URL or journal file: every study a task")
+    g.add_argument("--study", action="append", help="only this study (repeatable)")
+    g.add_argument("--yahpo", choices=["lcbench", "rbv2_xgboost"], help="YAHPO scenario")
+    g.add_argument("--dataset", help="a meta-dataset .npz written by `optuna-meta dataset`")
+    p.add_argument("--n-configs", type=int, default=2000, help="YAHPO: configurations per task")
+    p.add_argument("--task", action="append", help="YAHPO: only this task (repeatable)")
+    p.add_argument("--yahpo-data", help="YAHPO data folder (default: $OPTUNA_META_YAHPO_DATA)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from optuna_meta.surrogate import build_model
+    from optuna_meta.surrogate._train import TrainConfig
+
+    data = _load_dataset(args)
+    cfg = TrainConfig(steps=args.steps, seed=args.seed)
+    command = "optuna-meta " + " ".join(sys.argv[1:]) if sys.argv else "optuna-meta train"
+    model = build_model(
+        data,
+        name=args.name,
+        config=cfg,
+        log=lambda m: print(m, file=sys.stderr),
+        extra_manifest={"command": command},
+    )
+    path = model.save(args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {len(data)} tasks)")
+    return 0
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    data = _load_dataset(args)
+    path = data.save(args.out)
+    print(f"wrote {path}: {len(data)} tasks, {data.n_trials} trials")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from optuna_meta.data import export_to_storage
+
+    names = export_to_storage(
+        MetaDataset.load(args.dataset), args.storage, prefix=args.prefix, overwrite=args.overwrite
+    )
+    print(f"exported {len(names)} studies to {args.storage}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from optuna_meta.surrogate import SurrogateModel
+
+    model = SurrogateModel.load(args.model)
+    info = {k: v for k, v in model.manifest.items() if k not in ("search_space",)}
+    info["parameters"] = {k: repr(v) for k, v in model.search_space.items()}
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="optuna-meta", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="meta-train a surrogate model file")
+    _add_source(p)
+    p.add_argument("--out", required=True, help="model file to write (.npz)")
+    p.add_argument("--name", default="custom", help="model name recorded in the manifest")
+    p.add_argument("--steps", type=int, default=3000, help="meta-training steps")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("dataset", help="build a meta-dataset file")
+    _add_source(p)
+    p.add_argument("--out", required=True, help="meta-dataset file to write (.npz)")
+    p.set_defaults(func=_cmd_dataset)
+
+    p = sub.add_parser("export", help="write a meta-dataset into an Optuna storage")
+    p.add_argument("dataset", help="meta-dataset .npz")
+    p.add_argument("--storage", required=True, help="storage URL or journal file")
+    p.add_argument("--prefix", default="", help="prefix of the study names")
+    p.add_argument("--overwrite", action="store_true", help="replace studies of the same name")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("info", help="show a model file's manifest")
+    p.add_argument("model", help="shipped model name or path")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``optuna-meta`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"optuna-meta: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

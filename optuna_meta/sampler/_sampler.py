@@ -1,0 +1,472 @@
+"""MetaSampler: a meta-learned deep-kernel GP proposes trials; TPE covers what it cannot."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.logging import get_logger
+from optuna.samplers import BaseSampler, TPESampler
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_meta.sampler._blas import single_threaded_blas
+from optuna_meta.sampler._proposal import Box, Proposal, propose
+from optuna_meta.space import (
+    ProjectionError,
+    SpaceEncoder,
+    canonical_name,
+    encode_value,
+    normalize_name,
+    project_value,
+)
+from optuna_meta.surrogate import DEFAULT_MODEL, SurrogateModel
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+
+_logger = get_logger(__name__)
+
+ATTR_PREFIX = "optuna_meta:"
+ATTR_SOURCE = ATTR_PREFIX + "source"
+ATTR_PRED_MEAN = ATTR_PREFIX + "predicted_mean"
+ATTR_PRED_STD = ATTR_PREFIX + "predicted_std"
+ATTR_PREDICTED_FINAL = ATTR_PREFIX + "predicted_final"
+"""User attr a pruner (MetaPruner) leaves on a pruned trial: its predicted final value."""
+
+DEFAULT_N_META_TRIALS = 100
+"""Trials served by the surrogate before the fallback takes over (chosen by benchmark)."""
+
+MAX_OBSERVATIONS = 256
+"""Cap on the trials the GP conditions on (the best half and the most recent half are kept)."""
+
+_PROPOSAL_CACHE_SIZE = 256
+
+
+class MetaSampler(BaseSampler):
+    """A sampler whose first trials come from a surrogate meta-trained on many past studies.
+
+    The surrogate (a deep-kernel Gaussian process, see :mod:`optuna_meta.surrogate`) was trained
+    on many tasks' HPO runs. With nothing observed it proposes its best zero-shot guess; as
+    trials finish it conditions on them (few-shot) and maximises expected improvement. User
+    parameter names are matched to the model's through aliases (``lr`` -> ``learning_rate``);
+    parameters the model does not know, multi-objective studies, and trials after the meta phase
+    go to ``fallback``, which sees every trial of the study.
+
+    Args:
+        model: A shipped model name (default ``"lcbench-mlp"``), a path to a model file, or a
+            loaded :class:`~optuna_meta.surrogate.SurrogateModel`.
+        fallback: The sampler for everything the surrogate does not serve. Defaults to
+            ``TPESampler(seed=seed)``.
+        task: Optional task meta-features (e.g. ``{"n_samples": 50000}``); recorded, and used
+            by models trained with meta-features.
+        param_mapping: Explicit ``{user_name: model_name}`` (``None`` value: never map); wins
+            over the alias vocabulary.
+        n_meta_trials: How many trials the surrogate serves before handing over to
+            ``fallback`` (``None``: :data:`DEFAULT_N_META_TRIALS`). ``0`` disables it.
+        n_candidates: Random candidates per proposal before local refinement.
+        seed: Seed; the same seed gives the same proposals for the same history.
+
+    Example:
+        .. code-block:: python
+
+            import optuna
+            from optuna_meta import MetaSampler
+
+            def objective(trial):
+                lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+                layers = trial.suggest_int("n_layers", 1, 5)
+                return train(lr, layers)
+
+            study = optuna.create_study(direction="maximize", sampler=MetaSampler(seed=0))
+            study.optimize(objective, n_trials=30)
+            print(study.trials[0].user_attrs["optuna_meta:source"])  # "meta"
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | SurrogateModel = DEFAULT_MODEL,
+        *,
+        fallback: BaseSampler | None = None,
+        task: Mapping[str, float | str] | None = None,
+        param_mapping: Mapping[str, str | None] | None = None,
+        n_meta_trials: int | None = None,
+        n_candidates: int = 512,
+        seed: int | None = None,
+    ) -> None:
+        self.model = model
+        self.fallback = fallback
+        self.task = task
+        self.param_mapping = param_mapping
+        self.n_meta_trials = n_meta_trials
+        self.n_candidates = n_candidates
+        self.seed = seed
+        self._base_seed = (
+            seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        )
+        self._fallback = fallback if fallback is not None else TPESampler(seed=seed)
+        self._lock = threading.RLock()
+        self._state: _ModelState | None = None
+        self._proposals: OrderedDict[int, dict[str, Any] | None] = OrderedDict()
+        self._name_map: dict[str, str | None] = {}
+        self._encodings: dict[int, np.ndarray | None] = {}
+        self._warned_multi = False
+
+    # -- pickling (Ray Tune pickles searchers) -----------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_lock"] = None
+        state["_state"] = None
+        state["_proposals"] = OrderedDict()
+        state["_encodings"] = {}
+        if isinstance(self.model, SurrogateModel):
+            state["model"] = ("__bytes__", self.model.to_bytes())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        model = state.get("model")
+        if isinstance(model, tuple) and len(model) == 2 and model[0] == "__bytes__":
+            state["model"] = SurrogateModel.from_bytes(model[1])
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def reseed_rng(self) -> None:
+        self._base_seed = _fresh_seed()
+        self._fallback.reseed_rng()
+
+    # -- BaseSampler API ----------------------------------------------------------------------
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        if self._use_fallback(study):
+            return self._fallback.infer_relative_search_space(study, trial)
+        return {}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if self._use_fallback(study):
+            params = self._fallback.sample_relative(study, trial, search_space)
+            if params:
+                self._set_attr(study, trial, ATTR_SOURCE, "fallback")
+            return params
+        return {}
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        if not self._use_fallback(study):
+            try:
+                value = self._sample_meta(study, trial, param_name, param_distribution)
+            except Exception as e:  # never crash a user's study: fall back and say why
+                _logger.warning(
+                    f"MetaSampler fell back to {type(self._fallback).__name__} for "
+                    f"'{param_name}' of trial {trial.number}: {type(e).__name__}: {e}"
+                )
+                value = None
+            if value is not None:
+                return value[0]
+        if ATTR_SOURCE not in trial.user_attrs:
+            self._set_attr(study, trial, ATTR_SOURCE, "fallback")
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._fallback.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        with self._lock:
+            self._proposals.pop(trial._trial_id, None)
+        self._fallback.after_trial(study, trial, state, values)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _use_fallback(self, study: Study) -> bool:
+        if study._is_multi_objective():
+            if not self._warned_multi:
+                self._warned_multi = True
+                warnings.warn(
+                    "MetaSampler's surrogate is single-objective; this multi-objective study "
+                    "is sampled by the fallback sampler.",
+                    stacklevel=3,
+                )
+            return True
+        limit = DEFAULT_N_META_TRIALS if self.n_meta_trials is None else self.n_meta_trials
+        if limit <= 0:
+            return True
+        done = study._get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED), use_cache=True
+        )
+        return len(done) >= limit
+
+    def _model_state(self) -> _ModelState:
+        with self._lock:
+            if self._state is None:
+                model = (
+                    self.model
+                    if isinstance(self.model, SurrogateModel)
+                    else SurrogateModel.load(self.model)
+                )
+                self._state = _ModelState(model)
+                if self.task and not model.manifest.get("meta_features"):
+                    _logger.info(
+                        "The surrogate was trained without task meta-features; `task` is "
+                        "recorded but does not condition its proposals."
+                    )
+            return self._state
+
+    def _model_name(self, state: _ModelState, user_name: str) -> str | None:
+        """Map a user parameter name to a model parameter (first come, first served)."""
+        with self._lock:
+            if user_name in self._name_map:
+                return self._name_map[user_name]
+            target: str | None = None
+            mapping = self.param_mapping or {}
+            if user_name in mapping:
+                target = mapping[user_name]
+                if target is not None and target not in state.model.search_space:
+                    raise ValueError(
+                        f"param_mapping sends {user_name!r} to {target!r}, which the model "
+                        f"does not know; its parameters: {list(state.model.search_space)}."
+                    )
+            else:
+                target = state.match(user_name)
+            taken = {v for k, v in self._name_map.items() if v is not None}
+            if target in taken or (
+                target is not None
+                and target in mapping.values()
+                and mapping.get(user_name) != target
+            ):
+                target = None
+            self._name_map[user_name] = target
+            return target
+
+    def _sample_meta(
+        self, study: Study, trial: FrozenTrial, name: str, dist: BaseDistribution
+    ) -> tuple[Any] | None:
+        state = self._model_state()
+        model_name = self._model_name(state, name)
+        if model_name is None:
+            return None
+        proposal = self._proposal(study, trial, state)
+        if proposal is None or model_name not in proposal:
+            return None
+        try:
+            value = project_value(proposal[model_name], dist, state.model.search_space[model_name])
+        except ProjectionError:
+            return None
+        return (value,)
+
+    def _proposal(self, study: Study, trial: FrozenTrial, state: _ModelState) -> dict[str, Any]:
+        with self._lock:
+            cached = self._proposals.get(trial._trial_id)
+            if cached is not None:
+                return cached
+            proposal, pred = self._compute_proposal(study, trial, state)
+            self._proposals[trial._trial_id] = proposal
+            while len(self._proposals) > _PROPOSAL_CACHE_SIZE:
+                self._proposals.popitem(last=False)
+        sign, scale, shift, n_obs = pred
+        self._set_attr(study, trial, ATTR_SOURCE, "meta")
+        if n_obs >= 2:  # before that the standardisation does not know the user's units
+            mean = shift + scale * proposal_mean(proposal)
+            std = scale * proposal_std(proposal)
+            self._set_attr(study, trial, ATTR_PRED_MEAN, float(sign * mean))
+            self._set_attr(study, trial, ATTR_PRED_STD, float(std))
+        return proposal
+
+    def _compute_proposal(
+        self, study: Study, trial: FrozenTrial, state: _ModelState
+    ) -> tuple[dict[str, Any], tuple[float, float, float, int]]:
+        trials = study._get_trials(deepcopy=False, use_cache=False)
+        sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+        X_obs, y_raw, X_pending = [], [], []
+        seen: dict[str, BaseDistribution] = dict(trial.distributions)
+        for t in trials:
+            if t._trial_id == trial._trial_id:
+                continue
+            for k, d in t.distributions.items():
+                seen.setdefault(k, d)
+            x = self._encoded(state, t)
+            if x is None:
+                continue
+            y = _observed_value(t)
+            if y is None:
+                if t.state in (TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL) or (
+                    t.state == TrialState.PRUNED
+                ):
+                    X_pending.append(x)
+                continue
+            X_obs.append(x)
+            y_raw.append(sign * y)
+        y = np.asarray(y_raw, dtype=float)
+        X = np.asarray(X_obs, dtype=float).reshape(len(X_obs), state.n_features)
+        finite = np.isfinite(y)
+        if not finite.all():  # +-inf: replace by the worst finite value (or drop if none)
+            worst = float(np.min(y[finite])) if finite.any() else None
+            if worst is None:
+                X, y = X[:0], y[:0]
+            else:
+                y = np.where(finite, y, worst)
+        X, y = _cap(X, y)
+        mu = float(np.mean(y)) if len(y) else 0.0
+        sd = float(np.std(y)) if len(y) > 1 else 1.0
+        sd = sd if sd > 1e-12 else 1.0
+        ys = (y - mu) / sd
+        box = state.box(self._user_space_in_model(state, seen))
+        rng = np.random.default_rng([self._base_seed, trial.number])
+        P = np.asarray(X_pending, dtype=float).reshape(len(X_pending), state.n_features)
+        with single_threaded_blas():
+            prop: Proposal = propose(state.gp, box, X, ys, P, rng, n_candidates=self.n_candidates)
+        params = state.decode(prop.x)
+        params["__mean__"] = prop.mean
+        params["__std__"] = prop.std
+        return params, (sign, sd, mu, len(y))
+
+    def _encoded(self, state: _ModelState, t: FrozenTrial) -> np.ndarray | None:
+        """A trial's configuration in the model's unit space (cached once it is finished)."""
+        if t._trial_id in self._encodings:
+            return self._encodings[t._trial_id]
+        x = state.encode(self._to_model_params(state, t.params))
+        if t.state.is_finished():
+            self._encodings[t._trial_id] = x
+        return x
+
+    def _to_model_params(self, state: _ModelState, params: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for user_name, value in params.items():
+            model_name = self._model_name(state, user_name)
+            if model_name is None:
+                continue
+            try:
+                out[model_name] = project_value(value, state.model.search_space[model_name])
+            except ProjectionError:
+                continue
+        return out
+
+    def _user_space_in_model(
+        self, state: _ModelState, seen: Mapping[str, BaseDistribution]
+    ) -> dict[str, BaseDistribution]:
+        out: dict[str, BaseDistribution] = {}
+        for user_name, dist in seen.items():
+            model_name = self._model_name(state, user_name)
+            if model_name is not None:
+                out[model_name] = dist
+        return out
+
+    @staticmethod
+    def _set_attr(study: Study, trial: FrozenTrial, key: str, value: Any) -> None:
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, key, value)
+        except Exception as e:  # a finished or foreign trial: recording is best-effort
+            _logger.debug(f"Could not record {key} on trial {trial.number}: {e}")
+
+
+def _fresh_seed() -> int:
+    return int(np.random.SeedSequence().entropy % 2**31)
+
+
+def proposal_mean(p: Mapping[str, Any]) -> float:
+    return float(p.get("__mean__", math.nan))
+
+
+def proposal_std(p: Mapping[str, Any]) -> float:
+    return float(p.get("__std__", math.nan))
+
+
+def _observed_value(t: FrozenTrial) -> float | None:
+    if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == 1:
+        v = float(t.values[0])
+        return None if math.isnan(v) else v
+    if t.state == TrialState.PRUNED:
+        pred = t.user_attrs.get(ATTR_PREDICTED_FINAL)
+        if isinstance(pred, (int, float)) and math.isfinite(pred):
+            return float(pred)
+    return None
+
+
+def _cap(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(y) <= MAX_OBSERVATIONS:
+        return X, y
+    half = MAX_OBSERVATIONS // 2
+    best = np.argsort(-y)[:half]
+    recent = np.setdiff1d(np.arange(len(y) - MAX_OBSERVATIONS, len(y)), best)[-half:]
+    keep = np.concatenate([best, recent])
+    return X[keep], y[keep]
+
+
+class _ModelState:
+    """A loaded model with its encoder and the unit-space encoding of its defaults."""
+
+    def __init__(self, model: SurrogateModel) -> None:
+        self.model = model
+        self.gp = model.network()
+        self.encoder = SpaceEncoder(model.search_space)
+        self.n_features = self.encoder.n_features
+        self.default_x = self.encoder.encode([model.defaults])[0]
+        self._canonical = {(canonical_name(n) or normalize_name(n)): n for n in model.search_space}
+
+    def match(self, user_name: str) -> str | None:
+        if user_name in self.model.search_space:
+            return user_name
+        normalized = normalize_name(user_name)
+        for n in self.model.search_space:
+            if normalize_name(n) == normalized:
+                return n
+        canon = canonical_name(user_name)
+        return self._canonical.get(canon) if canon is not None else None
+
+    def encode(self, model_params: Mapping[str, Any]) -> np.ndarray | None:
+        if not model_params:
+            return None
+        x = self.encoder.encode([model_params])[0]
+        return np.where(np.isnan(x), self.default_x, x)
+
+    def decode(self, x: np.ndarray) -> dict[str, Any]:
+        return self.encoder.decode(x[None, :])[0]
+
+    def box(self, user_space: Mapping[str, BaseDistribution]) -> Box:
+        lower = self.default_x.copy()
+        upper = self.default_x.copy()
+        groups = []
+        for name, model_dist in self.model.search_space.items():
+            sl = self.encoder.feature_slices[name]
+            user_dist = user_space.get(name)
+            if user_dist is None:
+                continue
+            if isinstance(model_dist, CategoricalDistribution):
+                idx = np.arange(sl.start, sl.stop)
+                allowed = []
+                for c in getattr(user_dist, "choices", ()):
+                    try:
+                        v = project_value(c, model_dist)
+                    except ProjectionError:
+                        continue
+                    allowed.append(sl.start + model_dist.choices.index(v))
+                if allowed:
+                    groups.append((idx, np.asarray(sorted(set(allowed)))))
+                continue
+            lo_hi = []
+            for bound in (getattr(user_dist, "low", None), getattr(user_dist, "high", None)):
+                if bound is None:
+                    break
+                v = project_value(bound, model_dist)
+                lo_hi.append(float(encode_value(model_dist, v)))
+            if len(lo_hi) == 2:
+                lower[sl.start], upper[sl.start] = min(lo_hi), max(lo_hi)
+        return Box(lower, upper, tuple(groups))

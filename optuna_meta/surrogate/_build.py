@@ -1,0 +1,140 @@
+"""Turn a meta-dataset into a surrogate model file (the meta-training entry point).
+
+Tasks from different sources name the same hyperparameter differently (``lr`` in one study,
+``learning_rate`` in another), so the model's space is built on canonical names: every task's
+parameters are renamed through :func:`optuna_meta.space.canonical_name` when that does not
+collide, and the distributions of one name are widened to cover every task.
+
+Example:
+    .. code-block:: python
+
+        from optuna_meta.data import load_yahpo
+        from optuna_meta.surrogate import build_model
+
+        data = load_yahpo("lcbench", n_configs=2000)  # test instances excluded
+        model = build_model(data, name="my-lcbench")
+        model.save("my-lcbench.npz")
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+import optuna_meta
+from optuna_meta.data import MetaDataset
+from optuna_meta.space import SpaceEncoder
+from optuna_meta.surrogate._model_file import SurrogateModel
+from optuna_meta.surrogate._network import DeepKernelGP
+
+N_DEFAULT_CANDIDATES = 20_000
+"""Random configurations scored by the meta-mean to pick the defaults of untuned parameters."""
+
+
+def model_space(dataset: MetaDataset) -> dict[str, BaseDistribution]:
+    """The union of the tasks' search spaces, widened so every task's values fit."""
+    space: dict[str, BaseDistribution] = {}
+    for task in dataset:
+        for name, dist in task.search_space.items():
+            space[name] = _widen(space[name], dist) if name in space else dist
+    if not space:
+        raise ValueError("The meta-dataset has no parameters to learn from.")
+    return space
+
+
+def _widen(a: BaseDistribution, b: BaseDistribution) -> BaseDistribution:
+    if isinstance(a, CategoricalDistribution) and isinstance(b, CategoricalDistribution):
+        return CategoricalDistribution(list(dict.fromkeys([*a.choices, *b.choices])))
+    if isinstance(a, IntDistribution) and isinstance(b, IntDistribution):
+        return IntDistribution(min(a.low, b.low), max(a.high, b.high), log=a.log and b.log)
+    if isinstance(a, (FloatDistribution, IntDistribution)) and isinstance(
+        b, (FloatDistribution, IntDistribution)
+    ):
+        log = bool(a.log and b.log)
+        return FloatDistribution(float(min(a.low, b.low)), float(max(a.high, b.high)), log=log)
+    return b
+
+
+def task_arrays(
+    dataset: MetaDataset, encoder: SpaceEncoder, *, min_trials: int = 8
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Per task: unit-encoded configurations and maximisation-oriented final values.
+
+    Completed trials only (a pruned trial's last value is not its final value). Inactive
+    parameters are filled with the unit midpoint so the network sees finite inputs.
+    """
+    out = []
+    for task in dataset:
+        mask = task.complete_mask & np.isfinite(task.values)
+        if mask.sum() < min_trials:
+            continue
+        params = [p for p, keep in zip(task.params, mask, strict=True) if keep]
+        X = encoder.encode([_fit_params(p, encoder.search_space) for p in params])
+        X = np.where(np.isnan(X), 0.5, X)
+        out.append((task.name, X, task.sign * task.values[mask]))
+    if not out:
+        raise ValueError(f"No task has {min_trials} or more completed trials with finite values.")
+    return out
+
+
+def _fit_params(params: Mapping[str, Any], space: Mapping[str, BaseDistribution]) -> dict:
+    from optuna_meta.space import ProjectionError, project_value
+
+    out = {}
+    for k, v in params.items():
+        if k in space:
+            try:
+                out[k] = project_value(v, space[k])
+            except ProjectionError:
+                continue
+    return out
+
+
+def build_model(
+    dataset: MetaDataset,
+    *,
+    name: str = "custom",
+    config: Any = None,
+    log: Callable[[str], None] | None = None,
+    extra_manifest: Mapping[str, Any] | None = None,
+) -> SurrogateModel:
+    """Meta-train a :class:`SurrogateModel` on every task of ``dataset`` (needs torch)."""
+    from optuna_meta.surrogate._train import TrainConfig, train_surrogate
+
+    cfg = config or TrainConfig()
+    space = model_space(dataset)
+    encoder = SpaceEncoder(space)
+    arrays = task_arrays(dataset, encoder)
+    weights, stats = train_surrogate([(X, y) for _, X, y in arrays], cfg, log=log)
+    defaults = _best_average_config(DeepKernelGP(weights), encoder, cfg.seed)
+    manifest: dict[str, Any] = {
+        "name": name,
+        "kind": "deep-kernel-gp",
+        "optuna_meta_version": optuna_meta.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "training_tasks": [t for t, _, _ in arrays],
+        "n_training_trials": int(sum(len(y) for _, _, y in arrays)),
+        "train_config": {k: v for k, v in vars(cfg).items()},
+        "train_stats": stats,
+        "meta_features": [],
+    }
+    manifest.update(extra_manifest or {})
+    return SurrogateModel(
+        weights=weights, search_space=space, defaults=defaults, manifest=manifest
+    )
+
+
+def _best_average_config(gp: DeepKernelGP, encoder: SpaceEncoder, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    X = rng.random((N_DEFAULT_CANDIDATES, encoder.n_features))
+    best = X[np.argmax(gp.meta_mean(X))]
+    return encoder.decode(best[None, :])[0]
