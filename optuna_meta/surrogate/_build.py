@@ -134,6 +134,13 @@ def build_model(
 
 
 def _best_average_config(gp: DeepKernelGP, encoder: SpaceEncoder, seed: int) -> dict[str, Any]:
+    """The best of random configurations under the meta-mean.
+
+    Deliberately no local refinement: the meta-mean extrapolates optimistically towards the
+    corners of the box, where training configurations are sparse. Refining the LCBench model's
+    pick moved it to a corner (batch 16, dropout 0.97, momentum 0.99) whose mean normalised
+    regret over the 34 tasks was 0.283, against 0.076 for the random-search pick.
+    """
     rng = np.random.default_rng(seed)
     X = rng.random((N_DEFAULT_CANDIDATES, encoder.n_features))
     best = X[np.argmax(gp.meta_mean(X))]

@@ -43,6 +43,7 @@ class TrainConfig:
     episodes_per_step: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-5
+    max_context: int = MAX_CONTEXT
     seed: int = 0
 
 
@@ -127,8 +128,8 @@ def train_surrogate(
     for step in range(cfg.steps):
         opt.zero_grad()
         # One context size per step, so the B episodes batch into one Cholesky.
-        n = math.floor(math.exp(rng.uniform(0.0, math.log(MAX_CONTEXT + 1))))
-        n = max(1, min(n, MAX_CONTEXT))
+        n = math.floor(math.exp(rng.uniform(0.0, math.log(cfg.max_context + 1))))
+        n = max(1, min(n, cfg.max_context))
         task_idx = rng.integers(len(data), size=B)
         ctx_rows, qry_rows = [], []
         for i in task_idx:
