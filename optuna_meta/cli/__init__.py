@@ -21,6 +21,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from optuna.exceptions import OptunaError
+
 from optuna_meta.data import MetaDataset
 
 
@@ -61,7 +63,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     data = _load_dataset(args)
     cfg = TrainConfig(steps=args.steps, seed=args.seed)
-    command = "optuna-meta " + " ".join(sys.argv[1:]) if sys.argv else "optuna-meta train"
+    command = "optuna-meta " + " ".join(args.argv)
     model = build_model(
         data,
         name=args.name,
@@ -132,10 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``optuna-meta`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the manifest records the command that was run, also from Python
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (ValueError, FileNotFoundError, KeyError, OptunaError) as e:
         print(f"optuna-meta: error: {e}", file=sys.stderr)
         return 2
 

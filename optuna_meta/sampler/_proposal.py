@@ -10,6 +10,7 @@ proposal is not capped by the density of a fixed random pool.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,8 @@ LOCAL_RADII = (0.05, 0.015, 0.004)
 N_PER_LOCAL_STEP = 48
 N_AROUND_BEST = 16
 """Candidates drawn around each of the best observations (local exploitation)."""
+MAX_DEDUP_TRIES = 64
+"""Ranked candidates examined for one that is not a duplicate of an existing trial."""
 PENDING_NOISE = 1e-4
 """Variance added to fantasised (pending) observations: kriging-believer style."""
 
@@ -94,13 +97,16 @@ def propose(
     rng: np.random.Generator,
     *,
     n_candidates: int = N_RANDOM_CANDIDATES,
+    is_duplicate: Callable[[np.ndarray], bool] | None = None,
 ) -> Proposal:
     """Maximise the acquisition over ``box``.
 
     ``y_obs`` is standardised and maximised. With no observation the acquisition is the
     meta-mean itself (the model's best zero-shot guess). Pending configurations (running trials
     of other workers) are added as fantasies at their predicted mean, which shrinks the
-    acquisition around them so parallel workers do not propose the same point.
+    acquisition around them so parallel workers do not propose the same point. ``is_duplicate``
+    rejects a winner that would repeat an existing configuration once projected (e.g. at a
+    corner of the box, where clipping maps nearby points onto one); the next best is taken.
     """
     X_fit, y_fit = X_obs, y_obs
     extra: np.ndarray | None = None
@@ -142,6 +148,17 @@ def propose(
             starts,
         )
         start_acq = np.where(improved, a[np.arange(k), best_idx], start_acq)
-    winner = starts[np.argmax(start_acq)][None, :]
+    ranked = np.vstack([starts[np.argsort(-start_acq)], C[np.argsort(-acq)[:MAX_DEDUP_TRIES]]])
+    winner = ranked[:1]
+    if is_duplicate is not None:
+        for row in ranked:
+            if not is_duplicate(row):
+                winner = row[None, :]
+                break
+        else:  # everything near the optimum is taken: explore a fresh random point
+            for row in box.sample(MAX_DEDUP_TRIES, rng):
+                if not is_duplicate(row):
+                    winner = row[None, :]
+                    break
     _, m, s = score(winner)
     return Proposal(winner[0], float(m[0]), float(s[0]))

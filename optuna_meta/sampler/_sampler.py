@@ -116,7 +116,7 @@ class MetaSampler(BaseSampler):
         self._state: _ModelState | None = None
         self._proposals: OrderedDict[int, dict[str, Any] | None] = OrderedDict()
         self._name_map: dict[str, str | None] = {}
-        self._encodings: dict[int, np.ndarray | None] = {}
+        self._encodings: dict[int, tuple[dict[str, Any], np.ndarray | None]] = {}
         self._warned_multi = False
 
     # -- pickling (Ray Tune pickles searchers) -----------------------------------------------
@@ -177,11 +177,15 @@ class MetaSampler(BaseSampler):
                 value = None
             if value is not None:
                 return value[0]
-        if ATTR_SOURCE not in trial.user_attrs:
+        with self._lock:  # `trial.user_attrs` is a stale snapshot: ask the proposal cache
+            served_by_meta = self._proposals.get(trial._trial_id) is not None
+        if not served_by_meta and ATTR_SOURCE not in trial.user_attrs:
             self._set_attr(study, trial, ATTR_SOURCE, "fallback")
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        with self._lock:  # a reused sampler: another storage's trial may have had this id
+            self._proposals.pop(trial._trial_id, None)
         self._fallback.before_trial(study, trial)
 
     def after_trial(
@@ -240,10 +244,14 @@ class MetaSampler(BaseSampler):
             if user_name in mapping:
                 target = mapping[user_name]
                 if target is not None and target not in state.model.search_space:
-                    raise ValueError(
+                    # Only this parameter goes to the fallback; say so once.
+                    warnings.warn(
                         f"param_mapping sends {user_name!r} to {target!r}, which the model "
-                        f"does not know; its parameters: {list(state.model.search_space)}."
+                        f"does not know (its parameters: {list(state.model.search_space)}); "
+                        f"{user_name!r} is sampled by the fallback.",
+                        stacklevel=2,
                     )
+                    target = None
             else:
                 target = state.match(user_name)
             taken = {v for k, v in self._name_map.items() if v is not None}
@@ -331,8 +339,28 @@ class MetaSampler(BaseSampler):
         box = state.box(self._user_space_in_model(state, seen))
         rng = np.random.default_rng([self._base_seed, trial.number])
         P = np.asarray(X_pending, dtype=float).reshape(len(X_pending), state.n_features)
+        user_space = {k: d for k, d in seen.items() if self._model_name(state, k) is not None}
+        taken = {
+            _param_key(t.params, user_space)
+            for t in trials
+            if t._trial_id != trial._trial_id and t.params
+        }
+
+        def is_duplicate(x: np.ndarray) -> bool:
+            # Two proposals that project onto the same user configuration waste a trial.
+            return _param_key(self._to_user_params(state, x, user_space), user_space) in taken
+
         with single_threaded_blas():
-            prop: Proposal = propose(state.gp, box, X, ys, P, rng, n_candidates=self.n_candidates)
+            prop: Proposal = propose(
+                state.gp,
+                box,
+                X,
+                ys,
+                P,
+                rng,
+                n_candidates=self.n_candidates,
+                is_duplicate=is_duplicate if taken else None,
+            )
         params = state.decode(prop.x)
         params["__mean__"] = prop.mean
         params["__std__"] = prop.std
@@ -340,12 +368,32 @@ class MetaSampler(BaseSampler):
 
     def _encoded(self, state: _ModelState, t: FrozenTrial) -> np.ndarray | None:
         """A trial's configuration in the model's unit space (cached once it is finished)."""
-        if t._trial_id in self._encodings:
-            return self._encodings[t._trial_id]
+        cached = self._encodings.get(t._trial_id)
+        # Trial ids are only unique within a storage (a sampler reused for a second in-memory
+        # study sees ids 0, 1, ... again), so a cached encoding counts only for the same params.
+        if cached is not None and cached[0] == t.params:
+            return cached[1]
         x = state.encode(self._to_model_params(state, t.params))
         if t.state.is_finished():
-            self._encodings[t._trial_id] = x
+            self._encodings[t._trial_id] = (t.params, x)
         return x
+
+    def _to_user_params(
+        self, state: _ModelState, x: np.ndarray, user_space: Mapping[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        model_params = state.decode(x)
+        out: dict[str, Any] = {}
+        for user_name, dist in user_space.items():
+            model_name = self._model_name(state, user_name)
+            if model_name is None or model_name not in model_params:
+                continue
+            try:
+                out[user_name] = project_value(
+                    model_params[model_name], dist, state.model.search_space[model_name]
+                )
+            except ProjectionError:
+                continue
+        return out
 
     def _to_model_params(self, state: _ModelState, params: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -387,6 +435,19 @@ def proposal_mean(p: Mapping[str, Any]) -> float:
 
 def proposal_std(p: Mapping[str, Any]) -> float:
     return float(p.get("__std__", math.nan))
+
+
+def _param_key(
+    params: Mapping[str, Any], space: Mapping[str, BaseDistribution]
+) -> tuple[tuple[str, Any], ...]:
+    """A hashable key of the model-served part of a configuration (floats rounded)."""
+    key = []
+    for name in sorted(space):
+        v = params.get(name)
+        if isinstance(v, float):
+            v = float(f"{v:.10g}")
+        key.append((name, v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)))
+    return tuple(key)
 
 
 def _observed_value(t: FrozenTrial) -> float | None:
@@ -462,6 +523,14 @@ class _ModelState:
                     groups.append((idx, np.asarray(sorted(set(allowed)))))
                 continue
             lo_hi = []
+            if isinstance(user_dist, CategoricalDistribution):  # numeric choices, e.g. [32, 64]
+                for c in user_dist.choices:
+                    try:
+                        v = project_value(c, model_dist)
+                    except ProjectionError:
+                        continue
+                    lo_hi.append(float(encode_value(model_dist, v)))
+                lo_hi = [min(lo_hi), max(lo_hi)] if lo_hi else []
             for bound in (getattr(user_dist, "low", None), getattr(user_dist, "high", None)):
                 if bound is None:
                     break

@@ -3,7 +3,8 @@
 Tasks from different sources name the same hyperparameter differently (``lr`` in one study,
 ``learning_rate`` in another), so the model's space is built on canonical names: every task's
 parameters are renamed through :func:`optuna_meta.space.canonical_name` when that does not
-collide, and the distributions of one name are widened to cover every task.
+collide (:func:`canonicalize`), and the distributions of one name are widened to cover every
+task (:func:`model_space`).
 
 Example:
     .. code-block:: python
@@ -31,13 +32,47 @@ from optuna.distributions import (
 )
 
 import optuna_meta
-from optuna_meta.data import MetaDataset
-from optuna_meta.space import SpaceEncoder
+from optuna_meta.data import MetaDataset, TaskData
+from optuna_meta.space import SpaceEncoder, canonical_name
 from optuna_meta.surrogate._model_file import SurrogateModel
 from optuna_meta.surrogate._network import DeepKernelGP
 
 N_DEFAULT_CANDIDATES = 20_000
 """Random configurations scored by the meta-mean to pick the defaults of untuned parameters."""
+
+
+def canonicalize(dataset: MetaDataset) -> MetaDataset:
+    """Rename every task's parameters to their canonical names where that is unambiguous.
+
+    ``lr`` in one study and ``learning_rate`` in another become one model parameter. A name
+    without a canonical form, or one whose canonical form another parameter of the same task
+    also claims, is kept as it is.
+    """
+    tasks = []
+    for task in dataset:
+        wanted = {n: canonical_name(n) or n for n in task.search_space}
+        counts: dict[str, int] = {}
+        for c in wanted.values():
+            counts[c] = counts.get(c, 0) + 1
+        rename = {n: (c if counts[c] == 1 else n) for n, c in wanted.items()}
+        if all(k == v for k, v in rename.items()):
+            tasks.append(task)
+            continue
+        tasks.append(
+            TaskData(
+                name=task.name,
+                search_space={rename[k]: d for k, d in task.search_space.items()},
+                params=[{rename.get(k, k): v for k, v in p.items()} for p in task.params],
+                values=task.values,
+                states=task.states,
+                steps=task.steps,
+                curves=task.curves,
+                direction=task.direction,
+                meta_features=task.meta_features,
+                objective=task.objective,
+            )
+        )
+    return MetaDataset(tasks)
 
 
 def model_space(dataset: MetaDataset) -> dict[str, BaseDistribution]:
@@ -111,6 +146,7 @@ def build_model(
     from optuna_meta.surrogate._train import TrainConfig, train_surrogate
 
     cfg = config or TrainConfig()
+    dataset = canonicalize(dataset)
     space = model_space(dataset)
     encoder = SpaceEncoder(space)
     arrays = task_arrays(dataset, encoder)

@@ -94,7 +94,10 @@ class SurrogateModel:
     @classmethod
     def _from_source(cls, source: Path | io.BytesIO, path: str) -> SurrogateModel:
         try:
-            with np.load(source, allow_pickle=False) as npz:
+            npz = np.load(source, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):  # a single .npy array
+                raise ValueError("a single array, not an .npz archive")
+            with npz:
                 arrays = {k: npz[k] for k in npz.files}
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
             raise ModelFileError(f"{path} is not a readable optuna-meta model file: {e}") from e
@@ -118,6 +121,9 @@ class SurrogateModel:
         weights = {k: arrays[k].astype(np.float64) for k in WEIGHT_NAMES}
         if not all(np.all(np.isfinite(w)) for w in weights.values()):
             raise ModelFileError(f"{path} holds non-finite weights.")
+        bad_shapes = _bad_weight_shapes(weights)
+        if bad_shapes:
+            raise ModelFileError(f"{path} holds weight arrays of the wrong shape: {bad_shapes}.")
         try:
             space = {k: json_to_distribution(v) for k, v in manifest["search_space"].items()}
             defaults = dict(manifest["defaults"])
@@ -155,6 +161,16 @@ class SurrogateModel:
     def from_bytes(cls, data: bytes) -> SurrogateModel:
         """Inverse of :meth:`to_bytes`, with the same checks as :meth:`load`."""
         return cls._from_source(io.BytesIO(data), "<bytes>")
+
+
+def _bad_weight_shapes(weights: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+    """Arrays whose shape does not fit the network (a corrupt file loads, then fails later)."""
+    if any(weights[k].ndim != 2 for k in ("W1", "W2", "Wf")):
+        return {k: weights[k].shape for k in ("W1", "W2", "Wf") if weights[k].ndim != 2}
+    (d, h), h2, f = weights["W1"].shape, weights["W2"].shape[1], weights["Wf"].shape[1]
+    expected = {"W1": (d, h), "b1": (h,), "W2": (h, h2), "b2": (h2,), "Wf": (h2, f)}
+    expected.update(bf=(f,), wm=(h2,))
+    return {k: weights[k].shape for k in WEIGHT_NAMES if weights[k].shape != expected.get(k, ())}
 
 
 def shipped_models() -> list[str]:

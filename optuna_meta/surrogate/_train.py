@@ -122,14 +122,16 @@ def train_surrogate(
         )
 
     Xs = torch.stack([X for X, _, _ in data]) if _same_size(data) else None
+    # Contexts are drawn without replacement, so the smallest task bounds their size.
+    max_context = max(1, min(cfg.max_context, min(len(z) for _, z, _ in data) - 1))
     start = time.perf_counter()
     history: list[float] = []
     B, Q = cfg.episodes_per_step, N_QUERY
     for step in range(cfg.steps):
         opt.zero_grad()
         # One context size per step, so the B episodes batch into one Cholesky.
-        n = math.floor(math.exp(rng.uniform(0.0, math.log(cfg.max_context + 1))))
-        n = max(1, min(n, cfg.max_context))
+        n = math.floor(math.exp(rng.uniform(0.0, math.log(max_context + 1))))
+        n = max(1, min(n, max_context))
         task_idx = rng.integers(len(data), size=B)
         ctx_rows, qry_rows = [], []
         for i in task_idx:

@@ -1,0 +1,205 @@
+"""The ``optuna-meta`` command line: train, dataset, export, info, and its error messages."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_meta import MetaSampler
+from optuna_meta.cli import main
+from optuna_meta.data import default_yahpo_dir
+from optuna_meta.sampler import ATTR_SOURCE
+from optuna_meta.surrogate import SurrogateModel
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fast_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder for SQLite files: in RAM where possible (each commit is an fsync on disk)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        path = Path(tempfile.mkdtemp(prefix="optuna-meta-test-", dir=shm))
+        yield path
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        yield tmp_path
+
+
+def _past_studies(url: str, n_trials: int) -> None:
+    """Three real studies of one family of quadratics with different optima, in SQLite.
+
+    They are optimised in memory and then written with ``add_trials``: running them on SQLite
+    directly costs ~50 ms of database round trips per trial.
+    """
+    memory = optuna.storages.InMemoryStorage()
+    for i, (lr_opt, dropout_opt) in enumerate([(1e-3, 0.1), (1e-2, 0.3), (3e-2, 0.0)]):
+
+        # The last study spells the learning rate differently: training must merge the names.
+        lr_name = "learning_rate" if i == 2 else "lr"
+
+        def objective(
+            trial: optuna.Trial, lr_opt: float = lr_opt, d_opt: float = dropout_opt, name=lr_name
+        ):
+            lr = trial.suggest_float(name, 1e-4, 1e-1, log=True)
+            bs = trial.suggest_int("batch_size", 16, 256, log=True)
+            dropout = trial.suggest_float("dropout", 0.0, 0.5)
+            return (math.log10(lr / lr_opt)) ** 2 + (dropout - d_opt) ** 2 + 0.01 * math.log2(bs)
+
+        sampler = optuna.samplers.RandomSampler(seed=i)
+        study = optuna.create_study(study_name=f"past-{i}", storage=memory, sampler=sampler)
+        study.optimize(objective, n_trials=n_trials)
+        stored = optuna.create_study(study_name=f"past-{i}", storage=url)
+        stored.add_trials(study.trials)
+    assert optuna.get_all_study_names(url) == ["past-0", "past-1", "past-2"]
+
+
+def test_train_on_a_storage_then_sample_with_the_model(
+    fast_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{fast_dir / 'past.db'}"
+    _past_studies(url, n_trials=50)
+    out = fast_dir / "model.npz"
+    code = main(["train", "--storage", url, "--out", str(out), "--steps", "30", "--name", "mine"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "wrote" in captured.out and "3 tasks" in captured.out
+    model = SurrogateModel.load(out)
+    assert model.manifest["name"] == "mine"
+    assert model.manifest["training_tasks"] == ["past-0", "past-1", "past-2"]
+    assert model.manifest["n_training_trials"] == 150
+    assert model.manifest["train_config"]["steps"] == 30
+    assert model.manifest["command"].startswith("optuna-meta train --storage")
+    assert "--steps 30" in model.manifest["command"]
+    # Names are canonicalised: "lr" in the studies becomes the model's "learning_rate".
+    assert set(model.search_space) == {"learning_rate", "batch_size", "dropout"}
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)  # alias of "lr"
+        dropout = trial.suggest_float("dropout", 0.0, 0.5)
+        return (math.log10(lr / 3e-3)) ** 2 + (dropout - 0.2) ** 2
+
+    study = optuna.create_study(sampler=MetaSampler(model=out, seed=0, n_candidates=64))
+    study.optimize(objective, n_trials=5)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 5
+    assert study.trials[0].params["learning_rate"] == pytest.approx(
+        model.defaults["learning_rate"]
+    )
+
+
+def test_train_on_small_studies(fast_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{fast_dir / 'small.db'}"
+    _past_studies(url, n_trials=20)
+    out = fast_dir / "small.npz"
+    code = main(["train", "--storage", url, "--out", str(out), "--steps", "5"])
+    assert code == 0, capsys.readouterr().err
+    assert SurrogateModel.load(out).manifest["n_training_trials"] == 60
+
+
+@pytest.mark.skipif(
+    default_yahpo_dir() is None or not (default_yahpo_dir() / "lcbench").is_dir(),
+    reason="YAHPO data folder is absent",
+)
+def test_dataset_then_export(fast_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = fast_dir / "d.npz"
+    argv = ["dataset", "--yahpo", "lcbench", "--n-configs", "20", "--task", "3945"]
+    assert main([*argv, "--out", str(data)]) == 0
+    assert "1 tasks, 20 trials" in capsys.readouterr().out
+    url = f"sqlite:///{fast_dir / 'export.db'}"
+    assert main(["export", str(data), "--storage", url]) == 0
+    assert "exported 1 studies" in capsys.readouterr().out
+    study = optuna.load_study(study_name="lcbench/3945", storage=url)
+    assert len(study.trials) == 20
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert {t.state for t in study.trials} == {TrialState.COMPLETE}
+    assert set(study.trials[0].params) == {
+        "batch_size",
+        "learning_rate",
+        "momentum",
+        "weight_decay",
+        "num_layers",
+        "max_units",
+        "max_dropout",
+    }
+    # a second export clashes: a clear message, no traceback
+    assert main(["export", str(data), "--storage", url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("optuna-meta: error:") and "already exist" in err
+    assert optuna.get_all_study_names(url) == ["lcbench/3945"]
+
+
+def test_info_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "lcbench-mlp"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "lcbench-mlp"
+    assert info["format"] == "optuna-meta/surrogate"
+    assert set(info["parameters"]) == {
+        "batch_size",
+        "learning_rate",
+        "momentum",
+        "weight_decay",
+        "num_layers",
+        "hidden_size",
+        "dropout",
+    }
+    assert "lcbench/167168" not in info["training_tasks"]
+
+
+def test_no_source_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--out", str(tmp_path / "m.npz")])
+    assert info.value.code not in (0, None)
+    assert "exactly one of --storage, --yahpo, --dataset" in str(info.value.code)
+    with pytest.raises(SystemExit) as info:
+        main(["dataset", "--storage", "x.db", "--dataset", "d.npz", "--out", "o.npz"])
+    assert "exactly one" in str(info.value.code)
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["info", "{tmp}/missing.npz"], "No model file"),
+        (["export", "{tmp}/missing.npz", "--storage", "{tmp}/x.db"], "missing.npz"),
+        (["train", "--dataset", "{tmp}/missing.npz", "--out", "{tmp}/m.npz"], "missing.npz"),
+        (["train", "--storage", "{tmp}/missing.db", "--out", "{tmp}/m.npz"], "No storage file"),
+        (["info", "{tmp}/junk.npz"], "not a readable optuna-meta model file"),
+    ],
+    ids=["info", "export", "train-dataset", "train-storage", "junk-model"],
+)
+def test_bad_input_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("optuna-meta: error:")
+    assert message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_console_script_exit_code_without_traceback(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-c", "import sys; from optuna_meta.cli import main; sys.exit(main())"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = ["train", "--out", str(tmp_path / "m.npz")]
+    proc = subprocess.run(
+        cmd + args, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert proc.returncode != 0
+    assert "exactly one of --storage, --yahpo, --dataset" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,286 @@
+"""MetaSampler as a drop-in Optuna sampler: attrs, directions, ranges, distributions, names."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.samplers import RandomSampler
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_meta import MetaSampler
+from optuna_meta.sampler import ATTR_PRED_MEAN, ATTR_PRED_STD, ATTR_SOURCE
+from optuna_meta.space import project_value
+from optuna_meta.surrogate import SurrogateModel
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+FAST = {"n_candidates": 64}
+
+
+@pytest.fixture(scope="module")
+def shipped() -> SurrogateModel:
+    return SurrogateModel.load("lcbench-mlp")
+
+
+class RecordingSampler(RandomSampler):
+    """A fallback that records which parameters it was asked for."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed=seed)
+        self.asked: list[str] = []
+
+    def sample_independent(
+        self, study: Any, trial: FrozenTrial, param_name: str, dist: BaseDistribution
+    ) -> Any:
+        self.asked.append(param_name)
+        return super().sample_independent(study, trial, param_name, dist)
+
+
+def assert_params_inside(study: optuna.Study) -> None:
+    for t in study.trials:
+        for name, value in t.params.items():
+            dist = t.distributions[name]
+            assert dist._contains(dist.to_internal_repr(value)), (t.number, name, value, dist)
+
+
+def lcbench_objective(trial: optuna.Trial) -> float:
+    lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+    bs = trial.suggest_int("batch_size", 16, 512, log=True)
+    dropout = trial.suggest_float("dropout", 0.0, 0.5)
+    layers = trial.suggest_int("n_layers", 1, 5)
+    return (
+        (math.log10(lr) + 2.5) ** 2 + (dropout - 0.2) ** 2 + abs(math.log2(bs) - 6) / 10 + layers
+    )
+
+
+# -- 1. drop-in --------------------------------------------------------------------------------
+def test_drop_in_default_model_records_source_and_predictions() -> None:
+    study = optuna.create_study(sampler=MetaSampler())
+    study.optimize(lcbench_objective, n_trials=5)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
+    assert_params_inside(study)
+    for t in study.trials:
+        assert t.user_attrs[ATTR_SOURCE] == "meta"
+        if t.number < 2:  # the standardisation does not know the user's units yet
+            assert ATTR_PRED_MEAN not in t.user_attrs
+            assert ATTR_PRED_STD not in t.user_attrs
+        else:
+            mean, std = t.user_attrs[ATTR_PRED_MEAN], t.user_attrs[ATTR_PRED_STD]
+            assert isinstance(mean, float) and math.isfinite(mean)
+            assert isinstance(std, float) and math.isfinite(std) and std > 0.0
+
+
+def test_first_trial_is_the_projected_zero_shot_guess_for_any_seed(
+    shipped: SurrogateModel,
+) -> None:
+    names = {
+        "lr": "learning_rate",
+        "batch_size": "batch_size",
+        "dropout": "dropout",
+        "n_units": "hidden_size",
+    }
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("lr", 1e-3, 5e-3, log=True)  # narrower than the model's range
+        trial.suggest_int("batch_size", 64, 256, log=True)
+        trial.suggest_float("dropout", 0.0, 0.5)
+        trial.suggest_int("n_units", 32, 2048, log=True)  # wider
+        return 0.0
+
+    firsts = []
+    for seed in (0, 1, 0):
+        study = optuna.create_study(sampler=MetaSampler(seed=seed, **FAST))
+        study.optimize(objective, n_trials=1)
+        first = study.trials[0]
+        assert first.user_attrs[ATTR_SOURCE] == "meta"
+        assert_params_inside(study)
+        expected = {
+            user: project_value(shipped.defaults[model], first.distributions[user])
+            for user, model in names.items()
+        }
+        assert first.params == pytest.approx(expected)
+        firsts.append(first.params)
+    assert firsts[0] == firsts[1] == firsts[2]
+
+
+def test_same_seed_same_proposals_other_seed_differs() -> None:
+    def run(seed: int) -> list[dict[str, Any]]:
+        study = optuna.create_study(sampler=MetaSampler(seed=seed, **FAST))
+        study.optimize(lcbench_objective, n_trials=6)
+        return [t.params for t in study.trials]
+
+    a, b, c = run(7), run(7), run(8)
+    assert a == b
+    assert a[1:] != c[1:]
+
+
+# -- 2. directions, ranges, distributions, names -------------------------------------------------
+def test_minimize_and_maximize_are_mirror_images() -> None:
+    """Minimising f and maximising -f give the same proposals and negated predictions."""
+
+    def run(direction: str, sign: float) -> optuna.Study:
+        study = optuna.create_study(direction=direction, sampler=MetaSampler(seed=3, **FAST))
+        study.optimize(lambda t: sign * lcbench_objective(t), n_trials=6)
+        assert_params_inside(study)
+        return study
+
+    low, high = run("minimize", 1.0), run("maximize", -1.0)
+    assert [t.params for t in low.trials] == [t.params for t in high.trials]
+    for a, b in zip(low.trials[2:], high.trials[2:], strict=True):
+        assert a.user_attrs[ATTR_PRED_MEAN] == pytest.approx(-b.user_attrs[ATTR_PRED_MEAN])
+        assert a.user_attrs[ATTR_PRED_STD] == pytest.approx(b.user_attrs[ATTR_PRED_STD])
+    values = [t.value for t in low.trials]
+    # the prediction is in the user's units: near the observed values, not standardised
+    pred = low.trials[-1].user_attrs[ATTR_PRED_MEAN]
+    spread = max(values) - min(values)
+    assert min(values) - 3 * spread <= pred <= max(values) + 3 * spread
+
+
+@pytest.mark.parametrize(
+    ("lr_range", "units_range"),
+    [((3e-3, 4e-3), (100, 120)), ((1e-7, 10.0), (2, 4096))],
+    ids=["narrower", "wider"],
+)
+def test_user_ranges_narrower_and_wider(
+    lr_range: tuple[float, float], units_range: tuple[int, int]
+) -> None:
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("learning_rate", *lr_range, log=True)
+        units = trial.suggest_int("hidden_size", *units_range, log=True)
+        mom = trial.suggest_float("momentum", 0.0, 1.0)
+        return (math.log10(lr) + 2.4) ** 2 + (math.log2(units) - 6.8) ** 2 + mom
+
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    study.optimize(objective, n_trials=10)
+    assert_params_inside(study)
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+    assert len({tuple(t.params.values()) for t in study.trials}) > 5
+
+
+def test_int_log_step_and_categorical_distributions() -> None:
+    fallback = RecordingSampler()
+
+    def objective(trial: optuna.Trial) -> float:
+        bs = trial.suggest_int("batch_size", 16, 256, step=16)
+        units = trial.suggest_int("n_units", 64, 1024, log=True)
+        mom = trial.suggest_float("momentum", 0.5, 0.95, step=0.05)
+        wd = trial.suggest_float("weight_decay", 1e-5, 1e-2, log=True)
+        layers = trial.suggest_categorical("n_layers", [1, 2, 3, 4])
+        dropout = trial.suggest_categorical("dropout", ["0.0", "0.25", "0.5"])
+        return bs / 256 + math.log(units) + mom + wd + layers + float(dropout)
+
+    study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=1, **FAST))
+    study.optimize(objective, n_trials=12)
+    assert_params_inside(study)
+    assert fallback.asked == []  # every one of them is served by the model
+    assert all(isinstance(t.params["batch_size"], int) for t in study.trials)
+    assert all(t.params["batch_size"] % 16 == 0 for t in study.trials)
+    # numeric categorical choices are explored, not pinned to the projected default
+    assert len({t.params["n_layers"] for t in study.trials}) > 1
+    assert len({t.params["dropout"] for t in study.trials}) > 1
+
+
+def test_params_unknown_to_the_model_go_to_the_fallback() -> None:
+    fallback = RecordingSampler()
+
+    def objective(trial: optuna.Trial) -> float:
+        opt = trial.suggest_categorical("optimizer", ["adam", "sgd", "rmsprop"])
+        x = trial.suggest_float("foo", -1.0, 1.0)
+        return x**2 + (opt == "adam")
+
+    study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
+    study.optimize(objective, n_trials=5)
+    assert sorted(set(fallback.asked)) == ["foo", "optimizer"]
+    assert len(fallback.asked) == 10
+    for t in study.trials:
+        assert t.user_attrs[ATTR_SOURCE] == "fallback"
+        assert ATTR_PRED_MEAN not in t.user_attrs
+
+
+@pytest.mark.parametrize("known_first", [True, False])
+def test_mixed_trial_is_meta_whatever_the_order(known_first: bool) -> None:
+    fallback = RecordingSampler()
+
+    def objective(trial: optuna.Trial) -> float:
+        if known_first:
+            lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+            opt = trial.suggest_categorical("optimizer", ["adam", "sgd"])
+        else:
+            opt = trial.suggest_categorical("optimizer", ["adam", "sgd"])
+            lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        return lr + (opt == "sgd")
+
+    study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
+    study.optimize(objective, n_trials=4)
+    assert fallback.asked == ["optimizer"] * 4
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 4
+
+
+def test_conditional_define_by_run_space() -> None:
+    fallback = RecordingSampler()
+
+    def objective(trial: optuna.Trial) -> float:
+        kind = trial.suggest_categorical("optimizer", ["sgd", "adam"])
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        if kind == "sgd":
+            mom = trial.suggest_float("momentum", 0.1, 0.99)
+            return lr * mom
+        if trial.number % 2:
+            return lr + trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True)
+        return lr
+
+    study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=2, **FAST))
+    study.optimize(objective, n_trials=12)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 12
+    assert_params_inside(study)
+    assert set(fallback.asked) == {"optimizer"}
+    with_momentum = [t for t in study.trials if "momentum" in t.params]
+    assert 0 < len(with_momentum) < len(study.trials)
+    assert all(t.params["optimizer"] == "sgd" for t in with_momentum)
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+
+
+def test_param_mapping_explicit_and_none(shipped: SurrogateModel) -> None:
+    fallback = RecordingSampler()
+    sampler = MetaSampler(
+        fallback=fallback,
+        param_mapping={"alpha": "learning_rate", "lr": None},
+        seed=0,
+        **FAST,
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        a = trial.suggest_float("alpha", 1e-4, 1e-1, log=True)  # no alias: mapped by hand
+        b = trial.suggest_float("lr", 1e-4, 1e-1, log=True)  # an alias, switched off
+        return a + b
+
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=4)
+    assert fallback.asked == ["lr"] * 4
+    first = study.trials[0].params["alpha"]
+    assert first == pytest.approx(shipped.defaults["learning_rate"])
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+
+
+def test_param_mapping_to_a_missing_model_param_falls_back_with_a_clear_warning() -> None:
+    sampler = MetaSampler(param_mapping={"lr": "no_such_param"}, seed=0, **FAST)
+    dist = FloatDistribution(1e-4, 1e-1, log=True)
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        return lr + trial.suggest_float("dropout", 0.0, 0.5)
+
+    study = optuna.create_study(sampler=sampler)
+    with pytest.warns(UserWarning, match="'lr'.*'no_such_param'.*learning_rate") as record:
+        study.optimize(objective, n_trials=3)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert sum("no_such_param" in str(w.message) for w in record) == 1  # said once
+    # Only the badly mapped parameter falls back: "dropout" is still served by the model.
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 3
+    assert all(dist._contains(t.params["lr"]) for t in study.trials)
+
+

@@ -1,0 +1,404 @@
+"""MetaSampler under real-world conditions: failures, parallelism, pickling, storages, pruners."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import optuna_meta.sampler._sampler as sampler_module
+from optuna_meta import MetaSampler
+from optuna_meta.sampler import ATTR_PREDICTED_FINAL, ATTR_SOURCE
+from optuna_meta.surrogate import DeepKernelGP, SurrogateModel
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+FAST = {"n_candidates": 64}
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fast_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder for SQLite files: in RAM where possible (each commit is an fsync on disk)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        path = Path(tempfile.mkdtemp(prefix="optuna-meta-test-", dir=shm))
+        yield path
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        yield tmp_path
+
+
+@pytest.fixture
+def spy_propose(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, np.ndarray]]:
+    """Record what the sampler hands to the acquisition optimiser."""
+    calls: list[dict[str, np.ndarray]] = []
+    real = sampler_module.propose
+
+    def spy(gp: Any, box: Any, X: Any, y: Any, P: Any, rng: Any, **kwargs: Any) -> Any:
+        calls.append({"X": X.copy(), "y": y.copy(), "pending": P.copy()})
+        return real(gp, box, X, y, P, rng, **kwargs)
+
+    monkeypatch.setattr(sampler_module, "propose", spy)
+    return calls
+
+
+def objective(trial: optuna.Trial) -> float:
+    lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+    bs = trial.suggest_int("batch_size", 16, 512, log=True)
+    dropout = trial.suggest_float("dropout", 0.0, 0.5)
+    return (math.log10(lr) + 2.5) ** 2 + (dropout - 0.2) ** 2 + (math.log2(bs) - 6) ** 2 / 10
+
+
+def params_of(study: optuna.Study) -> list[tuple[Any, ...]]:
+    return [tuple(sorted(t.params.items())) for t in study.trials]
+
+
+# -- 3. failed, pruned and infinite trials -------------------------------------------------------
+def test_failed_nan_inf_and_pruned_trials_in_the_history(
+    spy_propose: list[dict[str, np.ndarray]],
+) -> None:
+    def special(trial: optuna.Trial) -> float:
+        value = objective(trial)
+        n = trial.number
+        if n == 1:
+            raise RuntimeError("objective crashed")
+        if n == 2:
+            return float("nan")  # Optuna marks it FAIL
+        if n == 3:
+            return math.inf
+        if n == 4:
+            return -math.inf
+        if n == 5:
+            trial.set_user_attr(ATTR_PREDICTED_FINAL, 0.25)
+            raise optuna.TrialPruned()
+        if n == 6:
+            raise optuna.TrialPruned()
+        return value
+
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.optimize(special, n_trials=10, catch=(RuntimeError,))
+    states = [t.state for t in study.trials]
+    assert states[1] == states[2] == TrialState.FAIL
+    assert states[5] == states[6] == TrialState.PRUNED
+    assert states.count(TrialState.COMPLETE) == 6
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+    assert len(spy_propose) == 10
+    for call in spy_propose:
+        assert np.all(np.isfinite(call["y"])) and np.all(np.isfinite(call["X"]))
+    # trial 9 sees: observations 0, 3, 4, 5 (pruned with a prediction), 7, 8;
+    # pending: the failed 1, 2 and the pruned 6 without a prediction
+    last = spy_propose[-1]
+    assert len(last["X"]) == 6
+    assert len(last["pending"]) == 3
+    # the pruned trial's predicted final value is an observation (raw values are standardised)
+    before, after = spy_propose[5], spy_propose[6]
+    assert len(after["X"]) == len(before["X"]) + 1
+    assert len(after["pending"]) == len(before["pending"])
+
+
+def test_all_values_infinite_still_samples() -> None:
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    study.optimize(lambda t: math.inf if objective(t) >= 0 else 0.0, n_trials=4)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+
+
+# -- 4. parallelism, pickling, storages, pruners, multi-objective, seeds, hand-over -------------
+def test_two_threads_on_one_study() -> None:
+    def slow(trial: optuna.Trial) -> float:
+        value = objective(trial)
+        time.sleep(0.01)
+        return value
+
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    study.optimize(slow, n_trials=12, n_jobs=2)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 12
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+    assert len(set(params_of(study))) == 12
+
+
+def test_running_trials_are_pending_in_one_process(
+    spy_propose: list[dict[str, np.ndarray]],
+) -> None:
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    study.optimize(objective, n_trials=3)
+    a = study.ask()
+    objective(a)  # a stays RUNNING
+    b = study.ask()
+    objective(b)
+    assert len(spy_propose[-1]["pending"]) == 1
+    assert len(spy_propose[-1]["X"]) == 3
+    assert a.params != b.params
+    study.tell(a, 1.0)
+    study.tell(b, 2.0)
+
+
+def test_running_trial_not_duplicated_at_a_corner_optimum() -> None:
+    def corner(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        trial.suggest_int("batch_size", 16, 512, log=True)
+        dropout = trial.suggest_float("dropout", 0.0, 0.5)
+        return (lr - 0.01) ** 2 + dropout
+
+    duplicates = 0
+    for seed in (0, 4):
+        study = optuna.create_study(sampler=MetaSampler(seed=seed, **FAST))
+        for _ in range(8):
+            a = study.ask()
+            value_a = corner(a)  # a is RUNNING with its params while b is sampled
+            b = study.ask()
+            value_b = corner(b)
+            duplicates += a.params == b.params
+            study.tell(a, value_a)
+            study.tell(b, value_b)
+    assert duplicates == 0
+
+
+@pytest.mark.parametrize("by_name", [True, False], ids=["name", "object"])
+def test_pickle_before_and_after_use(by_name: bool) -> None:
+    model: str | SurrogateModel = "lcbench-mlp" if by_name else SurrogateModel.load("lcbench-mlp")
+    original = MetaSampler(model=model, seed=5, **FAST)
+    fresh = pickle.loads(pickle.dumps(original))
+    assert isinstance(fresh.model, type(model))
+
+    reference = optuna.create_study(sampler=MetaSampler(model=model, seed=5, **FAST))
+    reference.optimize(objective, n_trials=6)
+
+    study = optuna.create_study(sampler=fresh)
+    study.optimize(objective, n_trials=3)
+    used = pickle.loads(pickle.dumps(study.sampler))  # after use: loaded model, caches
+    study.sampler = used
+    study.optimize(objective, n_trials=3)
+    assert params_of(study) == params_of(reference)  # same seed, same history, same proposals
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+
+
+def test_sampler_reused_for_a_second_in_memory_study() -> None:
+    """Trial ids restart at 0 in a new in-memory storage: no stale cached encodings."""
+
+    def other(trial: optuna.Trial) -> float:
+        return -objective(trial)
+
+    reference = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    reference.optimize(other, n_trials=6)
+    sampler = MetaSampler(seed=0, **FAST)
+    optuna.create_study(sampler=sampler).optimize(objective, n_trials=6)
+    second = optuna.create_study(sampler=sampler)
+    second.optimize(other, n_trials=6)
+    assert params_of(second) == params_of(reference)
+
+
+WORKER = textwrap.dedent(
+    """
+    import math, sys, time
+    import optuna
+    from optuna_meta import MetaSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, seed, n_trials, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+    def objective(trial):
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        bs = trial.suggest_int("batch_size", 16, 512, log=True)
+        dropout = trial.suggest_float("dropout", 0.0, 0.5)
+        time.sleep(0.1)
+        return (math.log10(lr) + 2.5) ** 2 + (dropout - 0.2) ** 2 + (math.log2(bs) - 6) ** 2 / 10
+
+    sampler = MetaSampler(seed=seed, n_candidates=64)
+    study = optuna.load_study(study_name="shared", storage=url, sampler=sampler)
+    def wait_until(condition):
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    if mode == "leave-running":
+        objective(study.ask())  # exits with the trial RUNNING
+    elif mode == "first":  # the zero-shot first trial, then side by side with "second"
+        study.optimize(objective, n_trials=1)
+        wait_until(lambda: len(study.get_trials(deepcopy=False)) > 1)
+        study.optimize(objective, n_trials=n_trials - 1)
+    else:
+        wait_until(lambda: study.get_trials(deepcopy=False))
+        wait_until(lambda: study.get_trials(deepcopy=False)[0].state.is_finished())
+        study.optimize(objective, n_trials=n_trials)
+    """
+)
+
+
+def _worker(tmp: Path, url: str, seed: int, n_trials: int, mode: str) -> subprocess.Popen:
+    script = tmp / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, str(script), url, str(seed), str(n_trials), mode],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_processes_on_one_sqlite_study(fast_dir: Path) -> None:
+    url = f"sqlite:///{fast_dir / 'shared.db'}"
+    optuna.create_study(study_name="shared", storage=url)
+    procs = [_worker(fast_dir, url, 0, 4, "first"), _worker(fast_dir, url, 1, 4, "second")]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert "Traceback" not in err
+    study = optuna.load_study(study_name="shared", storage=url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 8
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+    assert len(set(params_of(study))) == 8
+    overlapping = [
+        (a.number, b.number)
+        for a in study.trials
+        for b in study.trials
+        if a.number < b.number and b.datetime_start < a.datetime_complete
+    ]
+    assert overlapping  # the two workers really ran side by side
+
+
+def test_running_trial_of_another_process_is_pending(
+    fast_dir: Path, spy_propose: list[dict[str, np.ndarray]]
+) -> None:
+    url = f"sqlite:///{fast_dir / 'pending.db'}"
+    study = optuna.create_study(
+        study_name="shared", storage=url, sampler=MetaSampler(seed=0, **FAST)
+    )
+    study.optimize(objective, n_trials=2)
+    proc = _worker(fast_dir, url, 1, 0, "leave-running")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    running = study.get_trials(states=(TrialState.RUNNING,))
+    assert len(running) == 1 and len(running[0].params) == 3
+    trial = study.ask()
+    objective(trial)
+    assert len(spy_propose[-1]["X"]) == 2
+    assert len(spy_propose[-1]["pending"]) == 1
+    assert trial.params != running[0].params
+
+
+def test_hyperband_bracket_study(caplog: pytest.LogCaptureFixture) -> None:
+    def multi_fidelity(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        layers = trial.suggest_int("n_layers", 1, 5)
+        value = 0.0
+        for step in range(9):
+            value = (math.log10(lr) + 2.5) ** 2 + layers / (step + 1)
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    study = optuna.create_study(
+        sampler=MetaSampler(seed=0, **FAST),
+        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9),
+    )
+    with caplog.at_level(logging.WARNING):
+        study.optimize(multi_fidelity, n_trials=16)
+    states = {t.state for t in study.trials}
+    assert states <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert TrialState.PRUNED in states
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+    assert not [r for r in caplog.records if "fell back" in r.getMessage()]
+
+
+def test_multi_objective_warns_and_falls_back() -> None:
+    def two(trial: optuna.Trial) -> tuple[float, float]:
+        return objective(trial), trial.params["lr"]
+
+    study = optuna.create_study(
+        directions=["minimize", "maximize"], sampler=MetaSampler(seed=0, **FAST)
+    )
+    with pytest.warns(UserWarning, match="multi-objective"):
+        study.optimize(two, n_trials=4)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"fallback"}
+
+
+def test_reseed_rng() -> None:
+    reseeded = MetaSampler(seed=0, **FAST)
+    before = reseeded._base_seed
+    reseeded.reseed_rng()
+    assert reseeded._base_seed != before
+    a = optuna.create_study(sampler=reseeded)
+    a.optimize(objective, n_trials=4)
+    b = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    b.optimize(objective, n_trials=4)
+    assert [t.state for t in a.trials] == [TrialState.COMPLETE] * 4
+    assert params_of(a)[0] == params_of(b)[0]  # the zero-shot guess does not depend on seeds
+    assert params_of(a)[1:] != params_of(b)[1:]
+
+
+def test_n_meta_trials_hand_over() -> None:
+    def sometimes_pruned(trial: optuna.Trial) -> float:
+        value = objective(trial)
+        if trial.number == 1:
+            raise optuna.TrialPruned()  # PRUNED counts as done
+        return value
+
+    study = optuna.create_study(sampler=MetaSampler(seed=0, n_meta_trials=3, **FAST))
+    study.optimize(sometimes_pruned, n_trials=6)
+    sources = [t.user_attrs[ATTR_SOURCE] for t in study.trials]
+    assert sources == ["meta"] * 3 + ["fallback"] * 3
+
+    off = optuna.create_study(sampler=MetaSampler(seed=0, n_meta_trials=0, **FAST))
+    off.optimize(objective, n_trials=2)
+    assert [t.user_attrs[ATTR_SOURCE] for t in off.trials] == ["fallback"] * 2
+
+
+def test_enqueued_params_are_kept() -> None:
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    study.enqueue_trial({"lr": 0.05, "batch_size": 100})
+    study.optimize(objective, n_trials=3)
+    assert study.trials[0].params["lr"] == 0.05
+    assert study.trials[0].params["batch_size"] == 100
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+
+
+# -- 5. never crash ------------------------------------------------------------------------------
+def test_broken_gp_falls_back_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: DeepKernelGP, *args: Any, **kwargs: Any) -> Any:
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+
+    monkeypatch.setattr(DeepKernelGP, "condition", broken)
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    with caplog.at_level(logging.WARNING):
+        study.optimize(objective, n_trials=3)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"fallback"}
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("fell back to TPESampler" in m and "LinAlgError" in m for m in messages)
+
+
+def test_missing_model_file_falls_back_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sampler = MetaSampler(model=tmp_path / "nope.npz", seed=0, **FAST)
+    study = optuna.create_study(sampler=sampler)
+    with caplog.at_level(logging.WARNING):
+        study.optimize(objective, n_trials=2)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("ModelFileError" in m and "nope.npz" in m for m in messages)
