@@ -1,0 +1,50 @@
+"""Helpers shared by the two command-line scripts."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from typing import Any
+
+
+def parse_ints(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,2"`` -> [0, 2]."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-")
+            out.extend(range(int(lo), int(hi) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+def parse_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def load_extra(spec: str, method_cls: type, wrap: Any) -> list[Any]:
+    """Load ``module:attr``: a method object, an iterable/dict of them, or a bare factory.
+
+    A bare callable that is not a method object is wrapped as ``wrap(attr, callable)``.
+    """
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ValueError(f"--extra expects MODULE:ATTR, got {spec!r}")
+    obj = getattr(importlib.import_module(module_name), attr)
+    if isinstance(obj, method_cls):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, Iterable) and not callable(obj):
+        items = list(obj)
+        if all(isinstance(m, method_cls) for m in items):
+            return items
+    if callable(obj):
+        return [wrap(attr, obj)]
+    raise TypeError(f"{spec} is neither a {method_cls.__name__}, a list of them, nor a factory")

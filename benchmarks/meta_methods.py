@@ -1,0 +1,74 @@
+"""optuna-meta's own methods in the benchmark protocols, trained per task-CV fold.
+
+For every CV fold the surrogate is meta-trained on that fold's training tasks only (YAHPO's test
+instances are always left out too), so a task is never scored by a model that saw it. Models are
+cached on disk by fold and settings (``benchmarks/results/cache/``) so separate processes (the
+sampler and pruner protocols) share them.
+
+Run:
+    .. code-block:: bash
+
+        python -m benchmarks.run_samplers --scenario lcbench --full --methods none \\
+            --extra benchmarks.meta_methods:SAMPLER_METHODS -v
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from optuna.samplers import BaseSampler
+
+from benchmarks.protocol import BenchContext, Method
+from optuna_meta import MetaSampler
+from optuna_meta.data import TEST_INSTANCES, load_yahpo
+from optuna_meta.surrogate import SurrogateModel, build_model
+from optuna_meta.surrogate._train import TrainConfig
+
+CACHE_DIR = Path(__file__).resolve().parent / "results" / "cache"
+MODEL_RECIPE = 2
+"""Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
+N_CONFIGS = 2000
+"""Configurations per training task (the shipped model uses the same)."""
+
+
+def fold_model(
+    scenario: str,
+    train_tasks: tuple[str, ...],
+    config: TrainConfig | None = None,
+    n_configs: int = N_CONFIGS,
+) -> SurrogateModel:
+    """The surrogate meta-trained on ``train_tasks`` (minus test instances), cached on disk."""
+    cfg = config or TrainConfig()
+    tasks = sorted(t for t in train_tasks if t not in TEST_INSTANCES[scenario])
+    key = json.dumps([MODEL_RECIPE, scenario, tasks, n_configs, vars(cfg)], sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    path = CACHE_DIR / f"meta_{scenario}_{digest}.npz"
+    if path.is_file():
+        return SurrogateModel.load(path)
+    data = load_yahpo(scenario, n_configs=n_configs, tasks=tasks)
+    model = build_model(data, name=f"{scenario}-cv-{digest}", config=cfg)
+    model.save(path)
+    return model
+
+
+def meta_sampler_method(
+    name: str = "meta",
+    label: str = "MetaSampler (5-fold task CV)",
+    config: TrainConfig | None = None,
+    n_configs: int = N_CONFIGS,
+    **sampler_kwargs: object,
+) -> Method:
+    """MetaSampler with one model per fold; ``sampler_kwargs`` go to the sampler."""
+
+    def factory(ctx: BenchContext) -> BaseSampler:
+        key = ("meta-model", name, ctx.scenario, ctx.train_tasks)
+        if key not in ctx.cache:
+            ctx.cache[key] = fold_model(ctx.scenario, ctx.train_tasks, config, n_configs)
+        return MetaSampler(model=ctx.cache[key], seed=ctx.seed, **sampler_kwargs)  # type: ignore[arg-type]
+
+    return Method(name=name, factory=factory, label=label)
+
+
+SAMPLER_METHODS = [meta_sampler_method()]

@@ -1,0 +1,186 @@
+"""Tests of the benchmark harness (``benchmarks/``) in quick mode on the YAHPO surrogates."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("matplotlib")
+
+from optuna_meta.data import default_yahpo_dir
+
+if default_yahpo_dir() is None:
+    pytest.skip("YAHPO data folder not found", allow_module_level=True)
+
+from benchmarks import objectives, peers, protocol, pruning, report, run_pruners, run_samplers
+from benchmarks.reference import load_reference, normalised_regret
+
+
+@pytest.fixture(scope="module")
+def quick_samplers(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench_samplers")
+    paths = run_samplers.main(["--scenario", "lcbench", "--quick", "--out", str(out)])
+    return out, paths
+
+
+@pytest.fixture(scope="module")
+def quick_pruners(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench_pruners")
+    paths = run_pruners.main(["--quick", "--out", str(out)])
+    return out, paths
+
+
+def test_task_folds_partition_and_exclude_scored_task():
+    tasks = objectives.scored_tasks("lcbench")
+    folds = protocol.task_folds(tasks, 5)
+    assert len(folds) == 5
+    flat = [t for f in folds for t in f]
+    assert sorted(flat) == sorted(tasks)
+    assert protocol.task_folds(tasks, 5) == folds  # fixed seed
+    contexts = protocol.make_contexts("lcbench", tasks, [0, 1], n_folds=5)
+    assert len(contexts) == 2 * len(tasks)
+    for ctx in contexts:
+        assert ctx.task not in ctx.train_tasks
+        assert not set(folds[ctx.fold]) & set(ctx.train_tasks)
+        assert len(ctx.train_tasks) == len(tasks) - len(folds[ctx.fold])
+    loto = protocol.task_folds(tasks, 0)
+    assert len(loto) == len(tasks)
+
+
+def test_rbv2_subset_is_fixed_and_contains_test_instances():
+    subset = objectives.scored_tasks("rbv2_xgboost")
+    assert len(subset) == 30
+    assert {"12", "1501", "16", "40499"} <= set(subset)
+    assert subset == objectives.scored_tasks("rbv2_xgboost")
+
+
+def test_method_only_sees_train_tasks():
+    seen = []
+
+    def factory(ctx: protocol.BenchContext) -> optuna.samplers.BaseSampler:
+        seen.append((ctx.task, ctx.fold, ctx.train_tasks))
+        assert ctx.task not in ctx.train_tasks
+        assert ctx.surrogate.scenario == "lcbench"
+        assert set(ctx.search_space) == {
+            "batch_size",
+            "learning_rate",
+            "momentum",
+            "weight_decay",
+            "num_layers",
+            "max_units",
+            "max_dropout",
+        }
+        return optuna.samplers.RandomSampler(seed=ctx.seed)
+
+    tasks = objectives.scored_tasks("lcbench")[:6]
+    result = protocol.run_method(
+        protocol.Method("probe", factory), "lcbench", tasks, [0], n_trials=2, n_folds=5
+    )
+    assert len(seen) == 6 and len(result["runs"]) == 6
+    assert {s[1] for s in seen} == set(range(5))
+    for run in result["runs"]:
+        assert len(run["values"]) == 2
+
+
+def test_conditional_space_rbv2():
+    surrogate = objectives.get_surrogate("rbv2_xgboost")
+    study = optuna.create_study(direction="maximize")
+    objective = objectives.FinalObjective("rbv2_xgboost", "12")
+    study.optimize(objective, n_trials=12)
+    for t in study.trials:
+        booster = t.params["booster"]
+        assert ("eta" in t.params) == (booster != "gblinear")
+        assert ("rate_drop" in t.params) == (booster == "dart")
+        assert 0.0 <= t.value <= 1.0
+    assert surrogate.scenario == "rbv2_xgboost"
+
+
+def test_multi_fidelity_objective_reports_every_epoch():
+    objective = objectives.MultiFidelityObjective("3945")
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2),
+    )
+    study.optimize(objective, n_trials=8)
+    steps = sum(len(t.intermediate_values) for t in study.trials)
+    assert steps == objective.epochs_spent
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert sorted(t.intermediate_values) == list(range(1, 53))
+            assert t.value == pytest.approx(t.intermediate_values[52])
+
+
+def test_greedy_portfolio_toy():
+    regret = np.array([[0.0, 1.0, 0.4], [1.0, 0.0, 0.4]])
+    assert peers.greedy_portfolio(regret, 3) == [2, 0, 1]
+
+
+def test_portfolio_sampler_proposes_list_then_falls_back():
+    configs = [{"x": 0.25, "n": 3}, {"x": 0.75, "n": 5}]
+    study = optuna.create_study(sampler=peers.PortfolioSampler(configs, seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_int("n", 1, 9), n_trials=4)
+    assert study.trials[0].params == {"x": 0.25, "n": 3}
+    assert study.trials[1].params == {"x": 0.75, "n": 5}
+    assert len(study.trials) == 4
+
+
+def test_regret_normalisation():
+    ref = {"max": 90.0, "min": 10.0, "median": 50.0}
+    r = normalised_regret([50.0, 10.0, 70.0], ref)
+    np.testing.assert_allclose(r, [0.5, 0.5, 0.25])
+    r = normalised_regret([50.0, 100.0], ref)  # ref max raised to the best observed
+    np.testing.assert_allclose(r, [0.5, 0.0])
+
+
+def test_quick_sampler_run(quick_samplers):
+    out, paths = quick_samplers
+    for key in ("md", "png", "json"):
+        assert paths[key].is_file() and paths[key].stat().st_size > 0
+    ref = load_reference("lcbench")
+    results = report.load_results(out, "sampler", "lcbench")
+    assert {r["method"] for r in results} == set(peers.CHEAP_SAMPLERS)
+    for r in results:
+        assert len(r["runs"]) == 3 * 2
+        for run in r["runs"]:
+            best = np.maximum.accumulate(run["values"])
+            assert np.all(np.diff(best) >= 0)
+            reg = normalised_regret(run["values"], ref[run["task"]])
+            assert np.all((reg >= 0) & (reg <= 1))
+            assert np.all(np.diff(reg) <= 1e-12)
+            assert all(ms >= 0 for ms in run["ms"])
+    summary = json.loads(paths["json"].read_text())
+    methods = summary["methods"]
+    # The zero-shot portfolio's first configuration beats a random one on average.
+    assert methods["portfolio"]["regret"][0] < methods["random"]["regret"][0]
+    for m in methods.values():
+        assert all(x is None or 0 <= x <= 1 for x in m["regret"])
+        ranks = [x for x in m["mean_rank"] if x is not None]
+        assert all(1 <= x <= len(methods) for x in ranks)
+    assert "| method | runs | @1 |" in paths["md"].read_text()
+
+
+def test_quick_pruner_run(quick_pruners):
+    out, paths = quick_pruners
+    for key in ("md", "png", "json"):
+        assert paths[key].is_file() and paths[key].stat().st_size > 0
+    results = {r["method"]: r for r in report.load_results(out, "pruner", "lcbench")}
+    assert set(results) == set(peers.CHEAP_PRUNERS)
+    for r in results.values():
+        for run in r["runs"]:
+            used = sum(t[0] for t in run["trials"])
+            assert used == 520
+            assert all(1 <= t[0] <= 52 for t in run["trials"])
+            for t in run["trials"]:
+                assert (t[1] == pruning.STATE_COMPLETE) == (t[0] == 52 and np.isfinite(t[2]))
+    summary = json.loads(paths["json"].read_text())
+    nop = summary["methods"]["tpe_nop"]
+    assert nop["median_speedup"] == pytest.approx(1.0)
+    assert nop["nop_final"] == pytest.approx(nop["regret"][-1])
+    for m in summary["methods"].values():
+        assert all(0 <= x <= 1 for x in m["regret"] if x is not None)
+        assert all(np.diff(m["mean_curve"]) <= 1e-12)
