@@ -6,14 +6,11 @@ import logging
 import math
 import os
 import pickle
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +28,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 FAST = {"n_candidates": 64}
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def fast_dir(tmp_path: Path) -> Iterator[Path]:
-    """A folder for SQLite files: in RAM where possible (each commit is an fsync on disk)."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        path = Path(tempfile.mkdtemp(prefix="optuna-meta-test-", dir=shm))
-        yield path
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        yield tmp_path
 
 
 @pytest.fixture

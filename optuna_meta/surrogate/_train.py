@@ -44,6 +44,8 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-5
     max_context: int = MAX_CONTEXT
+    mean_target: str = "zscore"
+    """What the meta-mean regresses: per-task z-scores, or min-max scaled values ("minmax")."""
     seed: int = 0
 
 
@@ -76,7 +78,10 @@ def train_surrogate(
     if not tasks:
         raise ValueError("Meta-training needs at least one task.")
     d = tasks[0][0].shape[1]
+    if cfg.mean_target not in ("zscore", "minmax"):
+        raise ValueError(f"mean_target must be 'zscore' or 'minmax', not {cfg.mean_target!r}.")
     data = []
+    mean_targets: list = []
     for X, y in tasks:
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
@@ -90,6 +95,11 @@ def train_surrogate(
         z = (y - y.mean()) / (sd if sd > 0 else 1.0)
         order = np.argsort(-z)
         data.append((torch.tensor(X), torch.tensor(z), order))
+        span = y.max() - y.min()
+        if cfg.mean_target == "minmax":  # 1 - normalised regret: the portfolio's criterion
+            mean_targets.append(torch.tensor((y - y.min()) / (span if span > 0 else 1.0)))
+        else:
+            mean_targets.append(torch.tensor(z))
     if not data:
         raise ValueError("No task has at least 8 finite observations.")
 
@@ -183,7 +193,7 @@ def train_surrogate(
         picks = rng.integers(len(data), size=8)
         rows = [(i, rng.integers(len(data[i][1]), size=64)) for i in picks]
         m_pred = embed(torch.stack([data[i][0][r] for i, r in rows]))[1]
-        m_true = torch.stack([data[i][1][r] for i, r in rows])
+        m_true = torch.stack([mean_targets[i][r] for i, r in rows])
         loss = loss + MEAN_LOSS_WEIGHT * ((m_pred - m_true) ** 2).mean()
         loss.backward()
         opt.step()
