@@ -492,3 +492,11 @@ def test_encoder_errors_name_the_parameter() -> None:
         encoder.decode(np.zeros((2, 7)))
     with pytest.raises(TypeError, match="strings"):
         SpaceEncoder({1: FloatDistribution(0.0, 1.0)})  # type: ignore[dict-item]
+
+
+def test_log_range_narrower_than_float_resolution_round_trips() -> None:
+    # Found by hypothesis: log(low) == log(high) in floating point made the log map divide by 0.
+    dist = FloatDistribution(9.0, 9.000000000000002, log=True)
+    for x in (dist.low, dist.high):
+        assert decode_value(dist, encode_value(dist, x)) == x
+    assert dist.low <= decode_value(dist, 0.5) <= dist.high

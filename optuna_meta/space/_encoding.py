@@ -220,7 +220,7 @@ def encode_value(dist: BaseDistribution, value: Any) -> float | np.ndarray:
 
     if dist.low == dist.high:
         return SINGLE_VALUE_FEATURE
-    if dist.log:
+    if _uses_log(dist):
         u = _unit(math.log(x), math.log(dist.low), math.log(dist.high))
     else:
         u = _unit(x, dist.low, dist.high)
@@ -271,10 +271,19 @@ def decode_value(dist: BaseDistribution, u: float | Sequence[float] | np.ndarray
         return _float_grid_value(dist, _cell_index(t, n_points), n_points)
     if t <= 0.0 or t >= 1.0:  # exact endpoints, which exp(log(x)) would not give
         return dist.low if t <= 0.0 else dist.high
-    if dist.log:
+    if _uses_log(dist):
         v = math.exp(_from_unit(t, math.log(dist.low), math.log(dist.high)))
         return min(max(v, dist.low), dist.high)
     return _from_unit(t, dist.low, dist.high)
+
+
+def _uses_log(dist: FloatDistribution) -> bool:
+    """Log scale, unless the bounds are so close that their logarithms coincide.
+
+    ``FloatDistribution(9.0, 9.000000000000002, log=True)`` has ``log(low) == log(high)`` in
+    floating point; the linear map of such a range is exact and equivalent.
+    """
+    return dist.log and math.log(dist.low) != math.log(dist.high)
 
 
 class SpaceEncoder:
