@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from optuna_meta.sampler import MetaSampler
     from optuna_meta.surrogate import SurrogateModel
 
-__all__ = ["MetaSampler", "SurrogateModel", "__version__"]
+__all__ = ["MetaPruner", "MetaSampler", "SurrogateModel", "__version__"]
 
 _LAZY = {
+    "MetaPruner": "optuna_meta.pruner",
     "MetaSampler": "optuna_meta.sampler",
     "SurrogateModel": "optuna_meta.surrogate",
 }

@@ -1,0 +1,109 @@
+"""MetaPruner in the pruner protocol, with one curve model meta-trained per task-CV fold.
+
+For every CV fold the curve model is meta-trained on that fold's training tasks only (YAHPO's
+test instances are always left out too, as for the shipped model), so a task is never scored by
+a model that saw its curves. Models are cached on disk by fold, data and settings
+(``benchmarks/results/cache/curve_lcbench_<digest>.npz``), the sampled training curves in
+``benchmarks/results/cache/curves_lcbench_val_accuracy_2000_0.npz``.
+
+Run (all 34 tasks, seed 0; the ``tpe_nop`` / ``random_nop`` baselines must be saved for the
+speed-up):
+
+.. code-block:: bash
+
+    python -m benchmarks.run_pruners --full --seeds 0 -v --no-report \\
+        --extra benchmarks.meta_pruner_methods:METHODS
+
+``METHODS``: MetaPruner with its defaults (``threshold=0.05, top_k=10``) after TPE and after
+Random. The variants that chose the default ``top_k`` are attributes of their own
+(``TPE_K1``, ``TPE_K5``, ``TPE_K10``, ``TPE_K20``, ``RANDOM_K1``, ``RANDOM_K5``,
+``RANDOM_K10``; ``--extra benchmarks.meta_pruner_methods:TPE_K5``); ``VARIANTS`` lists them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from optuna.samplers import RandomSampler, TPESampler
+
+from benchmarks.protocol import BenchContext
+from benchmarks.pruning import PrunerMethod
+from optuna_meta import MetaPruner
+from optuna_meta.curve import FEATURE_NAMES, CurveModel
+from optuna_meta.curve._train import CurveTrainConfig, build_curve_model, lcbench_curves
+from optuna_meta.data import TEST_INSTANCES
+
+CACHE_DIR = Path(__file__).resolve().parent / "results" / "cache"
+N_CONFIGS = 2000
+"""Configurations per training task (the shipped model uses the same)."""
+CURVES_CACHE = CACHE_DIR / f"curves_lcbench_val_accuracy_{N_CONFIGS}_0.npz"
+TRAINING_VERSION = 2
+"""Bumped whenever the curve model's training or features change (invalidates cached models)."""
+
+
+def fold_curve_model(
+    train_tasks: tuple[str, ...], config: CurveTrainConfig | None = None
+) -> CurveModel:
+    """The curve model meta-trained on ``train_tasks`` minus test instances, cached on disk."""
+    cfg = config or CurveTrainConfig()
+    tasks = sorted(t for t in train_tasks if t not in TEST_INSTANCES["lcbench"])
+    key = json.dumps(
+        [tasks, N_CONFIGS, vars(cfg), list(FEATURE_NAMES), TRAINING_VERSION], sort_keys=True
+    )
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    path = CACHE_DIR / f"curve_lcbench_{digest}.npz"
+    if path.is_file():
+        return CurveModel.load(path)
+    curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
+    model = build_curve_model(curves, cfg, name=f"lcbench-curve-cv-{digest}")
+    tmp = model.save(path.with_name(f"{path.stem}.tmp{os.getpid()}.npz"))
+    tmp.replace(path)  # atomic: another process may be loading the cache
+    return model
+
+
+def meta_pruner_method(
+    name: str,
+    label: str,
+    sampler: str = "tpe",
+    config: CurveTrainConfig | None = None,
+    **pruner_kwargs: Any,
+) -> PrunerMethod:
+    """``(sampler, MetaPruner)`` with one curve model per fold; ``pruner_kwargs`` go to it."""
+    if sampler not in ("tpe", "random"):
+        raise ValueError(f"sampler must be 'tpe' or 'random', got {sampler!r}")
+
+    def factory(ctx: BenchContext):
+        key = ("curve-model", ctx.train_tasks)
+        if key not in ctx.cache:
+            ctx.cache[key] = fold_curve_model(ctx.train_tasks, config)
+        s = TPESampler(seed=ctx.seed) if sampler == "tpe" else RandomSampler(seed=ctx.seed)
+        return s, MetaPruner(ctx.cache[key], **pruner_kwargs)
+
+    return PrunerMethod(name, factory, label=label, baseline=f"{sampler}_nop")
+
+
+def _label(sampler: str, kwargs: dict[str, Any]) -> str:
+    args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    return f"{'TPE' if sampler == 'tpe' else 'Random'} + MetaPruner({args}) [5-fold task CV]"
+
+
+def _method(sampler: str, suffix: str, **kwargs: Any) -> PrunerMethod:
+    return meta_pruner_method(
+        f"{sampler}_meta{suffix}", _label(sampler, kwargs), sampler, **kwargs
+    )
+
+
+TPE_K1 = _method("tpe", "_k1", threshold=0.05, top_k=1)
+TPE_K5 = _method("tpe", "_k5", threshold=0.05, top_k=5)
+TPE_K10 = _method("tpe", "_k10", threshold=0.05, top_k=10)
+TPE_K20 = _method("tpe", "_k20", threshold=0.05, top_k=20)
+RANDOM_K1 = _method("random", "_k1", threshold=0.05, top_k=1)
+RANDOM_K5 = _method("random", "_k5", threshold=0.05, top_k=5)
+RANDOM_K10 = _method("random", "_k10", threshold=0.05, top_k=10)
+VARIANTS = [TPE_K1, TPE_K5, TPE_K10, TPE_K20, RANDOM_K1, RANDOM_K5, RANDOM_K10]
+METHODS = [TPE_K10, RANDOM_K10]
+"""MetaPruner's defaults (threshold=0.05, top_k=10) with TPE and with Random."""

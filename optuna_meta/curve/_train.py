@@ -1,0 +1,374 @@
+"""Meta-training of the curve model (torch), by emulating studies on benchmark learning curves.
+
+One training example imitates one prune check of :class:`~optuna_meta.MetaPruner`:
+
+1. pick a task and a *reporting schedule* shared by all its trials (every step; every k-th
+   step, with or without the final step; a random subset of steps; only 2-5 steps);
+2. for half of the episodes change the task's curve shapes (time warp, late decay, late drift:
+   :func:`_reshape_task`), pick a random monotone transform of the metric (identity, log of the
+   error, a power of the error, log of the value) and, for 30 % of the episodes, add noise: the
+   model must read the study's own curves, not rely on LCBench's shapes, units or smoothness;
+3. draw a *context* of ``m`` completed trials (``m`` log-uniform in 1..200), biased towards good
+   ones by a random amount (a study's completed trials are often a sampler's better picks, or
+   the survivors of pruning), and normalise exactly as the pruner does
+   (:func:`~optuna_meta.curve._features.build_context`; ``T`` is the schedule's last step, or
+   for 30 % of the episodes the true final step, as when ``max_resource`` is given);
+4. draw query trials (not in the context) and a random cut among their reported steps; the
+   features of the partial curve (:func:`~optuna_meta.curve._features.featurize`) are the
+   input, the final value in the context's ``a`` units the target.
+
+The network (:mod:`optuna_meta.curve._network`) is fitted by Gaussian negative log-likelihood.
+Only this module imports torch; the weights are exported as numpy arrays.
+
+The shipped model is made by one command (LCBench via the YAHPO surrogate, every task except
+YAHPO's test instances 167168, 189873, 189906):
+
+.. code-block:: bash
+
+    python -m optuna_meta.curve._train --out optuna_meta/models/lcbench-curve.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import shlex
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optuna_meta.curve._features import (
+    MAX_CONTEXT_CURVES,
+    N_FEATURES,
+    build_context,
+    featurize,
+)
+from optuna_meta.curve._model_file import CurveModel
+from optuna_meta.curve._network import A_LAST_INDEX, MIN_STD, WEIGHT_NAMES, init_weights
+
+SHIP_COMMAND = "python -m optuna_meta.curve._train --out optuna_meta/models/lcbench-curve.npz"
+
+
+@dataclass
+class CurveTrainConfig:
+    """Hyperparameters of meta-training (defaults: see ``benchmarks/curve_quality.py``)."""
+
+    n_episodes: int = 12_000
+    queries_per_episode: int = 16
+    hidden: int = 96
+    epochs: int = 12
+    batch_size: int = 512
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    seed: int = 0
+
+
+# -- emulated studies (numpy) -----------------------------------------------------------------
+def _schedule(rng: np.random.Generator, n_steps: int) -> np.ndarray:
+    """Indices (0-based) of the steps at which trials report."""
+    u = rng.random()
+    if u < 0.45:
+        idx = np.arange(n_steps)
+    elif u < 0.75:
+        k = int(rng.choice([2, 3, 4, 5, 8, 10, 13]))
+        idx = np.arange(k - 1, n_steps, k)
+        if rng.random() < 0.5:
+            idx = np.union1d(idx, [n_steps - 1])
+    elif u < 0.92:
+        idx = np.nonzero(rng.random(n_steps) < rng.uniform(0.1, 0.6))[0]
+    else:
+        idx = np.sort(rng.choice(n_steps, size=int(rng.integers(2, 6)), replace=False))
+    if len(idx) == 0:
+        idx = np.array([n_steps - 1])
+    return idx
+
+
+def _transform(rng: np.random.Generator, v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """A random increasing transform of values in [lo, hi] (shapes other than LCBench's)."""
+    u = rng.random()
+    span = hi - lo
+    eps = span * 10 ** rng.uniform(-3, -1)
+    if u < 0.55:
+        return v
+    if u < 0.75:
+        return -np.log(hi + eps - v)
+    if u < 0.9:
+        return -((hi + eps - v) ** rng.uniform(0.3, 2.0))
+    return np.log(v - lo + eps)
+
+
+def _reshape_task(rng: np.random.Generator, V: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """A random task-level change of curve shape, shared by every trial of the episode.
+
+    Half of the episodes keep LCBench's shapes; the others warp time (curves saturate earlier
+    or later), decay late (over-fitting: values fall back towards the bottom of the range), or
+    drift late by a trial-dependent amount. The context's curves show the change, so the model
+    learns to read how curves evolve in *this* study instead of memorising LCBench's.
+    """
+    n_steps = V.shape[1]
+    u = rng.random()
+    frac = np.arange(n_steps) / max(n_steps - 1, 1)
+    if u < 0.5:
+        return V
+    if u < 0.7:
+        pos = frac ** math.exp(rng.uniform(-0.7, 0.7)) * (n_steps - 1)
+        i0 = np.minimum(pos.astype(np.int64), n_steps - 2)
+        w = pos - i0
+        return V[:, i0] * (1.0 - w) + V[:, i0 + 1] * w
+    t0 = rng.uniform(0.05, 0.6)
+    h = np.clip((frac - t0) / (1.0 - t0), 0.0, 1.0) ** rng.uniform(0.5, 2.0)
+    per_trial = rng.uniform(0.5, 1.5, (len(V), 1))
+    if u < 0.85:
+        beta = np.minimum(rng.uniform(0.1, 0.9) * per_trial, 0.95)
+        return lo + (V - lo) * (1.0 - beta * h)
+    sd = V[:, -1].std()
+    drift = rng.uniform(-2.0, 1.0) * (sd if sd > 0 else 1.0) * per_trial * h
+    return np.clip(V + drift, lo, hi)
+
+
+def make_examples(
+    curves_by_task: Mapping[str, np.ndarray],
+    n_episodes: int,
+    queries_per_episode: int,
+    seed: int,
+    bounds: tuple[float, float] = (0.0, 100.0),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and targets (``a`` units) of emulated prune checks; see the module doc.
+
+    ``curves_by_task`` maps a task to its curves ``(n, T)`` (steps 1..T, final = last column,
+    larger is better); ``bounds`` is the metric's range (used by the random transforms).
+    """
+    rng = np.random.default_rng(seed)
+    tasks = [np.asarray(c, dtype=np.float64) for c in curves_by_task.values()]
+    tasks = [c[np.all(np.isfinite(c), axis=1)] for c in tasks]
+    tasks = [c for c in tasks if len(c) >= 8]
+    if not tasks:
+        raise ValueError("No task has 8 or more finite curves.")
+    zs = []
+    for c in tasks:
+        f = c[:, -1]
+        zs.append((f - f.mean()) / (f.std() if f.std() > 0 else 1.0))
+    X = np.empty((n_episodes * queries_per_episode, N_FEATURES))
+    y = np.empty(n_episodes * queries_per_episode)
+    n = 0
+    lo, hi = bounds
+    for _ in range(n_episodes):
+        t = int(rng.integers(len(tasks)))
+        C, z = tasks[t], zs[t]
+        n_cfg, n_steps = C.shape
+        m = math.floor(math.exp(rng.uniform(0.0, math.log(MAX_CONTEXT_CURVES + 1))))
+        m = max(1, min(m, n_cfg - queries_per_episode))
+        keys = rng.uniform(0.0, 3.0) * z + rng.gumbel(size=n_cfg)
+        ctx_rows = np.argpartition(-keys, m - 1)[:m]
+        qkeys = rng.uniform(0.0, 1.5) * z + rng.gumbel(size=n_cfg)
+        qkeys[ctx_rows] = -np.inf
+        q_rows = np.argpartition(-qkeys, queries_per_episode - 1)[:queries_per_episode]
+        rows = np.concatenate([ctx_rows, q_rows])
+        V = _transform(rng, _reshape_task(rng, C[rows], lo, hi), lo, hi)
+        if rng.random() < 0.3:
+            sd = V[:, -1].std()
+            V = V + rng.normal(0.0, rng.uniform(0.0, 0.2) * (sd if sd > 0 else 1.0), V.shape)
+        sched = _schedule(rng, n_steps)
+        steps = (sched + 1).astype(np.float64)
+        T = float(n_steps) if rng.random() < 0.3 else None
+        curves = [(steps, V[i, sched]) for i in range(m)]
+        ctx = build_context(curves, V[:m, -1], 1.0, T, order=rng.permutation(m))
+        if ctx is None:
+            continue
+        for i in range(m, len(rows)):
+            cut = int(rng.integers(len(sched))) + 1
+            feat = featurize(ctx, steps[:cut], V[i, sched[:cut]])
+            if feat is None:
+                continue
+            X[n] = feat
+            y[n] = float(ctx.a(V[i, -1]))
+            n += 1
+    return X[:n], y[:n]
+
+
+# -- torch ------------------------------------------------------------------------------------
+def _require_torch():
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - exercised only without the extra
+        raise ImportError("Meta-training needs torch: pip install 'optuna-meta[train]'.") from e
+    return torch
+
+
+def torch_forward(params: Mapping[str, Any], xb: Any) -> tuple[Any, Any]:
+    """The torch twin of :meth:`CurveNetwork.predict` (mean and std in ``a`` units)."""
+    torch = _require_torch()
+    x = (xb - params["x_mean"]) / params["x_std"]
+    h = torch.nn.functional.silu(x @ params["W1"] + params["b1"])
+    h = torch.nn.functional.silu(h @ params["W2"] + params["b2"])
+    o = h @ params["W3"] + params["b3"]
+    mean = xb[:, A_LAST_INDEX] + o[:, 0]
+    std = MIN_STD + torch.nn.functional.softplus(o[:, 1])
+    return mean, std
+
+
+def fit_network(
+    X: np.ndarray,
+    y: np.ndarray,
+    config: CurveTrainConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Fit the network to examples by Gaussian NLL; numpy weights and training statistics."""
+    torch = _require_torch()
+    cfg = config or CurveTrainConfig()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(1)  # small matrices: threads cost more than they give
+    x_mean = X.mean(axis=0)
+    x_std = X.std(axis=0)
+    x_std = np.where(x_std > 1e-6, x_std, 1.0)
+    init = init_weights(X.shape[1], cfg.hidden, cfg.seed, x_mean, x_std)
+    params = {
+        k: torch.tensor(v, dtype=torch.float32, requires_grad=k not in ("x_mean", "x_std"))
+        for k, v in init.items()
+    }
+    trainable = [p for k, p in params.items() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(y)
+    steps_per_epoch = max(1, n // cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total)
+    Xt = torch.tensor(X, dtype=torch.float32)
+    yt = torch.tensor(y, dtype=torch.float32)
+    rng = np.random.default_rng(cfg.seed)
+
+    start = time.perf_counter()
+    history: list[float] = []
+    for epoch in range(cfg.epochs):
+        perm = torch.as_tensor(rng.permutation(n))
+        for s in range(steps_per_epoch):
+            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
+            mean, std = torch_forward(params, Xt[idx])
+            nll = torch.log(std) + 0.5 * ((yt[idx] - mean) / std) ** 2
+            loss = nll.mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            history.append(float(loss.detach()))
+        if log is not None:
+            log(f"epoch {epoch + 1}/{cfg.epochs} nll {np.mean(history[-steps_per_epoch:]):.4f}")
+    weights = {k: params[k].detach().numpy().astype(np.float64) for k in WEIGHT_NAMES}
+    stats = {
+        "final_nll": float(np.mean(history[-steps_per_epoch:])),
+        "train_seconds": time.perf_counter() - start,
+        "n_examples": float(n),
+    }
+    return weights, stats
+
+
+def build_curve_model(
+    curves_by_task: Mapping[str, np.ndarray],
+    config: CurveTrainConfig | None = None,
+    *,
+    name: str = "custom-curve",
+    bounds: tuple[float, float] = (0.0, 100.0),
+    log: Callable[[str], None] | None = None,
+    extra_manifest: Mapping[str, Any] | None = None,
+) -> CurveModel:
+    """Meta-train a :class:`CurveModel` on learning curves ``{task: (n, T) array}`` (torch)."""
+    import optuna_meta
+
+    cfg = config or CurveTrainConfig()
+    t0 = time.perf_counter()
+    X, y = make_examples(curves_by_task, cfg.n_episodes, cfg.queries_per_episode, cfg.seed, bounds)
+    gen_s = time.perf_counter() - t0
+    if log is not None:
+        log(f"{len(y)} examples from {len(curves_by_task)} tasks in {gen_s:.1f}s")
+    weights, stats = fit_network(X, y, cfg, log=log)
+    stats["example_seconds"] = gen_s
+    manifest: dict[str, Any] = {
+        "name": name,
+        "kind": "curve-mlp",
+        "optuna_meta_version": optuna_meta.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "training_tasks": list(curves_by_task),
+        "n_training_curves": int(sum(len(c) for c in curves_by_task.values())),
+        "train_config": asdict(cfg),
+        "train_stats": stats,
+    }
+    manifest.update(extra_manifest or {})
+    return CurveModel(weights=weights, manifest=manifest)
+
+
+def lcbench_curves(
+    tasks: Sequence[str] | None = None,
+    n_configs: int = 2000,
+    seed: int = 0,
+    cache: str | Path | None = None,
+) -> dict[str, np.ndarray]:
+    """LCBench val_accuracy curves ``{task: (n_configs, 52)}`` from the YAHPO surrogate.
+
+    ``tasks=None``: every task except YAHPO's test instances. With ``cache`` (an ``.npz``
+    path), curves already there are reused and new ones added.
+    """
+    from optuna_meta.data import TEST_INSTANCES, load_yahpo
+    from optuna_meta.data._yahpo import YahpoSurrogate
+
+    if tasks is None:
+        tasks = [t for t in YahpoSurrogate("lcbench").tasks if t not in TEST_INSTANCES["lcbench"]]
+    tasks = [str(t) for t in tasks]
+    have: dict[str, np.ndarray] = {}
+    if cache is not None and Path(cache).is_file():
+        with np.load(cache, allow_pickle=False) as npz:
+            have = {k: npz[k] for k in npz.files}
+    missing = [t for t in tasks if t not in have]
+    if missing:
+        data = load_yahpo(
+            "lcbench", n_configs, tasks=missing, seed=seed, exclude_test_instances=False
+        )
+        for task in data:
+            have[task.name.split("/", 1)[1]] = task.curves.astype(np.float32)
+        if cache is not None:
+            path = Path(cache)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.stem}.tmp.npz")
+            np.savez(tmp, **have)
+            tmp.replace(path)
+    return {t: have[t] for t in tasks}
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    """Command line: meta-train the LCBench curve model (the shipped one by default)."""
+    p = argparse.ArgumentParser(description="Meta-train the LCBench learning-curve model.")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--n-configs", type=int, default=2000, help="random configurations per task")
+    p.add_argument("--episodes", type=int, default=CurveTrainConfig.n_episodes)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", type=Path, help="an .npz to cache the sampled curves in")
+    args = p.parse_args(argv)
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    cfg = CurveTrainConfig(n_episodes=args.episodes, seed=args.seed)
+    curves = lcbench_curves(None, args.n_configs, 0, args.cache)
+    model = build_curve_model(
+        curves,
+        cfg,
+        name=args.out.stem,
+        log=lambda s: print(s, flush=True),
+        extra_manifest={
+            "command": "python -m optuna_meta.curve._train " + shlex.join(argv_list),
+            "data": {
+                "source": "YAHPO Gym lcbench surrogate, val_accuracy at epochs 1..52",
+                "n_configs_per_task": args.n_configs,
+                "excluded_test_instances": ["167168", "189873", "189906"],
+            },
+        },
+    )
+    path = model.save(args.out)
+    print(f"saved {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()

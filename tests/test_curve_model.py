@@ -1,0 +1,193 @@
+"""Tests of the curve model: features, numpy network, model files, training and the baseline."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from optuna_meta.curve import (
+    FEATURE_NAMES,
+    CurveModel,
+    CurveNetwork,
+    build_context,
+    clean_curve,
+    featurize,
+)
+from optuna_meta.curve._model_file import FORMAT_VERSION
+from optuna_meta.curve._network import init_weights
+from optuna_meta.surrogate import ModelFileError
+
+STEPS = np.arange(1, 53, dtype=float)
+
+
+def synthetic_curves(n: int, seed: int = 0) -> np.ndarray:
+    """Saturating curves (n, 52) with finals spread over [40, 95]."""
+    rng = np.random.default_rng(seed)
+    final = rng.uniform(40, 95, n)
+    tau = rng.uniform(2, 15, n)
+    start = rng.uniform(5, 40, n)
+    return final[:, None] - (final - start)[:, None] * np.exp(-STEPS[None, :] / tau[:, None])
+
+
+def context_and_features(C, sign=1.0, transform=lambda v: v, steps=STEPS, cut=10):
+    ctx = build_context(
+        [clean_curve(steps, transform(c), sign) for c in C[:10]],
+        sign * transform(C[:10, -1]),
+        sign,
+    )
+    s, v = clean_curve(steps[:cut], transform(C[10, :cut]), sign)
+    return ctx, featurize(ctx, s, v)
+
+
+def test_features_are_scale_direction_and_step_free():
+    C = synthetic_curves(12)
+    ctx, ref = context_and_features(C)
+    assert ref.shape == (len(FEATURE_NAMES),) and np.all(np.isfinite(ref))
+    for sign, tf, steps in [
+        (1.0, lambda v: v / 100.0, STEPS),
+        (1.0, lambda v: 3.0 * v + 7.0, STEPS),
+        (-1.0, lambda v: 100.0 - v, STEPS),
+        (1.0, lambda v: v, STEPS * 500),
+    ]:
+        _, f = context_and_features(C, sign, tf, steps)
+        np.testing.assert_allclose(f, ref, atol=1e-9)
+    assert ctx.T == 52.0
+    assert ctx.n_completed == 10
+
+
+def test_context_normalisation_and_degenerate_inputs():
+    C = synthetic_curves(12)
+    ctx, _ = context_and_features(C)
+    finals = C[:10, -1]
+    assert ctx.centre == pytest.approx(np.median(finals))
+    assert ctx.scale >= finals.max() - np.median(finals) - 1e-12
+    assert float(ctx.to_user(ctx.a(finals.max()))) == pytest.approx(finals.max())
+    # identical flat curves still give finite features
+    flat = np.full((3, 52), 0.7)
+    ctx2 = build_context([(STEPS, c) for c in flat], flat[:, -1], 1.0)
+    assert ctx2 is not None and ctx2.scale > 0
+    assert np.all(np.isfinite(featurize(ctx2, STEPS[:3], np.array([0.1, 0.2, 0.3]))))
+    # nothing to normalise with
+    assert build_context([], np.array([]), 1.0) is None
+    assert build_context([(np.array([]), np.array([]))], np.array([0.5]), 1.0) is None
+    assert build_context([(STEPS, flat[0])], np.array([np.nan]), 1.0) is None
+    assert featurize(ctx, np.array([]), np.array([])) is None
+
+
+def test_clean_curve_sorts_and_drops_non_finite():
+    s, v = clean_curve(np.array([3, 1, 2, 2]), np.array([0.3, np.nan, 0.2, 0.25]), -1.0)
+    np.testing.assert_array_equal(s, [2, 3])
+    np.testing.assert_array_equal(v, [-0.25, -0.3])
+
+
+def test_network_shapes_and_errors():
+    w = init_weights(len(FEATURE_NAMES), 8, 0, np.zeros(len(FEATURE_NAMES)), np.ones(45))
+    net = CurveNetwork(w)
+    mean, std = net.predict(np.zeros((4, len(FEATURE_NAMES))))
+    assert mean.shape == std.shape == (4,) and np.all(std > 0)
+    with pytest.raises(ValueError):
+        net.predict(np.zeros((4, 3)))
+    bad = dict(w)
+    bad["W2"] = np.zeros((3, 3))
+    with pytest.raises(ValueError):
+        CurveNetwork(bad)
+
+
+def test_numpy_forward_matches_torch():
+    torch = pytest.importorskip("torch")
+    from optuna_meta.curve._train import torch_forward
+
+    rng = np.random.default_rng(0)
+    n = len(FEATURE_NAMES)
+    w = init_weights(n, 16, 1, rng.normal(size=n), rng.uniform(0.5, 2, n))
+    X = rng.normal(size=(7, n))
+    mean, std = CurveNetwork(w).predict(X)
+    tm, ts = torch_forward({k: torch.tensor(v) for k, v in w.items()}, torch.tensor(X))
+    np.testing.assert_allclose(tm.numpy(), mean, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ts.numpy(), std, rtol=1e-10, atol=1e-10)
+
+
+def test_tiny_training_round_trip(tmp_path):
+    pytest.importorskip("torch")
+    from optuna_meta.curve._train import CurveTrainConfig, build_curve_model, make_examples
+
+    curves = {"a": synthetic_curves(60, 0), "b": synthetic_curves(60, 1)}
+    X, y = make_examples(curves, 20, 4, seed=0)
+    assert X.shape[1] == len(FEATURE_NAMES) and len(X) == len(y) > 0
+    assert np.all(np.isfinite(X)) and np.all(np.isfinite(y))
+    cfg = CurveTrainConfig(n_episodes=40, queries_per_episode=4, hidden=8, epochs=2)
+    model = build_curve_model(curves, cfg, name="tiny")
+    path = model.save(tmp_path / "tiny.npz")
+    loaded = CurveModel.load(path)
+    assert loaded.manifest["name"] == "tiny"
+    assert loaded.manifest["training_tasks"] == ["a", "b"]
+    np.testing.assert_allclose(
+        loaded.network().predict(X[:5])[0], model.network().predict(X[:5])[0], rtol=1e-5
+    )
+
+
+def test_shipped_model_manifest():
+    model = CurveModel.load("lcbench-curve")
+    m = model.manifest
+    assert m["format"] == "optuna-meta/curve" and m["version"] == FORMAT_VERSION
+    assert "python -m optuna_meta.curve._train" in m["command"]
+    assert not {"167168", "189873", "189906"} & set(m["training_tasks"])
+    assert len(m["training_tasks"]) == 31
+    assert CurveModel.from_bytes(model.to_bytes()).manifest["name"] == m["name"]
+
+
+def _npz_bytes(arrays: dict, manifest: dict | None) -> bytes:
+    payload = dict(arrays)
+    if manifest is not None:
+        payload["manifest"] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **payload)
+    return buf.getvalue()
+
+
+def test_model_file_errors(tmp_path):
+    good = CurveModel.load("lcbench-curve")
+    weights = good.weights
+    manifest = dict(good.manifest)
+    with pytest.raises(ModelFileError, match="No model file"):
+        CurveModel.load(tmp_path / "missing.npz")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip file")
+    with pytest.raises(ModelFileError, match="not a readable"):
+        CurveModel.load(junk)
+    with pytest.raises(ModelFileError, match="no manifest"):
+        CurveModel.from_bytes(_npz_bytes(weights, None))
+    with pytest.raises(ModelFileError, match="not an optuna-meta curve model"):
+        CurveModel.load("lcbench-mlp")  # the sampler's surrogate: a foreign format here
+    with pytest.raises(ModelFileError, match="version"):
+        CurveModel.from_bytes(_npz_bytes(weights, {**manifest, "version": FORMAT_VERSION + 1}))
+    with pytest.raises(ModelFileError, match="feature layout"):
+        CurveModel.from_bytes(_npz_bytes(weights, {**manifest, "features": ["f"]}))
+    with pytest.raises(ModelFileError, match="lacks weight"):
+        CurveModel.from_bytes(_npz_bytes({"W1": weights["W1"]}, manifest))
+    nan_w = {**weights, "b1": np.full_like(weights["b1"], np.nan)}
+    with pytest.raises(ModelFileError, match="non-finite"):
+        CurveModel.from_bytes(_npz_bytes(nan_w, manifest))
+    bad_shape = {**weights, "W3": np.zeros((3, 2))}
+    with pytest.raises(ModelFileError, match="inconsistent"):
+        CurveModel.from_bytes(_npz_bytes(bad_shape, manifest))
+    corrupt = _npz_bytes(weights, None)
+    buf = io.BytesIO()
+    np.savez(buf, **weights, manifest=np.frombuffer(b"\xff\xfe{", dtype=np.uint8))
+    with pytest.raises(ModelFileError, match="corrupt manifest"):
+        CurveModel.from_bytes(buf.getvalue())
+    assert corrupt  # (no pickle anywhere: np.load(..., allow_pickle=False) is used)
+
+
+def test_domhan_baseline_extrapolates_a_power_law():
+    pytest.importorskip("scipy")
+    from optuna_meta.curve._baseline import extrapolate
+
+    y = 90.0 - 50.0 * STEPS**-0.7
+    mean, std = extrapolate(STEPS[:26], y[:26], 52.0)
+    assert abs(mean - y[-1]) < abs(y[25] - y[-1])  # better than the last value
+    assert std > 0
+    assert extrapolate(STEPS[:2], y[:2], 52.0)[0] == y[1]

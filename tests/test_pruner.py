@@ -1,0 +1,326 @@
+"""Tests of MetaPruner with the shipped curve model (no torch, no YAHPO data needed)."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_meta import MetaPruner, MetaSampler
+from optuna_meta.curve import CurveModel
+from optuna_meta.pruner import (
+    ATTR_PREDICTED_FINAL,
+    ATTR_PREDICTED_FINAL_STD,
+    ATTR_PROB_IMPROVEMENT,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+STEPS = np.arange(1, 51)
+
+
+def acc_curve(final: float, steps: np.ndarray = STEPS, tau: float = 8.0) -> np.ndarray:
+    """A saturating accuracy-like curve in [0, 1] ending near ``final`` at step 50."""
+    t = steps / steps[-1] * 50.0
+    return final - (final - 0.3) * np.exp(-t / tau)
+
+
+def make_study(
+    pruner: MetaPruner,
+    *,
+    n_completed: int = 12,
+    direction: str = "maximize",
+    transform=lambda v: v,
+    steps: np.ndarray = STEPS,
+    seed: int = 0,
+) -> optuna.Study:
+    """A study with ``n_completed`` finished trials whose finals lie in [0.80, 0.90].
+
+    12 by default: the default ``top_k=10`` needs 10 completed trials before pruning.
+    """
+    study = optuna.create_study(direction=direction, pruner=pruner)
+    rng = np.random.default_rng(seed)
+    for _ in range(n_completed):
+        c = acc_curve(0.80 + 0.10 * rng.random(), steps)
+        t = study.ask()
+        for s, v in zip(steps, c, strict=True):
+            t.report(float(transform(v)), int(s))
+        study.tell(t, float(transform(c[-1])))
+    return study
+
+
+def run_partial(
+    study: optuna.Study, values, steps, transform=lambda v: v
+) -> tuple[bool, optuna.trial.FrozenTrial]:
+    """Report a partial curve; return the last should_prune answer and the frozen trial."""
+    t = study.ask()
+    pruned = False
+    for s, v in zip(steps, values, strict=True):
+        t.report(float(transform(v)), int(s))
+        pruned = t.should_prune()
+    frozen = study._storage.get_trial(t._trial_id)
+    study.tell(t, state=TrialState.PRUNED)
+    return pruned, frozen
+
+
+BAD = acc_curve(0.50)[:15]
+GOOD = acc_curve(0.97)[:15]
+
+
+def test_prunes_clearly_bad_not_clearly_good():
+    pruner = MetaPruner()
+    study = make_study(pruner)
+    bad, frozen_bad = run_partial(study, BAD, STEPS[:15])
+    good, frozen_good = run_partial(study, GOOD, STEPS[:15])
+    assert bad is True
+    assert good is False
+    assert frozen_bad.user_attrs[ATTR_PROB_IMPROVEMENT] < 0.01
+    assert frozen_good.user_attrs[ATTR_PROB_IMPROVEMENT] > 0.5
+
+
+def test_attrs_recorded_in_user_units():
+    pruner = MetaPruner()
+    study = make_study(pruner)
+    _, frozen = run_partial(study, BAD, STEPS[:15])
+    attrs = frozen.user_attrs
+    assert set(attrs) >= {ATTR_PREDICTED_FINAL, ATTR_PREDICTED_FINAL_STD, ATTR_PROB_IMPROVEMENT}
+    # the bad curve ends at 0.50: the prediction is in the metric's units, near it
+    assert 0.35 < attrs[ATTR_PREDICTED_FINAL] < 0.65
+    assert 0.0 < attrs[ATTR_PREDICTED_FINAL_STD] < 0.3
+    assert 0.0 <= attrs[ATTR_PROB_IMPROVEMENT] <= 1.0
+
+
+def _probs(transform, direction, steps=STEPS, scale=1.0):
+    pruner = MetaPruner()
+    study = make_study(pruner, direction=direction, transform=transform, steps=steps)
+    out = []
+    for curve in (BAD, GOOD, acc_curve(0.86)[:15]):
+        _, frozen = run_partial(study, curve, steps[:15], transform)
+        out.append(frozen.user_attrs[ATTR_PROB_IMPROVEMENT])
+    return np.array(out), frozen.user_attrs[ATTR_PREDICTED_FINAL]
+
+
+def test_scale_free_units_direction_and_steps():
+    ref, pred = _probs(lambda v: v, "maximize")
+    pct, pred_pct = _probs(lambda v: 100.0 * v, "maximize")
+    loss, pred_loss = _probs(lambda v: 1.0 - v, "minimize")
+    hf_steps = STEPS * 500  # Hugging Face Trainer-style global steps 500, 1000, ...
+    hf, _ = _probs(lambda v: v, "maximize", steps=hf_steps)
+    np.testing.assert_allclose(pct, ref, atol=1e-9)
+    np.testing.assert_allclose(loss, ref, atol=1e-9)
+    np.testing.assert_allclose(hf, ref, atol=1e-9)
+    assert pred_pct == pytest.approx(100.0 * pred)
+    assert pred_loss == pytest.approx(1.0 - pred)
+    assert ref[0] < 0.01 < 0.5 < ref[1]
+
+
+def test_minimize_log_loss_prunes_bad():
+    pruner = MetaPruner()
+    study = make_study(pruner, direction="minimize", transform=lambda v: -math.log(v))
+    bad, frozen = run_partial(study, BAD, STEPS[:15], lambda v: -math.log(v))
+    good, _ = run_partial(study, GOOD, STEPS[:15], lambda v: -math.log(v))
+    assert bad and not good
+    assert frozen.user_attrs[ATTR_PREDICTED_FINAL] > 0.4  # a loss, larger than the others
+
+
+def test_uneven_and_few_reports():
+    pruner = MetaPruner()
+    study = make_study(pruner)
+    uneven = np.array([1, 2, 3, 7, 12, 13, 20])
+    bad, _ = run_partial(study, acc_curve(0.5)[uneven - 1], uneven)
+    good, _ = run_partial(study, acc_curve(0.97)[uneven - 1], uneven)
+    assert bad and not good
+    # completed trials that reported only every 10th step, queries with 2 reports
+    sparse = np.array([10, 20, 30, 40, 50])
+    study2 = optuna.create_study(direction="maximize", pruner=pruner)
+    rng = np.random.default_rng(1)
+    for _ in range(12):
+        c = acc_curve(0.80 + 0.10 * rng.random())
+        t = study2.ask()
+        for s in sparse:
+            t.report(float(c[s - 1]), int(s))
+        study2.tell(t, float(c[-1]))
+    bad2, f_bad = run_partial(study2, acc_curve(0.4)[[9, 19]], sparse[:2])
+    good2, _ = run_partial(study2, acc_curve(0.97)[[9, 19]], sparse[:2])
+    assert bad2 and not good2
+    assert math.isfinite(f_bad.user_attrs[ATTR_PREDICTED_FINAL])
+
+
+def test_no_completed_trials_never_prunes():
+    pruner = MetaPruner(n_startup_trials=0)
+    study = make_study(pruner, n_completed=0)
+    pruned, frozen = run_partial(study, BAD, STEPS[:15])
+    assert pruned is False
+    assert ATTR_PREDICTED_FINAL not in frozen.user_attrs
+
+
+def test_startup_warmup_and_min_fraction():
+    study = make_study(MetaPruner(n_startup_trials=15), n_completed=12)
+    pruned, frozen = run_partial(study, BAD, STEPS[:15])
+    assert pruned is False  # 12 < 15 completed trials
+    assert frozen.user_attrs[ATTR_PROB_IMPROVEMENT] < 0.01  # but the prediction is recorded
+    study = make_study(MetaPruner(top_k=3, n_startup_trials=1), n_completed=2)
+    pruned, frozen = run_partial(study, BAD, STEPS[:15])
+    assert pruned is False  # 2 < top_k completed trials
+    assert frozen.user_attrs[ATTR_PROB_IMPROVEMENT] < 0.01  # but the prediction is recorded
+    study = make_study(MetaPruner(n_warmup_steps=20))
+    assert run_partial(study, BAD, STEPS[:15])[0] is False
+    assert run_partial(study, acc_curve(0.5)[:25], STEPS[:25])[0] is True
+    study = make_study(MetaPruner(min_fraction=0.5))
+    assert run_partial(study, BAD, STEPS[:15])[0] is False  # 15 / 50 < 0.5
+    assert run_partial(study, acc_curve(0.5)[:30], STEPS[:30])[0] is True
+    study = make_study(MetaPruner(max_resource=1000, min_fraction=0.1))
+    assert run_partial(study, BAD, STEPS[:15])[0] is False  # 15 / 1000 < 0.1
+
+
+def test_top_k_and_margin_change_probability():
+    mid = acc_curve(0.86)[:20]
+    probs = {}
+    cases = {"best": {"top_k": 1}, "top3": {"top_k": 3}, "margin": {"top_k": 1, "margin": 0.02}}
+    for key, kwargs in cases.items():
+        pruner = MetaPruner(**kwargs)
+        study = make_study(pruner)
+        probs[key] = pruner.predict(study, run_partial(study, mid, STEPS[:20])[1])
+    assert probs["top3"].prob_improvement > probs["best"].prob_improvement
+    assert probs["margin"].prob_improvement < probs["best"].prob_improvement
+    assert probs["best"].mean == pytest.approx(probs["top3"].mean)
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_reports_prune(bad_value):
+    for n_completed in (0, 12):  # even with no completed trial: a diverged run is stopped
+        study = make_study(MetaPruner(), n_completed=n_completed)
+        pruned, frozen = run_partial(study, [0.5, bad_value], [1, 2])
+        assert pruned is True
+        assert frozen.user_attrs[ATTR_PROB_IMPROVEMENT] == 0.0
+    study = make_study(MetaPruner(prune_non_finite=False))
+    assert run_partial(study, [0.5, bad_value], [1, 2])[0] is False
+    # an earlier NaN is ignored when the latest value is finite
+    pruned, frozen = run_partial(study, [float("nan"), *GOOD[1:]], STEPS[:15])
+    assert pruned is False
+    assert math.isfinite(frozen.user_attrs[ATTR_PREDICTED_FINAL])
+
+
+def test_constructor_is_lazy_and_validates():
+    MetaPruner(model="no-such-model")  # nothing is loaded yet
+    with pytest.raises(ValueError):
+        MetaPruner(threshold=1.5)
+    with pytest.raises(ValueError):
+        MetaPruner(top_k=0)
+    with pytest.raises(ValueError):
+        MetaPruner(max_resource=0)
+    study = make_study(MetaPruner(), n_completed=3)
+    study.pruner = MetaPruner(model="no-such-model")
+    t = study.ask()
+    t.report(0.5, 1)
+    with pytest.raises(ValueError, match="No model file"):
+        t.should_prune()
+
+
+def test_pickling_before_and_after_use():
+    pruner = MetaPruner(threshold=0.1, top_k=2)
+    study = make_study(pruner)
+    p1, _ = run_partial(study, BAD, STEPS[:15])
+    clone = pickle.loads(pickle.dumps(pruner))
+    assert clone.threshold == 0.1 and clone.top_k == 2
+    assert clone._net is None and not clone._contexts  # caches are rebuilt, not pickled
+    study.pruner = clone
+    p2, _ = run_partial(study, BAD, STEPS[:15])
+    assert p1 is p2 is True
+    # a pruner holding a loaded model pickles it as the model file's bytes
+    loaded = MetaPruner(CurveModel.load("lcbench-curve"))
+    clone2 = pickle.loads(pickle.dumps(loaded))
+    assert isinstance(clone2.model, CurveModel)
+    study.pruner = clone2
+    assert run_partial(study, BAD, STEPS[:15])[0] is True
+
+
+def _objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+    final = 0.95 - 0.4 * abs(math.log10(x) + 2.5) / 1.5
+    c = acc_curve(final, np.arange(1, 21))
+    for step, v in enumerate(c, start=1):
+        trial.report(float(v), step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return float(c[-1])
+
+
+def test_n_jobs_2_threads():
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=MetaPruner(),
+    )
+    study.optimize(_objective, n_trials=40, n_jobs=2)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) >= 5
+    assert states.count(TrialState.PRUNED) >= 1
+    assert all(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
+
+
+def test_with_meta_sampler():
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=MetaSampler(seed=0, n_meta_trials=20),
+        pruner=MetaPruner(top_k=3, n_startup_trials=3),
+    )
+    study.optimize(_objective, n_trials=25)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) >= 3
+    # every trial that started after the first completion carries a prediction
+    later = [t for t in study.trials if t.number > complete[0].number]
+    assert later
+    for t in later:
+        assert math.isfinite(t.user_attrs[ATTR_PREDICTED_FINAL])
+        assert 0.0 <= t.user_attrs[ATTR_PROB_IMPROVEMENT] <= 1.0
+
+
+def test_torch_not_imported_on_the_pruning_path():
+    code = textwrap.dedent(
+        """
+        import sys, math, optuna
+        from optuna_meta import MetaPruner
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        def objective(trial):
+            x = trial.suggest_float("x", 0.0, 1.0)
+            for step in range(1, 21):
+                v = x * (1 - math.exp(-step / 5))
+                trial.report(v, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+            return v
+        pruner = MetaPruner(n_startup_trials=2, top_k=2)
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        study.optimize(objective, n_trials=15)
+        pruned = sum(t.state.name == "PRUNED" for t in study.trials)
+        print("torch" in sys.modules, pruned)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split()
+    assert out[0] == "False"
+    assert int(out[1]) >= 1
+
+
+def test_works_on_a_hyperband_bracket_study():
+    # HyperbandPruner hands its inner pruners a restricted `_BracketStudy`; MetaPruner must only
+    # use what that exposes, and its attrs must still reach the storage.
+    hyperband = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=50)
+    study = make_study(MetaPruner(), n_completed=12)
+    study.pruner = hyperband
+    t = study.ask()
+    for s, v in zip(STEPS[:15], BAD, strict=True):
+        t.report(float(v), int(s))
+    frozen = study._storage.get_trial(t._trial_id)
+    bracket = hyperband._create_bracket_study(study, hyperband._get_bracket_id(study, frozen))
+    assert MetaPruner(top_k=1).prune(bracket, frozen) is True
+    assert study._storage.get_trial(t._trial_id).user_attrs[ATTR_PROB_IMPROVEMENT] < 0.01
