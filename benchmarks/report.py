@@ -11,7 +11,9 @@ with fewer seeds/trials (GP) are ranked only in the cells they have.
 Pruner table (``pruner_<scenario>.md``): see :mod:`benchmarks.pruning` for the definitions.
 
 ``python -m benchmarks.report --scenario lcbench [--kind sampler|pruner] [--out DIR]`` rebuilds
-them (``--update-readme`` also rewrites the marked blocks of ``benchmarks/README.md``).
+them from every saved result; ``--peers-only`` keeps the peer methods and writes
+``<kind>_<scenario>_peers.*`` instead; ``--update-readme`` also rewrites the marked blocks of
+``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -275,12 +277,34 @@ def update_readme(readme: Path, key: str, text: str) -> bool:
     return True
 
 
+def peer_names(kind: str) -> set[str]:
+    """Names of the peer methods (``portfolio_loto`` etc.: a peer name plus a ``--tag``)."""
+    from benchmarks.peers import pruner_peers, sampler_peers
+
+    return set(sampler_peers(2000) if kind == "sampler" else pruner_peers())
+
+
+def is_peer(kind: str, name: str) -> bool:
+    peers = peer_names(kind)
+    return name in peers or any(name.startswith(p + "_") for p in peers if kind == "sampler")
+
+
 def write_reports(
-    out_dir: Path, scenario: str, kind: str, update_readme_file: Path | None = None
+    out_dir: Path,
+    scenario: str,
+    kind: str,
+    update_readme_file: Path | None = None,
+    peers_only: bool = False,
 ) -> dict[str, Path]:
-    """Build ``<kind>_<scenario>.md``, ``.png`` and ``_summary.json`` in ``out_dir``."""
+    """Build ``<kind>_<scenario>.md``, ``.png`` and ``_summary.json`` in ``out_dir``.
+
+    ``peers_only``: only the peer methods, written as ``<kind>_<scenario>_peers.*`` (and
+    the README block, if asked, is filled from them).
+    """
     out_dir = Path(out_dir)
     results = load_results(out_dir, kind, scenario)
+    if peers_only:
+        results = [r for r in results if is_peer(kind, r["method"])]
     if not results:
         return {}
     if kind == "sampler":
@@ -292,10 +316,11 @@ def write_reports(
         md = pruner_table_md(summary)
         plot = plot_pruners
     stem = f"{kind}_{scenario}"
+    name = f"{stem}_peers" if peers_only else stem
     paths = {
-        "md": out_dir / f"{stem}.md",
-        "png": out_dir / f"{stem}.png",
-        "json": out_dir / f"{stem}_summary.json",
+        "md": out_dir / f"{name}.md",
+        "png": out_dir / f"{name}.png",
+        "json": out_dir / f"{name}_summary.json",
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     paths["md"].write_text(md)
@@ -313,11 +338,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--kind", choices=["sampler", "pruner", "both"], default="both")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--peers-only", action="store_true", help="only the peer methods")
     args = parser.parse_args(argv)
     kinds = ["sampler", "pruner"] if args.kind == "both" else [args.kind]
     for kind in kinds:
         paths = write_reports(
-            args.out, args.scenario, kind, README if args.update_readme else None
+            args.out,
+            args.scenario,
+            kind,
+            README if args.update_readme else None,
+            peers_only=args.peers_only,
         )
         if paths:
             print(paths["md"].read_text())
