@@ -138,7 +138,7 @@ def plot_samplers(summary: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for s in summary["methods"].values():
         y = np.asarray(s["mean_curve"])
-        ax.plot(np.arange(1, len(y) + 1), y, label=s["label"])
+        ax.plot(np.arange(1, len(y) + 1), y, label=f"{s['label']} ({s['runs']} runs)")
     ax.set_xscale("log")
     ax.set_xlabel("trials")
     ax.set_ylabel("mean normalised regret")
@@ -250,7 +250,7 @@ def plot_pruners(summary: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for s in summary["methods"].values():
         if s["mean_curve"]:
-            ax.plot(s["grid"], s["mean_curve"], label=s["label"])
+            ax.plot(s["grid"], s["mean_curve"], label=f"{s['label']} ({s['runs']} runs)")
     ax.set_xlabel("cumulative epochs")
     ax.set_ylabel("mean normalised regret (best completed)")
     ax.set_title(f"{summary['scenario']}: pruners")
