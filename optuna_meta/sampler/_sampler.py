@@ -42,7 +42,12 @@ ATTR_PREDICTED_FINAL = ATTR_PREFIX + "predicted_final"
 """User attr a pruner (MetaPruner) leaves on a pruned trial: its predicted final value."""
 
 DEFAULT_N_META_TRIALS = 100
-"""Trials served by the surrogate before the fallback takes over (chosen by benchmark)."""
+"""Completed trials served by the surrogate before the fallback takes over (chosen by benchmark).
+
+Pruned trials do not count: under a pruner most trials stop after a few steps, and handing the
+study to the fallback after 100 *started* trials would end the meta phase after a few full
+trials' worth of compute (MetaPruner's pruned trials still inform the surrogate through their
+predicted final value)."""
 
 MAX_OBSERVATIONS = 256
 """Cap on the trials the GP conditions on (the best half and the most recent half are kept)."""
@@ -69,8 +74,9 @@ class MetaSampler(BaseSampler):
             by models trained with meta-features.
         param_mapping: Explicit ``{user_name: model_name}`` (``None`` value: never map); wins
             over the alias vocabulary.
-        n_meta_trials: How many trials the surrogate serves before handing over to
-            ``fallback`` (``None``: :data:`DEFAULT_N_META_TRIALS`). ``0`` disables it.
+        n_meta_trials: How many *completed* trials the surrogate serves before handing over
+            to ``fallback`` (``None``: :data:`DEFAULT_N_META_TRIALS`); pruned trials do not
+            count. ``0`` disables it.
         n_candidates: Random candidates per proposal before local refinement.
         seed: Seed; the same seed gives the same proposals for the same history.
 
@@ -213,9 +219,7 @@ class MetaSampler(BaseSampler):
         limit = DEFAULT_N_META_TRIALS if self.n_meta_trials is None else self.n_meta_trials
         if limit <= 0:
             return True
-        done = study._get_trials(
-            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED), use_cache=True
-        )
+        done = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True)
         return len(done) >= limit
 
     def _model_state(self) -> _ModelState:
