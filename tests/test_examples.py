@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +40,43 @@ def test_quickstart_runs_and_prints_both_samplers() -> None:
     for row in rows[1:]:
         regrets = [float(c) for c in row.split("|")[2:4]]
         assert all(0.0 <= r <= 1.0 for r in regrets)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("transformers") is None
+    or importlib.util.find_spec("datasets") is None
+    or importlib.util.find_spec("torch") is None,
+    reason="transformers/datasets/torch not installed (the `examples` and `train` extras)",
+)
+def test_hf_trainer_hyperparameter_search_with_meta_sampler_and_pruner() -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "hf_trainer.py"),
+            "--trials",
+            "5",
+            "--max-steps",
+            "20",
+            "--eval-steps",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| trial | state | source |")
+    cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
+    assert [int(c[0]) for c in cells] == list(range(5))
+    assert all(c[1] in ("COMPLETE", "PRUNED") for c in cells)
+    assert all(c[2] == "meta" for c in cells)  # MetaSampler served every trial
+    # Trainer reports global steps 5, 10, 15, 20: completed trials end at the last one
+    assert all(int(c[5]) == 20 for c in cells if c[1] == "COMPLETE")
+    # MetaPruner predicted the final value of every trial that started after one completed
+    first_done = next(i for i, c in enumerate(cells) if c[1] == "COMPLETE")
+    assert all(math.isfinite(float(c[4])) for c in cells[first_done + 1 :])
+    assert "best run: trial" in result.stdout
