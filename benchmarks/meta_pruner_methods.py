@@ -15,8 +15,9 @@ speed-up):
         --extra benchmarks.meta_pruner_methods:METHODS
 
 ``METHODS``: MetaPruner with its defaults (``threshold=0.05, top_k=10``) after TPE and after
-Random. The variants that chose the default ``top_k`` are attributes of their own
-(``TPE_K1``, ``TPE_K5``, ``TPE_K10``, ``TPE_K20``, ``RANDOM_K1``, ``RANDOM_K5``,
+Random; ``META``: MetaSampler without pruning (``meta_nop``, the baseline of its speed-up) and
+with MetaPruner's defaults. The variants that chose the default ``top_k`` are attributes of
+their own (``TPE_K1``, ``TPE_K5``, ``TPE_K10``, ``TPE_K20``, ``RANDOM_K1``, ``RANDOM_K5``,
 ``RANDOM_K10``; ``--extra benchmarks.meta_pruner_methods:TPE_K5``); ``VARIANTS`` lists them.
 """
 
@@ -28,11 +29,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler, TPESampler
 
+from benchmarks.meta_methods import fold_model
 from benchmarks.protocol import BenchContext
 from benchmarks.pruning import PrunerMethod
-from optuna_meta import MetaPruner
+from optuna_meta import MetaPruner, MetaSampler
 from optuna_meta.curve import FEATURE_NAMES, CurveModel
 from optuna_meta.curve._train import CurveTrainConfig, build_curve_model, lcbench_curves
 from optuna_meta.data import TEST_INSTANCES
@@ -73,22 +76,45 @@ def meta_pruner_method(
     **pruner_kwargs: Any,
 ) -> PrunerMethod:
     """``(sampler, MetaPruner)`` with one curve model per fold; ``pruner_kwargs`` go to it."""
-    if sampler not in ("tpe", "random"):
-        raise ValueError(f"sampler must be 'tpe' or 'random', got {sampler!r}")
+    if sampler not in ("tpe", "random", "meta"):
+        raise ValueError(f"sampler must be 'tpe', 'random' or 'meta', got {sampler!r}")
 
     def factory(ctx: BenchContext):
         key = ("curve-model", ctx.train_tasks)
         if key not in ctx.cache:
             ctx.cache[key] = fold_curve_model(ctx.train_tasks, config)
-        s = TPESampler(seed=ctx.seed) if sampler == "tpe" else RandomSampler(seed=ctx.seed)
-        return s, MetaPruner(ctx.cache[key], **pruner_kwargs)
+        return _sampler(sampler, ctx), MetaPruner(ctx.cache[key], **pruner_kwargs)
 
     return PrunerMethod(name, factory, label=label, baseline=f"{sampler}_nop")
 
 
+_SAMPLER_LABELS = {"tpe": "TPE", "random": "Random", "meta": "MetaSampler"}
+
+
+def _sampler(kind: str, ctx: BenchContext):
+    """The run's sampler; MetaSampler gets the surrogate of the task's CV fold."""
+    if kind == "tpe":
+        return TPESampler(seed=ctx.seed)
+    if kind == "random":
+        return RandomSampler(seed=ctx.seed)
+    key = ("meta-model", ctx.scenario, ctx.train_tasks)
+    if key not in ctx.cache:
+        ctx.cache[key] = fold_model(ctx.scenario, ctx.train_tasks)
+    return MetaSampler(model=ctx.cache[key], seed=ctx.seed)
+
+
+def meta_sampler_nop() -> PrunerMethod:
+    """MetaSampler without pruning: the baseline of the MetaSampler + MetaPruner rows."""
+    return PrunerMethod(
+        "meta_nop",
+        lambda ctx: (_sampler("meta", ctx), NopPruner()),
+        label="MetaSampler + NopPruner [5-fold task CV]",
+    )
+
+
 def _label(sampler: str, kwargs: dict[str, Any]) -> str:
     args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-    return f"{'TPE' if sampler == 'tpe' else 'Random'} + MetaPruner({args}) [5-fold task CV]"
+    return f"{_SAMPLER_LABELS[sampler]} + MetaPruner({args}) [5-fold task CV]"
 
 
 def _method(sampler: str, suffix: str, **kwargs: Any) -> PrunerMethod:
@@ -104,6 +130,10 @@ TPE_K20 = _method("tpe", "_k20", threshold=0.05, top_k=20)
 RANDOM_K1 = _method("random", "_k1", threshold=0.05, top_k=1)
 RANDOM_K5 = _method("random", "_k5", threshold=0.05, top_k=5)
 RANDOM_K10 = _method("random", "_k10", threshold=0.05, top_k=10)
+META_NOP = meta_sampler_nop()
+META_K10 = _method("meta", "_k10", threshold=0.05, top_k=10)
+META = [META_NOP, META_K10]
+"""MetaSampler without pruning and with MetaPruner's defaults (both 5-fold task CV)."""
 VARIANTS = [TPE_K1, TPE_K5, TPE_K10, TPE_K20, RANDOM_K1, RANDOM_K5, RANDOM_K10]
 METHODS = [TPE_K10, RANDOM_K10]
 """MetaPruner's defaults (threshold=0.05, top_k=10) with TPE and with Random."""
