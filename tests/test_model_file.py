@@ -267,10 +267,10 @@ def test_pickled_object_array_is_refused_without_running_it(
 def test_too_large_file_is_refused(
     tmp_path: Path, shipped: SurrogateModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import optuna_meta.surrogate._model_file as model_file
+    import optuna_meta._model_io as model_io
 
     path = shipped.save(tmp_path / "m.npz")
-    monkeypatch.setattr(model_file, "MAX_MODEL_BYTES", 100)
+    monkeypatch.setattr(model_io, "MAX_MODEL_BYTES", 100)
     with pytest.raises(ModelFileError, match="larger than"):
         SurrogateModel.load(path)
 

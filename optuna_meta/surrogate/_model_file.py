@@ -19,10 +19,7 @@ Example:
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,20 +27,33 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 
+from optuna_meta._model_io import (
+    MANIFEST_KEY,
+    MAX_MODEL_BYTES,
+    ModelFileError,
+    finite_weights,
+    model_bytes,
+    read_model_file,
+    resolve_model_path,
+    shipped_models,
+)
 from optuna_meta.surrogate._network import WEIGHT_NAMES, DeepKernelGP
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MANIFEST_KEY",
+    "MAX_MODEL_BYTES",
+    "ModelFileError",
+    "SurrogateModel",
+    "resolve_model_path",
+    "shipped_models",
+]
 
 FORMAT_NAME = "optuna-meta/surrogate"
 FORMAT_VERSION = 1
-MANIFEST_KEY = "manifest"
-MAX_MODEL_BYTES = 50 * 1024 * 1024
-"""Refuse to read model files larger than this: shipped models are < 5 MB."""
-
-_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "lcbench-mlp"
-
-
-class ModelFileError(ValueError):
-    """A model file is missing, corrupt, foreign or of an unsupported version."""
 
 
 @dataclass
@@ -86,41 +96,28 @@ class SurrogateModel:
         Raises:
             ModelFileError: The file is missing, not a model file, corrupt or too new.
         """
-        path = resolve_model_path(name_or_path)
-        if path.stat().st_size > MAX_MODEL_BYTES:
-            raise ModelFileError(f"{path} is larger than {MAX_MODEL_BYTES} bytes.")
-        return cls._from_source(path, str(path))
+        return cls._from_source(name_or_path)
 
     @classmethod
-    def _from_source(cls, source: Path | io.BytesIO, path: str) -> SurrogateModel:
-        try:
-            npz = np.load(source, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):  # a single .npy array
-                raise ValueError("a single array, not an .npz archive")
-            with npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-            raise ModelFileError(f"{path} is not a readable optuna-meta model file: {e}") from e
-        if MANIFEST_KEY not in arrays:
-            raise ModelFileError(f"{path} has no manifest: not an optuna-meta model file.")
-        try:
-            manifest = json.loads(arrays.pop(MANIFEST_KEY).tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ModelFileError(f"{path} has a corrupt manifest: {e}") from e
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-            raise ModelFileError(f"{path} is not an optuna-meta surrogate model file.")
-        version = manifest.get("version")
-        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
-            raise ModelFileError(
-                f"{path} has model format version {version!r}; this optuna-meta reads versions "
-                f"1..{FORMAT_VERSION}. Upgrade optuna-meta or re-train the model."
-            )
-        missing = [k for k in WEIGHT_NAMES if k not in arrays]
-        if missing:
-            raise ModelFileError(f"{path} lacks weight arrays {missing}.")
-        weights = {k: arrays[k].astype(np.float64) for k in WEIGHT_NAMES}
-        if not all(np.all(np.isfinite(w)) for w in weights.values()):
-            raise ModelFileError(f"{path} holds non-finite weights.")
+    def from_bytes(cls, data: bytes) -> SurrogateModel:
+        """Inverse of :meth:`to_bytes`, with the same checks as :meth:`load`."""
+        return cls._from_source(bytes(data))
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes (also how a pickled sampler carries its model: no array pickling)."""
+        manifest = dict(self.manifest)
+        manifest.update(
+            format=FORMAT_NAME,
+            version=FORMAT_VERSION,
+            search_space={k: distribution_to_json(v) for k, v in self.search_space.items()},
+            defaults=self.defaults,
+        )
+        return model_bytes(self.weights, manifest)
+
+    @classmethod
+    def _from_source(cls, source: str | os.PathLike[str] | bytes) -> SurrogateModel:
+        arrays, manifest, path = read_model_file(source, FORMAT_NAME, FORMAT_VERSION, "surrogate")
+        weights = finite_weights(arrays, WEIGHT_NAMES, path)
         bad_shapes = _bad_weight_shapes(weights)
         if bad_shapes:
             raise ModelFileError(f"{path} holds weight arrays of the wrong shape: {bad_shapes}.")
@@ -140,28 +137,6 @@ class SurrogateModel:
             raise ModelFileError(f"{path}: {e}") from e
         return cls(weights=weights, search_space=space, defaults=defaults, manifest=manifest)
 
-    def to_bytes(self) -> bytes:
-        """The file's bytes (also how a pickled sampler carries its model: no array pickling)."""
-        manifest = dict(self.manifest)
-        manifest.update(
-            format=FORMAT_NAME,
-            version=FORMAT_VERSION,
-            search_space={k: distribution_to_json(v) for k, v in self.search_space.items()},
-            defaults=self.defaults,
-        )
-        payload = {k: np.asarray(v, dtype=np.float32) for k, v in self.weights.items()}
-        payload[MANIFEST_KEY] = np.frombuffer(
-            json.dumps(manifest, sort_keys=True).encode("utf-8"), dtype=np.uint8
-        )
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **payload)
-        return buf.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> SurrogateModel:
-        """Inverse of :meth:`to_bytes`, with the same checks as :meth:`load`."""
-        return cls._from_source(io.BytesIO(data), "<bytes>")
-
 
 def _bad_weight_shapes(weights: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
     """Arrays whose shape does not fit the network (a corrupt file loads, then fails later)."""
@@ -171,23 +146,3 @@ def _bad_weight_shapes(weights: dict[str, np.ndarray]) -> dict[str, tuple[int, .
     expected = {"W1": (d, h), "b1": (h,), "W2": (h, h2), "b2": (h2,), "Wf": (h2, f)}
     expected.update(bf=(f,), wm=(h2,))
     return {k: weights[k].shape for k in WEIGHT_NAMES if weights[k].shape != expected.get(k, ())}
-
-
-def shipped_models() -> list[str]:
-    """Names of the models shipped inside the package."""
-    return sorted(p.stem for p in _MODELS_DIR.glob("*.npz"))
-
-
-def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
-    """A shipped model's name or a file path -> an existing file path (or ModelFileError)."""
-    candidate = Path(name_or_path)
-    if candidate.is_file():
-        return candidate
-    if isinstance(name_or_path, str) and os.sep not in name_or_path:
-        shipped = _MODELS_DIR / f"{name_or_path.removesuffix('.npz')}.npz"
-        if shipped.is_file():
-            return shipped
-    raise ModelFileError(
-        f"No model file {str(name_or_path)!r}: pass a path to a .npz model file or one of the "
-        f"shipped models {shipped_models()}."
-    )

@@ -1,0 +1,129 @@
+"""The one safe container for every optuna-meta model file: ``.npz`` arrays + JSON manifest.
+
+Why one module: the sampler's surrogate and the pruner's curve model are different networks,
+but a file of either kind must be safe to load from an untrusted source, and the rules that make
+it safe must not drift apart. A file holds nothing that executes code: numeric arrays read with
+``np.load(..., allow_pickle=False)`` and a JSON manifest stored as UTF-8 bytes under
+:data:`MANIFEST_KEY`. The manifest names the format and version; foreign, corrupt, too new or
+too large files are refused with :class:`ModelFileError`. Each model class adds its own checks
+(search space, feature layout, weight shapes) on top.
+
+Example:
+    .. code-block:: python
+
+        arrays, manifest = read_model_file("lcbench-mlp", "optuna-meta/surrogate", 1, "surrogate")
+        weights = finite_weights(arrays, ("W1", "b1"), "lcbench-mlp")
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST_KEY = "manifest"
+MAX_MODEL_BYTES = 50 * 1024 * 1024
+"""Refuse to read model files larger than this: shipped models are < 5 MB."""
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+"""Where the shipped models live (loadable by name)."""
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, corrupt, foreign or of an unsupported version."""
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped inside the package."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.npz"))
+
+
+def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A shipped model's name or a file path -> an existing file path (or ModelFileError)."""
+    candidate = Path(name_or_path)
+    if candidate.is_file():
+        return candidate
+    if isinstance(name_or_path, str) and os.sep not in name_or_path:
+        shipped = MODELS_DIR / f"{name_or_path.removesuffix('.npz')}.npz"
+        if shipped.is_file():
+            return shipped
+    raise ModelFileError(
+        f"No model file {str(name_or_path)!r}: pass a path to a .npz model file or one of the "
+        f"shipped models {shipped_models()}."
+    )
+
+
+def model_bytes(weights: Mapping[str, np.ndarray], manifest: Mapping[str, Any]) -> bytes:
+    """The bytes of a model file: ``weights`` as float32 arrays, ``manifest`` as JSON."""
+    payload = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+    payload[MANIFEST_KEY] = np.frombuffer(
+        json.dumps(dict(manifest), sort_keys=True).encode("utf-8"), dtype=np.uint8
+    )
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **payload)
+    return buf.getvalue()
+
+
+def read_model_file(
+    source: str | os.PathLike[str] | bytes, format_name: str, format_version: int, kind: str
+) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
+    """Read and check a model file: ``(arrays, manifest, label)``; ``label`` names it in errors.
+
+    ``source`` is a shipped model's name, a path, or the file's bytes. The manifest must name
+    ``format_name`` and a version in ``1..format_version``; ``kind`` words the errors
+    ("surrogate", "curve").
+    """
+    if isinstance(source, bytes):
+        label, stream = "<bytes>", io.BytesIO(source)
+    else:
+        path = resolve_model_path(source)
+        if path.stat().st_size > MAX_MODEL_BYTES:
+            raise ModelFileError(f"{path} is larger than {MAX_MODEL_BYTES} bytes.")
+        label, stream = str(path), path
+    try:
+        npz = np.load(stream, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # a single .npy array
+            raise ValueError("a single array, not an .npz archive")
+        with npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ModelFileError(f"{label} is not a readable optuna-meta model file: {e}") from e
+    if MANIFEST_KEY not in arrays:
+        raise ModelFileError(f"{label} has no manifest: not an optuna-meta model file.")
+    try:
+        manifest = json.loads(arrays.pop(MANIFEST_KEY).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{label} has a corrupt manifest: {e}") from e
+    if not isinstance(manifest, dict) or manifest.get("format") != format_name:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ModelFileError(
+            f"{label} is not an optuna-meta {kind} model file (format {found!r}; "
+            f"expected {format_name!r})."
+        )
+    version = manifest.get("version")
+    if not isinstance(version, int) or version > format_version or version < 1:
+        raise ModelFileError(
+            f"{label} has {kind} model format version {version!r}; this optuna-meta reads "
+            f"versions 1..{format_version}. Upgrade optuna-meta or re-train the model."
+        )
+    return arrays, manifest, label
+
+
+def finite_weights(
+    arrays: Mapping[str, np.ndarray], names: Iterable[str], label: str
+) -> dict[str, np.ndarray]:
+    """The arrays ``names`` as float64, refusing missing or non-finite ones."""
+    names = list(names)
+    missing = [k for k in names if k not in arrays]
+    if missing:
+        raise ModelFileError(f"{label} lacks weight arrays {missing}.")
+    weights = {k: np.asarray(arrays[k]).astype(np.float64) for k in names}
+    if not all(np.all(np.isfinite(w)) for w in weights.values()):
+        raise ModelFileError(f"{label} holds non-finite weights.")
+    return weights
