@@ -127,6 +127,7 @@ TPE_K1 = _method("tpe", "_k1", threshold=0.05, top_k=1)
 TPE_K5 = _method("tpe", "_k5", threshold=0.05, top_k=5)
 TPE_K10 = _method("tpe", "_k10", threshold=0.05, top_k=10)
 TPE_K20 = _method("tpe", "_k20", threshold=0.05, top_k=20)
+TPE_F20 = _method("tpe", "_f20", threshold=0.05, top_k=0.2)
 RANDOM_K1 = _method("random", "_k1", threshold=0.05, top_k=1)
 RANDOM_K5 = _method("random", "_k5", threshold=0.05, top_k=5)
 RANDOM_K10 = _method("random", "_k10", threshold=0.05, top_k=10)
@@ -134,6 +135,6 @@ META_NOP = meta_sampler_nop()
 META_K10 = _method("meta", "_k10", threshold=0.05, top_k=10)
 META = [META_NOP, META_K10]
 """MetaSampler without pruning and with MetaPruner's defaults (both 5-fold task CV)."""
-VARIANTS = [TPE_K1, TPE_K5, TPE_K10, TPE_K20, RANDOM_K1, RANDOM_K5, RANDOM_K10]
+VARIANTS = [TPE_K1, TPE_K5, TPE_K10, TPE_K20, TPE_F20, RANDOM_K1, RANDOM_K5, RANDOM_K10]
 METHODS = [TPE_K10, RANDOM_K10]
 """MetaPruner's defaults (threshold=0.05, top_k=10) with TPE and with Random."""

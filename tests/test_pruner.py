@@ -193,6 +193,23 @@ def test_top_k_and_margin_change_probability():
     assert probs["best"].mean == pytest.approx(probs["top3"].mean)
 
 
+def test_fractional_top_k_targets_a_share_of_the_completed_trials():
+    mid = acc_curve(0.86)[:20]
+    probs = {}
+    for key, top_k in {"k1": 1, "k3": 3, "f25": 0.25}.items():
+        pruner = MetaPruner(top_k=top_k)
+        study = make_study(pruner, n_completed=12)
+        probs[key] = pruner.predict(study, run_partial(study, mid, STEPS[:20])[1])
+    # 25% of 12 completed trials is the 3rd best: the same target as top_k=3
+    assert probs["f25"].prob_improvement == pytest.approx(probs["k3"].prob_improvement)
+    assert probs["f25"].prob_improvement > probs["k1"].prob_improvement
+    # a fraction does not wait for top_k completed trials, only for n_startup_trials
+    study = make_study(MetaPruner(top_k=0.25, n_startup_trials=2), n_completed=2)
+    assert run_partial(study, BAD, STEPS[:15])[0] is True
+    study = make_study(MetaPruner(top_k=0.25, n_startup_trials=3), n_completed=2)
+    assert run_partial(study, BAD, STEPS[:15])[0] is False
+
+
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_reports_prune(bad_value):
     for n_completed in (0, 12):  # even with no completed trial: a diverged run is stopped
@@ -212,8 +229,9 @@ def test_constructor_is_lazy_and_validates():
     MetaPruner(model="no-such-model")  # nothing is loaded yet
     with pytest.raises(ValueError):
         MetaPruner(threshold=1.5)
-    with pytest.raises(ValueError):
-        MetaPruner(top_k=0)
+    for bad_top_k in (0, -1, 0.0, 1.0, 1.5, True):
+        with pytest.raises(ValueError, match="top_k"):
+            MetaPruner(top_k=bad_top_k)
     with pytest.raises(ValueError):
         MetaPruner(max_resource=0)
     study = make_study(MetaPruner(), n_completed=3)

@@ -162,9 +162,12 @@ class MetaPruner(BasePruner):
         n_warmup_steps: No pruning while ``step < n_warmup_steps``.
         min_fraction: No pruning while ``step / T < min_fraction``.
         top_k: The target is the ``top_k``-th best completed final value (1 = the best): a
-            trial continues while it may enter the top ``top_k``. Pruning also waits for
-            ``top_k`` completed trials. ``1`` prunes the most (best with random search),
-            larger values keep more trials (better with TPE, which learns from completed ones).
+            trial continues while it may enter the top ``top_k``. An ``int`` makes pruning
+            wait for ``top_k`` completed trials; a ``float`` in (0, 1) is a fraction of the
+            completed trials (``0.2``: the target is the best 20%, at least the best one), so
+            pruning starts after ``n_startup_trials`` and grows more lenient as the study
+            grows. ``1`` prunes the most (best with random search), larger values keep more
+            trials (better with TPE, which learns from completed ones).
         margin: Added to the target in the direction of improvement, in the user's units:
             a trial must be likely to beat the target by ``margin`` to continue (``> 0`` prunes
             more, ``< 0`` less).
@@ -186,7 +189,7 @@ class MetaPruner(BasePruner):
         n_startup_trials: int = DEFAULT_N_STARTUP_TRIALS,
         n_warmup_steps: int = 0,
         min_fraction: float = DEFAULT_MIN_FRACTION,
-        top_k: int = DEFAULT_TOP_K,
+        top_k: int | float = DEFAULT_TOP_K,
         margin: float = 0.0,
         max_resource: int | float | None = None,
         prune_non_finite: bool = True,
@@ -199,8 +202,13 @@ class MetaPruner(BasePruner):
             raise ValueError(f"n_warmup_steps must be >= 0, got {n_warmup_steps}.")
         if not 0.0 <= min_fraction <= 1.0:
             raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction}.")
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}.")
+        if isinstance(top_k, bool) or not (
+            (isinstance(top_k, (int, np.integer)) and top_k >= 1)
+            or (isinstance(top_k, float) and 0.0 < top_k < 1.0)
+        ):
+            raise ValueError(
+                f"top_k must be an int >= 1 or a float in (0, 1) (a fraction), got {top_k!r}."
+            )
         if not math.isfinite(margin):
             raise ValueError(f"margin must be finite, got {margin}.")
         if max_resource is not None and not max_resource > 0:
@@ -210,7 +218,7 @@ class MetaPruner(BasePruner):
         self.n_startup_trials = int(n_startup_trials)
         self.n_warmup_steps = int(n_warmup_steps)
         self.min_fraction = float(min_fraction)
-        self.top_k = int(top_k)
+        self.top_k = top_k if isinstance(top_k, float) else int(top_k)
         self.margin = float(margin)
         self.max_resource = max_resource
         self.prune_non_finite = bool(prune_non_finite)
@@ -255,7 +263,8 @@ class MetaPruner(BasePruner):
         _set_attr(study, trial, ATTR_PREDICTED_FINAL, pred.mean)
         _set_attr(study, trial, ATTR_PREDICTED_FINAL_STD, pred.std)
         _set_attr(study, trial, ATTR_PROB_IMPROVEMENT, pred.prob_improvement)
-        if pred.n_completed < max(self.n_startup_trials, self.top_k, 1):
+        needed = self.top_k if isinstance(self.top_k, int) else 1
+        if pred.n_completed < max(self.n_startup_trials, needed):
             return False
         if step < self.n_warmup_steps or pred.fraction < self.min_fraction:
             return False
@@ -283,7 +292,7 @@ class MetaPruner(BasePruner):
                 return None
             mean_a, std_a = net.predict(x[None, :])
         mu, sd = float(mean_a[0]), float(std_a[0])
-        k = min(self.top_k, len(ctx.finals))
+        k = _rank(self.top_k, len(ctx.finals))
         target = float(ctx.finals[k - 1]) + self.margin
         t_a = float(ctx.a(target))
         prob = 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
@@ -346,6 +355,12 @@ class MetaPruner(BasePruner):
             while len(self._contexts) > _CACHE_SIZE:
                 self._contexts.popitem(last=False)
         return ctx
+
+
+def _rank(top_k: int | float, n: int) -> int:
+    """The rank of the target among ``n`` completed finals (1 = the best)."""
+    k = top_k if isinstance(top_k, int) else math.ceil(top_k * n)
+    return max(1, min(k, n))
 
 
 def _curve(trial: FrozenTrial, sign: float) -> tuple[np.ndarray, np.ndarray]:

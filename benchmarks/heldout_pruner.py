@@ -1,0 +1,104 @@
+"""The shipped MetaPruner curve model on YAHPO's held-out LCBench test instances.
+
+The shipped ``lcbench-curve`` model (and the shipped ``lcbench-mlp`` surrogate) never saw
+YAHPO's test instances (167168, 189873, 189906), so they are scored on them directly, without
+task cross-validation. This script runs, in the pruner protocol (5200 epochs, every trial
+reports each epoch), the defaults a user gets:
+
+* ``TPESampler`` + ``MetaPruner()`` (seeds 0-2) and ``RandomSampler`` + ``MetaPruner()``
+  (seed 0), beside the saved full-protocol runs of TPE/Random with no pruning and with every
+  Optuna pruner on the same tasks and seeds;
+* ``MetaSampler()`` with no pruning and with ``MetaPruner()`` (seeds 0-2).
+
+Run::
+
+    python -m benchmarks.heldout_pruner
+
+Writes ``benchmarks/results/heldout/pruner_lcbench_*.json`` (git-ignored) and
+``benchmarks/results/heldout_pruner_lcbench.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from optuna.pruners import NopPruner
+from optuna.samplers import RandomSampler, TPESampler
+
+from benchmarks.pruning import PrunerMethod, run_pruner_method
+from benchmarks.report import RESULTS_DIR, load_results, pruner_summary, pruner_table_md
+from optuna_meta import MetaPruner, MetaSampler
+from optuna_meta.data import TEST_INSTANCES
+
+SCENARIO = "lcbench"
+
+METHODS = [
+    PrunerMethod(
+        "tpe_meta_shipped",
+        lambda ctx: (TPESampler(seed=ctx.seed), MetaPruner()),
+        label="TPE + MetaPruner() (shipped lcbench-curve)",
+        baseline="tpe_nop",
+    ),
+    PrunerMethod(
+        "random_meta_shipped",
+        lambda ctx: (RandomSampler(seed=ctx.seed), MetaPruner()),
+        label="Random + MetaPruner() (shipped lcbench-curve)",
+        baseline="random_nop",
+        seeds=(0,),
+    ),
+    PrunerMethod(
+        "metasampler_nop_shipped",
+        lambda ctx: (MetaSampler(seed=ctx.seed), NopPruner()),
+        label="MetaSampler() (shipped lcbench-mlp) + NopPruner",
+    ),
+    PrunerMethod(
+        "metasampler_meta_shipped",
+        lambda ctx: (MetaSampler(seed=ctx.seed), MetaPruner()),
+        label="MetaSampler() + MetaPruner() (both shipped)",
+        baseline="metasampler_nop_shipped",
+    ),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0-2")
+    parser.add_argument("--epochs", type=int, default=5200)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    lo, hi = (int(x) for x in args.seeds.split("-"))
+    tasks = list(TEST_INSTANCES[SCENARIO])
+    heldout_dir = args.out / "heldout"
+    for method in METHODS:
+        run_pruner_method(
+            method,
+            tasks,
+            list(range(lo, hi + 1)),
+            epoch_budget=args.epochs,
+            out_dir=heldout_dir,
+            scenario=SCENARIO,
+            n_folds=0,
+            verbose=True,
+        )
+    results = load_results(heldout_dir, "pruner", SCENARIO)
+    for r in load_results(args.out, "pruner", SCENARIO):  # saved peers, restricted to these
+        runs = [run for run in r["runs"] if run["task"] in tasks]
+        if runs and "meta" not in r["method"] and int(r["epoch_budget"]) == args.epochs:
+            results.append({**r, "runs": runs})
+    summary = pruner_summary(results, SCENARIO)
+    text = (
+        "Held-out YAHPO test instances of LCBench (167168, 189873, 189906), pruner protocol "
+        f"({args.epochs} epochs; regret of the best completed trial). MetaPruner and "
+        "MetaSampler use the shipped models (trained without these tasks); the Optuna rows are "
+        "their full-protocol runs on the same tasks and seeds.\n\n" + pruner_table_md(summary)
+    )
+    text += f"\nCommand: `python -m benchmarks.heldout_pruner --seeds {args.seeds}`\n"
+    (args.out / "heldout_pruner_lcbench.md").write_text(text)
+    (args.out / "heldout_pruner_lcbench_summary.json").write_text(json.dumps(summary, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
