@@ -4,7 +4,10 @@ A pruner method is a :data:`PrunerFactory`: ``factory(ctx) -> (sampler, pruner)`
 per (task, seed) run with the same :class:`benchmarks.protocol.BenchContext` as the sampler
 protocol (``ctx.train_tasks`` excludes the scored task's CV fold; ``ctx.epoch_budget`` is set).
 
-Each run: ``study = create_study(direction="maximize", sampler=..., pruner=...)``; trials are
+Each run: ``study = create_study(direction="maximize", sampler=..., pruner=...,
+study_name="<scenario>-<task>-seed<seed>")`` (a fixed name: ``HyperbandPruner`` assigns trials
+to brackets by hashing the study name, so an unnamed study with its random name would make
+Hyperband runs irreproducible); trials are
 asked one after the other; the trial's configuration is suggested, its whole learning curve is
 computed in one surrogate call, then for epoch = 1..52: ``trial.report(curve[epoch-1], epoch)``,
 one epoch is charged, and (for epoch < 52) ``trial.should_prune()`` may stop it (told as
@@ -73,7 +76,12 @@ def run_one_pruned(ctx: BenchContext, factory: PrunerFactory, epoch_budget: int)
     sampler, pruner = factory(ctx)
     setup_s = time.perf_counter() - t0
     surrogate = ctx.surrogate
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=sampler,
+        pruner=pruner,
+        study_name=f"{ctx.scenario}-{ctx.task}-seed{ctx.seed}",
+    )
     trials: list[list[float]] = []
     ms: list[float] = []
     spent = 0
