@@ -158,7 +158,14 @@ def _run_regrets(run: dict[str, Any], ref: dict[str, float], budgets: Sequence[i
     return regret_of(np.nan_to_num(best, nan=-np.inf), float(ref["max"]), float(ref["min"]))
 
 
-def pruner_summary(results: Sequence[dict[str, Any]], scenario: str) -> dict[str, Any]:
+def pruner_summary(
+    results: Sequence[dict[str, Any]], scenario: str, baseline: str | None = None
+) -> dict[str, Any]:
+    """Per-method regret at the epoch budgets, speed-up and reach against its no-pruning run.
+
+    ``baseline`` replaces every method's own no-pruning counterpart (e.g. ``"tpe_nop"``: how
+    much sooner than TPE without pruning each method reaches TPE's final value).
+    """
     ref = load_reference(scenario)
     by_name = {r["method"]: r for r in results}
     budget_max = max((int(r["epoch_budget"]) for r in results), default=EPOCH_BUDGETS[-1])
@@ -171,7 +178,7 @@ def pruner_summary(results: Sequence[dict[str, Any]], scenario: str) -> dict[str
         eb = int(r["epoch_budget"])
         own = [b if b <= eb else None for b in budgets]
         regs, curves, speed, reached, nop_final = [], [], [], 0, []
-        base = by_name.get(r.get("baseline") or "")
+        base = by_name.get(baseline or r.get("baseline") or "")
         base_runs = (
             {(x["task"], int(x["seed"])): x for x in base["runs"]}
             if base is not None and int(base["epoch_budget"]) == eb
@@ -295,16 +302,25 @@ def write_reports(
     kind: str,
     update_readme_file: Path | None = None,
     peers_only: bool = False,
+    meta_only: bool = False,
+    baseline: str | None = None,
 ) -> dict[str, Path]:
     """Build ``<kind>_<scenario>.md``, ``.png`` and ``_summary.json`` in ``out_dir``.
 
     ``peers_only``: only the peer methods, written as ``<kind>_<scenario>_peers.*`` (and
-    the README block, if asked, is filled from them).
+    the README block, if asked, is filled from them). ``meta_only``: the optuna-meta methods
+    and the no-pruning baselines they name, written as ``<kind>_<scenario>_meta.*``.
     """
+    if peers_only and meta_only:
+        raise ValueError("peers_only and meta_only exclude each other")
     out_dir = Path(out_dir)
     results = load_results(out_dir, kind, scenario)
     if peers_only:
         results = [r for r in results if is_peer(kind, r["method"])]
+    elif meta_only:
+        ours = [r for r in results if not is_peer(kind, r["method"])]
+        wanted = {r["method"] for r in ours} | {r.get("baseline") for r in ours} | {baseline}
+        results = [r for r in results if r["method"] in wanted]
     if not results:
         return {}
     if kind == "sampler":
@@ -312,11 +328,13 @@ def write_reports(
         md = sampler_tables_md(summary)
         plot = plot_samplers
     else:
-        summary = pruner_summary(results, scenario)
+        summary = pruner_summary(results, scenario, baseline)
         md = pruner_table_md(summary)
         plot = plot_pruners
     stem = f"{kind}_{scenario}"
-    name = f"{stem}_peers" if peers_only else stem
+    name = f"{stem}_peers" if peers_only else f"{stem}_meta" if meta_only else stem
+    if baseline and kind == "pruner":
+        name += f"_vs_{baseline}"
     paths = {
         "md": out_dir / f"{name}.md",
         "png": out_dir / f"{name}.png",
@@ -328,7 +346,7 @@ def write_reports(
         json.dump(summary, f, indent=0)
     plot(summary, paths["png"])
     if update_readme_file is not None:
-        update_readme(update_readme_file, stem, md)
+        update_readme(update_readme_file, name if meta_only else stem, md)
     return paths
 
 
@@ -339,6 +357,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--update-readme", action="store_true")
     parser.add_argument("--peers-only", action="store_true", help="only the peer methods")
+    parser.add_argument(
+        "--meta-only", action="store_true", help="only optuna-meta methods and their baselines"
+    )
+    parser.add_argument("--baseline", help="pruners: measure every speed-up against this method")
     args = parser.parse_args(argv)
     kinds = ["sampler", "pruner"] if args.kind == "both" else [args.kind]
     for kind in kinds:
@@ -348,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             kind,
             README if args.update_readme else None,
             peers_only=args.peers_only,
+            meta_only=args.meta_only,
+            baseline=args.baseline,
         )
         if paths:
             print(paths["md"].read_text())
