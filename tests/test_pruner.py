@@ -43,7 +43,7 @@ def make_study(
 ) -> optuna.Study:
     """A study with ``n_completed`` finished trials whose finals lie in [0.80, 0.90].
 
-    12 by default: the default ``top_k=10`` needs 10 completed trials before pruning.
+    12 by default: more than the default ``top_k=10``.
     """
     study = optuna.create_study(direction=direction, pruner=pruner)
     rng = np.random.default_rng(seed)
@@ -166,10 +166,11 @@ def test_startup_warmup_and_min_fraction():
     pruned, frozen = run_partial(study, BAD, STEPS[:15])
     assert pruned is False  # 12 < 15 completed trials
     assert frozen.user_attrs[ATTR_PROB_IMPROVEMENT] < 0.01  # but the prediction is recorded
+    # fewer than top_k completed: the target is the worst completed trial, pruning goes on
     study = make_study(MetaPruner(top_k=3, n_startup_trials=1), n_completed=2)
     pruned, frozen = run_partial(study, BAD, STEPS[:15])
-    assert pruned is False  # 2 < top_k completed trials
-    assert frozen.user_attrs[ATTR_PROB_IMPROVEMENT] < 0.01  # but the prediction is recorded
+    assert pruned is True
+    assert run_partial(study, GOOD, STEPS[:15])[0] is False
     study = make_study(MetaPruner(n_warmup_steps=20))
     assert run_partial(study, BAD, STEPS[:15])[0] is False
     assert run_partial(study, acc_curve(0.5)[:25], STEPS[:25])[0] is True
@@ -203,7 +204,14 @@ def test_fractional_top_k_targets_a_share_of_the_completed_trials():
     # 25% of 12 completed trials is the 3rd best: the same target as top_k=3
     assert probs["f25"].prob_improvement == pytest.approx(probs["k3"].prob_improvement)
     assert probs["f25"].prob_improvement > probs["k1"].prob_improvement
-    # a fraction does not wait for top_k completed trials, only for n_startup_trials
+    # with fewer completed trials than top_k, the target is the worst of them
+    few = {}
+    for top_k in (3, 10):
+        pruner = MetaPruner(top_k=top_k)
+        study = make_study(pruner, n_completed=3)
+        few[top_k] = pruner.predict(study, run_partial(study, mid, STEPS[:20])[1])
+    assert few[10].prob_improvement == pytest.approx(few[3].prob_improvement)
+    # pruning waits for n_startup_trials completed trials only
     study = make_study(MetaPruner(top_k=0.25, n_startup_trials=2), n_completed=2)
     assert run_partial(study, BAD, STEPS[:15])[0] is True
     study = make_study(MetaPruner(top_k=0.25, n_startup_trials=3), n_completed=2)
