@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--storage", default=None, help="Optuna storage URL (optional)")
     args = parser.parse_args(argv)
+    # before Hugging Face is imported: it reads these at import time
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is built locally: never download
 
     import optuna
     from transformers import PrinterCallback, ProgressCallback, Trainer, TrainingArguments
@@ -119,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("optuna_meta").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*Trying to set.*")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     train, evaluation = make_dataset(N_TRAIN, args.seed), make_dataset(N_EVAL, args.seed + 1)
     with tempfile.TemporaryDirectory() as out:

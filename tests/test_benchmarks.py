@@ -184,3 +184,23 @@ def test_quick_pruner_run(quick_pruners):
     for m in summary["methods"].values():
         assert all(0 <= x <= 1 for x in m["regret"] if x is not None)
         assert all(np.diff(m["mean_curve"]) <= 1e-12)
+
+
+def test_report_selection_and_baseline_override(quick_pruners):
+    out, _ = quick_pruners
+    with pytest.raises(ValueError, match="exclude each other"):
+        report.write_reports(out, "lcbench", "pruner", peers_only=True, meta_only=True)
+    results = report.load_results(out, "pruner", "lcbench")
+    for r in results:  # drop the methods' own baselines: only the override can supply one
+        r["baseline"] = None
+    summary = report.pruner_summary(results, "lcbench", baseline="tpe_nop")
+    median = summary["methods"]["tpe_median"]
+    assert median["nop_runs"] == len(results[0]["runs"])
+    assert summary["methods"]["tpe_nop"]["median_speedup"] == pytest.approx(1.0)
+
+
+def test_curve_quality_refuses_the_shipped_model_on_its_training_tasks():
+    from benchmarks import curve_quality
+
+    with pytest.raises(ValueError, match="trained on"):
+        curve_quality.evaluate(tasks=["3945"], shipped=True, verbose=False)
