@@ -109,11 +109,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from optuna.logging import get_logger
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
+from optuna_meta._blas import single_threaded_blas
 from optuna_meta.curve._features import (
     KAPPA,
     StudyContext,
@@ -123,13 +124,10 @@ from optuna_meta.curve._features import (
 )
 from optuna_meta.curve._model_file import DEFAULT_CURVE_MODEL, CurveModel
 from optuna_meta.curve._network import CurveNetwork
-from optuna_meta.sampler._blas import single_threaded_blas
-from optuna_meta.sampler._sampler import ATTR_PREDICTED_FINAL, ATTR_PREFIX
 
 if TYPE_CHECKING:
     from optuna.study import Study
 
-_logger = get_logger(__name__)
 
 ATTR_PREDICTED_FINAL_STD = ATTR_PREFIX + "predicted_final_std"
 ATTR_PROB_IMPROVEMENT = ATTR_PREFIX + "prob_improvement"
@@ -403,9 +401,5 @@ def _user_std(ctx: StudyContext, mu: float, sd: float) -> float:
 
 
 def _set_attr(study: Study, trial: FrozenTrial, key: str, value: float) -> None:
-    if not math.isfinite(value):
-        return
-    try:
-        study._storage.set_trial_user_attr(trial._trial_id, key, float(value))
-    except Exception as e:  # a finished or foreign trial: recording is best-effort
-        _logger.debug(f"Could not record {key} on trial {trial.number}: {e}")
+    if math.isfinite(value):
+        set_user_attr(study, trial, key, float(value))

@@ -17,7 +17,8 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_meta.sampler._blas import single_threaded_blas
+from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
+from optuna_meta._blas import single_threaded_blas
 from optuna_meta.sampler._proposal import Box, Proposal, propose
 from optuna_meta.space import (
     ProjectionError,
@@ -34,12 +35,9 @@ if TYPE_CHECKING:
 
 _logger = get_logger(__name__)
 
-ATTR_PREFIX = "optuna_meta:"
 ATTR_SOURCE = ATTR_PREFIX + "source"
 ATTR_PRED_MEAN = ATTR_PREFIX + "predicted_mean"
 ATTR_PRED_STD = ATTR_PREFIX + "predicted_std"
-ATTR_PREDICTED_FINAL = ATTR_PREFIX + "predicted_final"
-"""User attr a pruner (MetaPruner) leaves on a pruned trial: its predicted final value."""
 
 DEFAULT_N_META_TRIALS = 100
 """Completed trials served by the surrogate before the fallback takes over (chosen by benchmark).
@@ -161,7 +159,7 @@ class MetaSampler(BaseSampler):
         if self._use_fallback(study):
             params = self._fallback.sample_relative(study, trial, search_space)
             if params:
-                self._set_attr(study, trial, ATTR_SOURCE, "fallback")
+                set_user_attr(study, trial, ATTR_SOURCE, "fallback")
             return params
         return {}
 
@@ -186,7 +184,7 @@ class MetaSampler(BaseSampler):
         with self._lock:  # `trial.user_attrs` is a stale snapshot: ask the proposal cache
             served_by_meta = self._proposals.get(trial._trial_id) is not None
         if not served_by_meta and ATTR_SOURCE not in trial.user_attrs:
-            self._set_attr(study, trial, ATTR_SOURCE, "fallback")
+            set_user_attr(study, trial, ATTR_SOURCE, "fallback")
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -294,12 +292,12 @@ class MetaSampler(BaseSampler):
             while len(self._proposals) > _PROPOSAL_CACHE_SIZE:
                 self._proposals.popitem(last=False)
         sign, scale, shift, n_obs = pred
-        self._set_attr(study, trial, ATTR_SOURCE, "meta")
+        set_user_attr(study, trial, ATTR_SOURCE, "meta")
         if n_obs >= 2:  # before that the standardisation does not know the user's units
             mean = shift + scale * proposal_mean(proposal)
             std = scale * proposal_std(proposal)
-            self._set_attr(study, trial, ATTR_PRED_MEAN, float(sign * mean))
-            self._set_attr(study, trial, ATTR_PRED_STD, float(std))
+            set_user_attr(study, trial, ATTR_PRED_MEAN, float(sign * mean))
+            set_user_attr(study, trial, ATTR_PRED_STD, float(std))
         return proposal
 
     def _compute_proposal(
@@ -420,13 +418,6 @@ class MetaSampler(BaseSampler):
             if model_name is not None:
                 out[model_name] = dist
         return out
-
-    @staticmethod
-    def _set_attr(study: Study, trial: FrozenTrial, key: str, value: Any) -> None:
-        try:
-            study._storage.set_trial_user_attr(trial._trial_id, key, value)
-        except Exception as e:  # a finished or foreign trial: recording is best-effort
-            _logger.debug(f"Could not record {key} on trial {trial.number}: {e}")
 
 
 def _fresh_seed() -> int:

@@ -1,4 +1,4 @@
-"""Run the sampler's small matrix products on one BLAS thread.
+"""Run the small matrix products of the sampler and the pruner on one BLAS thread.
 
 The surrogate multiplies matrices of a few hundred rows. Multi-threaded OpenBLAS spins its
 threads up for each such product; on a busy machine (the user's training job owns the cores)
