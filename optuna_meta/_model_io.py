@@ -11,8 +11,10 @@ too large files are refused with :class:`ModelFileError`. Each model class adds 
 Example:
     .. code-block:: python
 
-        arrays, manifest = read_model_file("lcbench-mlp", "optuna-meta/surrogate", 1, "surrogate")
-        weights = finite_weights(arrays, ("W1", "b1"), "lcbench-mlp")
+        arrays, manifest, label = read_model_file(
+            "lcbench-mlp", "optuna-meta/surrogate", 1, "surrogate"
+        )
+        weights = finite_weights(arrays, ("W1", "b1"), label)
 """
 
 from __future__ import annotations

@@ -51,8 +51,7 @@ from optuna_meta.curve._features import (
 )
 from optuna_meta.curve._model_file import CurveModel
 from optuna_meta.curve._network import A_LAST_INDEX, MIN_STD, WEIGHT_NAMES, init_weights
-
-SHIP_COMMAND = "python -m optuna_meta.curve._train --out optuna_meta/models/lcbench-curve.npz"
+from optuna_meta.surrogate._train import _require_torch
 
 
 @dataclass
@@ -193,14 +192,6 @@ def make_examples(
 
 
 # -- torch ------------------------------------------------------------------------------------
-def _require_torch():
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - exercised only without the extra
-        raise ImportError("Meta-training needs torch: pip install 'optuna-meta[train]'.") from e
-    return torch
-
-
 def torch_forward(params: Mapping[str, Any], xb: Any) -> tuple[Any, Any]:
     """The torch twin of :meth:`CurveNetwork.predict` (mean and std in ``a`` units)."""
     torch = _require_torch()
@@ -341,6 +332,8 @@ def lcbench_curves(
 
 def main(argv: Sequence[str] | None = None) -> Path:
     """Command line: meta-train the LCBench curve model (the shipped one by default)."""
+    from optuna_meta.data import TEST_INSTANCES
+
     p = argparse.ArgumentParser(description="Meta-train the LCBench learning-curve model.")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--n-configs", type=int, default=2000, help="random configurations per task")
@@ -361,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             "data": {
                 "source": "YAHPO Gym lcbench surrogate, val_accuracy at epochs 1..52",
                 "n_configs_per_task": args.n_configs,
-                "excluded_test_instances": ["167168", "189873", "189906"],
+                "excluded_test_instances": list(TEST_INSTANCES["lcbench"]),
             },
         },
     )
