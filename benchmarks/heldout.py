@@ -10,7 +10,7 @@ Run::
 
     python -m benchmarks.heldout
 
-Writes ``benchmarks/results/raw/sampler_lcbench_heldout_meta_shipped.json`` (git-ignored) and
+Writes ``benchmarks/results/heldout/raw/sampler_lcbench_meta_shipped.json`` (git-ignored) and
 ``benchmarks/results/heldout_lcbench.md``.
 """
 
@@ -20,8 +20,15 @@ import argparse
 import json
 from pathlib import Path
 
+from benchmarks._cli import parse_ints
 from benchmarks.protocol import BenchContext, Method, run_method
-from benchmarks.report import RESULTS_DIR, load_results, sampler_summary, sampler_tables_md
+from benchmarks.report import (
+    RESULTS_DIR,
+    load_results,
+    peer_results_on,
+    sampler_summary,
+    sampler_tables_md,
+)
 from optuna_meta import MetaSampler
 from optuna_meta.data import TEST_INSTANCES
 
@@ -38,7 +45,6 @@ def main() -> None:
     parser.add_argument("--n-trials", type=int, default=100)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
-    lo, hi = (int(x) for x in args.seeds.split("-"))
     tasks = list(TEST_INSTANCES[SCENARIO])
     method = Method("meta_shipped", _shipped, label="MetaSampler (shipped lcbench-mlp)")
     heldout_dir = args.out / "heldout"
@@ -46,7 +52,7 @@ def main() -> None:
         method,
         SCENARIO,
         tasks,
-        list(range(lo, hi + 1)),
+        parse_ints(args.seeds),
         args.n_trials,
         out_dir=heldout_dir,
         n_folds=0,
@@ -54,10 +60,7 @@ def main() -> None:
         resume=False,
     )
     results = load_results(heldout_dir, "sampler", SCENARIO)
-    for r in load_results(args.out, "sampler", SCENARIO):  # peers, restricted to these tasks
-        runs = [run for run in r["runs"] if run["task"] in tasks]
-        if runs and not r["method"].startswith("meta"):
-            results.append({**r, "runs": runs})
+    results += peer_results_on(args.out, "sampler", SCENARIO, tasks)
     summary = sampler_summary(results, SCENARIO)
     text = (
         "Held-out YAHPO test instances of LCBench (167168, 189873, 189906), normalised regret "

@@ -14,7 +14,7 @@ Run::
 
     python -m benchmarks.heldout_pruner
 
-Writes ``benchmarks/results/heldout/pruner_lcbench_*.json`` (git-ignored) and
+Writes ``benchmarks/results/heldout/raw/pruner_lcbench_*.json`` (git-ignored) and
 ``benchmarks/results/heldout_pruner_lcbench.md``.
 """
 
@@ -27,8 +27,15 @@ from pathlib import Path
 from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler, TPESampler
 
+from benchmarks._cli import parse_ints
 from benchmarks.pruning import PrunerMethod, run_pruner_method
-from benchmarks.report import RESULTS_DIR, load_results, pruner_summary, pruner_table_md
+from benchmarks.report import (
+    RESULTS_DIR,
+    load_results,
+    peer_results_on,
+    pruner_summary,
+    pruner_table_md,
+)
 from optuna_meta import MetaPruner, MetaSampler
 from optuna_meta.data import TEST_INSTANCES
 
@@ -68,14 +75,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5200)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
-    lo, hi = (int(x) for x in args.seeds.split("-"))
     tasks = list(TEST_INSTANCES[SCENARIO])
     heldout_dir = args.out / "heldout"
     for method in METHODS:
         run_pruner_method(
             method,
             tasks,
-            list(range(lo, hi + 1)),
+            parse_ints(args.seeds),
             epoch_budget=args.epochs,
             out_dir=heldout_dir,
             scenario=SCENARIO,
@@ -83,10 +89,7 @@ def main() -> None:
             verbose=True,
         )
     results = load_results(heldout_dir, "pruner", SCENARIO)
-    for r in load_results(args.out, "pruner", SCENARIO):  # saved peers, restricted to these
-        runs = [run for run in r["runs"] if run["task"] in tasks]
-        if runs and "meta" not in r["method"] and int(r["epoch_budget"]) == args.epochs:
-            results.append({**r, "runs": runs})
+    results += peer_results_on(args.out, "pruner", SCENARIO, tasks, epoch_budget=args.epochs)
     summary = pruner_summary(results, SCENARIO)
     text = (
         "Held-out YAHPO test instances of LCBench (167168, 189873, 189906), pruner protocol "

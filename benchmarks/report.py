@@ -296,6 +296,26 @@ def is_peer(kind: str, name: str) -> bool:
     return name in peers or any(name.startswith(p + "_") for p in peers if kind == "sampler")
 
 
+def peer_results_on(
+    out_dir: Path, kind: str, scenario: str, tasks: Sequence[str], epoch_budget: int | None = None
+) -> list[dict[str, Any]]:
+    """The saved peer results restricted to the runs on ``tasks`` (e.g. the held-out ones).
+
+    ``epoch_budget`` (pruners): keep only results of that budget.
+    """
+    wanted = set(tasks)
+    out = []
+    for r in load_results(out_dir, kind, scenario):
+        if not is_peer(kind, r["method"]):
+            continue
+        if epoch_budget is not None and int(r["epoch_budget"]) != epoch_budget:
+            continue
+        runs = [run for run in r["runs"] if run["task"] in wanted]
+        if runs:
+            out.append({**r, "runs": runs})
+    return out
+
+
 def write_reports(
     out_dir: Path,
     scenario: str,
