@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from optuna.samplers import BaseSampler
 
@@ -31,6 +34,25 @@ MODEL_RECIPE = 2
 """Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
+M = TypeVar("M", bound=Any)
+
+
+def disk_cached(
+    stem: str, key: list[Any], load: Callable[[Path], M], build: Callable[[str], M]
+) -> M:
+    """The model cached at ``CACHE_DIR/<stem>_<digest of key>.npz``, built on a miss.
+
+    ``build(digest)`` makes the model (the digest names it); it is saved atomically, since
+    another benchmark process may be loading the cache at the same time.
+    """
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    path = CACHE_DIR / f"{stem}_{digest}.npz"
+    if path.is_file():
+        return load(path)
+    model = build(digest)
+    tmp = model.save(path.with_name(f"{path.stem}.tmp{os.getpid()}.npz"))
+    tmp.replace(path)
+    return model
 
 
 def fold_model(
@@ -42,15 +64,16 @@ def fold_model(
     """The surrogate meta-trained on ``train_tasks`` (minus test instances), cached on disk."""
     cfg = config or TrainConfig()
     tasks = sorted(t for t in train_tasks if t not in TEST_INSTANCES[scenario])
-    key = json.dumps([MODEL_RECIPE, scenario, tasks, n_configs, vars(cfg)], sort_keys=True)
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    path = CACHE_DIR / f"meta_{scenario}_{digest}.npz"
-    if path.is_file():
-        return SurrogateModel.load(path)
-    data = load_yahpo(scenario, n_configs=n_configs, tasks=tasks)
-    model = build_model(data, name=f"{scenario}-cv-{digest}", config=cfg)
-    model.save(path)
-    return model
+    return disk_cached(
+        f"meta_{scenario}",
+        [MODEL_RECIPE, scenario, tasks, n_configs, vars(cfg)],
+        SurrogateModel.load,
+        lambda digest: build_model(
+            load_yahpo(scenario, n_configs=n_configs, tasks=tasks),
+            name=f"{scenario}-cv-{digest}",
+            config=cfg,
+        ),
+    )
 
 
 def meta_sampler_method(

@@ -25,26 +25,19 @@ stay in ``results/raw`` under their names; rerunning them now would use the curr
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler, TPESampler
 
-from benchmarks.meta_methods import fold_model
+from benchmarks.meta_methods import CACHE_DIR, N_CONFIGS, disk_cached, meta_sampler_method
 from benchmarks.protocol import BenchContext
 from benchmarks.pruning import PrunerMethod
-from optuna_meta import MetaPruner, MetaSampler
+from optuna_meta import MetaPruner
 from optuna_meta.curve import FEATURE_NAMES, CurveModel
 from optuna_meta.curve._train import CurveTrainConfig, build_curve_model, lcbench_curves
 from optuna_meta.data import TEST_INSTANCES
 
-CACHE_DIR = Path(__file__).resolve().parent / "results" / "cache"
-N_CONFIGS = 2000
-"""Configurations per training task (the shipped model uses the same)."""
 CURVES_CACHE = CACHE_DIR / f"curves_lcbench_val_accuracy_{N_CONFIGS}_0.npz"
 TRAINING_VERSION = 2
 """Bumped whenever the curve model's training or features change (invalidates cached models)."""
@@ -56,18 +49,16 @@ def fold_curve_model(
     """The curve model meta-trained on ``train_tasks`` minus test instances, cached on disk."""
     cfg = config or CurveTrainConfig()
     tasks = sorted(t for t in train_tasks if t not in TEST_INSTANCES["lcbench"])
-    key = json.dumps(
-        [tasks, N_CONFIGS, vars(cfg), list(FEATURE_NAMES), TRAINING_VERSION], sort_keys=True
+    return disk_cached(
+        "curve_lcbench",
+        [tasks, N_CONFIGS, vars(cfg), list(FEATURE_NAMES), TRAINING_VERSION],
+        CurveModel.load,
+        lambda digest: build_curve_model(
+            lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE),
+            cfg,
+            name=f"lcbench-curve-cv-{digest}",
+        ),
     )
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    path = CACHE_DIR / f"curve_lcbench_{digest}.npz"
-    if path.is_file():
-        return CurveModel.load(path)
-    curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
-    model = build_curve_model(curves, cfg, name=f"lcbench-curve-cv-{digest}")
-    tmp = model.save(path.with_name(f"{path.stem}.tmp{os.getpid()}.npz"))
-    tmp.replace(path)  # atomic: another process may be loading the cache
-    return model
 
 
 def meta_pruner_method(
@@ -90,6 +81,8 @@ def meta_pruner_method(
     return PrunerMethod(name, factory, label=label, baseline=f"{sampler}_nop")
 
 
+_META_SAMPLER = meta_sampler_method()
+"""MetaSampler with the surrogate of the task's CV fold (the sampler benchmark's method)."""
 _SAMPLER_LABELS = {"tpe": "TPE", "random": "Random", "meta": "MetaSampler"}
 
 
@@ -99,19 +92,7 @@ def _sampler(kind: str, ctx: BenchContext):
         return TPESampler(seed=ctx.seed)
     if kind == "random":
         return RandomSampler(seed=ctx.seed)
-    key = ("meta-model", ctx.scenario, ctx.train_tasks)
-    if key not in ctx.cache:
-        ctx.cache[key] = fold_model(ctx.scenario, ctx.train_tasks)
-    return MetaSampler(model=ctx.cache[key], seed=ctx.seed)
-
-
-def meta_sampler_nop() -> PrunerMethod:
-    """MetaSampler without pruning: the baseline of the MetaSampler + MetaPruner rows."""
-    return PrunerMethod(
-        "meta_nop",
-        lambda ctx: (_sampler("meta", ctx), NopPruner()),
-        label="MetaSampler + NopPruner [5-fold task CV]",
-    )
+    return _META_SAMPLER.factory(ctx)
 
 
 def _label(sampler: str, kwargs: dict[str, Any]) -> str:
@@ -142,10 +123,13 @@ META_DEFAULT = meta_pruner_method(
 RANDOM_K1 = _method("random", "_k1", threshold=0.05, top_k=1)
 RANDOM_K5 = _method("random", "_k5", threshold=0.05, top_k=5)
 RANDOM_K10 = _method("random", "_k10", threshold=0.05, top_k=10)
-META_NOP = meta_sampler_nop()
+META_NOP = PrunerMethod(
+    "meta_nop",
+    lambda ctx: (_sampler("meta", ctx), NopPruner()),
+    label="MetaSampler + NopPruner [5-fold task CV]",
+)
+"""MetaSampler without pruning: the baseline of the MetaSampler + MetaPruner rows."""
 META_K10 = _method("meta", "_k10", threshold=0.05, top_k=10)
-META = [META_NOP, META_K10]
-"""MetaSampler without pruning and with MetaPruner(top_k=10) (both 5-fold task CV)."""
 VARIANTS = [
     TPE_K1,
     TPE_K5,
