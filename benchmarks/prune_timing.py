@@ -28,11 +28,11 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from benchmarks.objectives import evaluate_curve, scored_tasks, suggest_config
+from benchmarks.objectives import evaluate_curve, get_surrogate, scored_tasks, suggest_config
+from benchmarks.report import RESULTS_DIR
 from optuna_meta import MetaPruner
 from optuna_meta.data import YahpoSurrogate
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CONTEXT_SIZES = (10, 100, 500)
 N_PROBES = 50
 PROBE_EPOCHS = 10
@@ -50,6 +50,7 @@ def time_task(bench: YahpoSurrogate, task: str, n_completed: int, seed: int) -> 
             trial.report(float(v), epoch)
         study.tell(trial, float(curve[-1]))
     pruner = MetaPruner()
+    pruner._network()  # load the model file here, outside the timed calls
     first, steady = [], []
     for _ in range(N_PROBES):
         trial = study.ask()
@@ -72,11 +73,10 @@ def time_task(bench: YahpoSurrogate, task: str, n_completed: int, seed: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS / "timing_pruner_lcbench.md")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "timing_pruner_lcbench.md")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    bench = YahpoSurrogate("lcbench")
-    MetaPruner()._network()  # load the model once, outside the timings
+    bench = get_surrogate("lcbench")
     rows = []
     for n in CONTEXT_SIZES:
         first, steady = [], []
@@ -101,6 +101,7 @@ def main() -> None:
     for n, med, p95, cnt, f in rows:
         lines.append(f"| {n} | {med:.3f} | {p95:.3f} | {cnt} | {f:.2f} |")
     lines += ["", f"Command: `python -m benchmarks.prune_timing --tasks {args.tasks}`", ""]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
 

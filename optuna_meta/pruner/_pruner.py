@@ -72,7 +72,7 @@ pilot with a preliminary model only).
 Cost (``python -m benchmarks.prune_timing``): a ``prune`` call takes 0.3-0.4 ms (median, on
 the project's busy 2-core machines, 10 to 500 completed trials); the study's normalisation is
 cached per study and number of completed trials, so the call right after a trial completes
-rebuilds it (median 0.7 ms with 10 completed trials, 2.3 ms with 500). Torch is never
+rebuilds it (median 0.7 ms with 10 completed trials, 2.1 ms with 500). Torch is never
 imported.
 
 Example:
