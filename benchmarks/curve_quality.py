@@ -47,11 +47,11 @@ from optuna_meta.curve._baseline import extrapolate
 from optuna_meta.curve._features import KAPPA
 from optuna_meta.curve._train import lcbench_curves
 from optuna_meta.data import TEST_INSTANCES
-from optuna_meta.pruner._pruner import _user_std
+from optuna_meta.pruner._pruner import DEFAULT_THRESHOLD, _user_std
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CUTS = {"10%": 5, "20%": 10, "50%": 26}
-THRESHOLD = 0.05
+THRESHOLD = DEFAULT_THRESHOLD
 STEPS = np.arange(1, 53, dtype=np.float64)
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -94,12 +94,13 @@ def evaluate(
     rng = np.random.default_rng(seed)
     rows: dict[str, dict[str, list]] = {c: {} for c in CUTS}
     t0 = time.perf_counter()
+    shipped_model = CurveModel.load(DEFAULT_CURVE_MODEL) if shipped else None
     for fold_tasks in folds:
         todo = [t for t in fold_tasks if t in wanted]
         if not todo:
             continue
         train = tuple(t for t in pool if t not in fold_tasks)
-        model = CurveModel.load(DEFAULT_CURVE_MODEL) if shipped else fold_curve_model(train)
+        model = shipped_model or fold_curve_model(train)
         net = model.network()
         for task in todo:
             V = curves[task].astype(np.float64)

@@ -108,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--storage", default=None, help="Optuna storage URL (optional)")
     args = parser.parse_args(argv)
-    # before Hugging Face is imported: it reads these at import time
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # before Hugging Face is imported: it reads this at import time
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is built locally: never download
 
     import optuna
