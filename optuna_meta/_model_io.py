@@ -25,7 +25,7 @@ import os
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -39,6 +39,46 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 class ModelFileError(ValueError):
     """A model file is missing, corrupt, foreign or of an unsupported version."""
+
+
+_F = TypeVar("_F", bound="ModelFile")
+
+
+class ModelFile:
+    """The file side of a model class: it provides ``to_bytes`` and ``_from_source``.
+
+    ``_from_source`` takes a shipped model's name, a path or the file's bytes, reads it with
+    :func:`read_model_file` and adds the model's own checks.
+    """
+
+    def to_bytes(self) -> bytes:
+        raise NotImplementedError
+
+    @classmethod
+    def _from_source(cls: type[_F], source: str | os.PathLike[str] | bytes) -> _F:
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model to ``path`` (``.npz``) and return the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.to_bytes())
+        return path
+
+    @classmethod
+    def load(cls: type[_F], name_or_path: str | os.PathLike[str]) -> _F:
+        """Load a shipped model by name (e.g. ``"lcbench-mlp"``) or a model file by path.
+
+        Raises:
+            ModelFileError: The file is missing, not a model file of this kind, corrupt or too
+                new.
+        """
+        return cls._from_source(name_or_path)
+
+    @classmethod
+    def from_bytes(cls: type[_F], data: bytes) -> _F:
+        """Inverse of :meth:`to_bytes`, with the same checks as :meth:`load`."""
+        return cls._from_source(bytes(data))
 
 
 def shipped_models() -> list[str]:

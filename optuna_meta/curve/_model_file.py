@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from optuna_meta._model_io import ModelFileError, finite_weights, model_bytes, read_model_file
+from optuna_meta._model_io import (
+    ModelFile,
+    ModelFileError,
+    finite_weights,
+    model_bytes,
+    read_model_file,
+)
 from optuna_meta.curve._features import FEATURE_NAMES, KAPPA
 from optuna_meta.curve._network import WEIGHT_NAMES, CurveNetwork
 
@@ -35,7 +40,7 @@ DEFAULT_CURVE_MODEL = "lcbench-curve"
 
 
 @dataclass
-class CurveModel:
+class CurveModel(ModelFile):
     """A meta-trained learning-curve model: network weights and provenance.
 
     Args:
@@ -48,27 +53,6 @@ class CurveModel:
 
     def network(self) -> CurveNetwork:
         return CurveNetwork(self.weights)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model to ``path`` (``.npz``) and return the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.to_bytes())
-        return path
-
-    @classmethod
-    def load(cls, name_or_path: str | os.PathLike[str]) -> CurveModel:
-        """Load a shipped model by name (``"lcbench-curve"``) or a model file by path.
-
-        Raises:
-            ModelFileError: The file is missing, not a curve model file, corrupt or too new.
-        """
-        return cls._from_source(name_or_path)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> CurveModel:
-        """Inverse of :meth:`to_bytes`, with the same checks as :meth:`load`."""
-        return cls._from_source(bytes(data))
 
     def to_bytes(self) -> bytes:
         manifest = dict(self.manifest)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from optuna.distributions import BaseDistribution, distribution_to_json, json_to
 from optuna_meta._model_io import (
     MANIFEST_KEY,
     MAX_MODEL_BYTES,
+    ModelFile,
     ModelFileError,
     finite_weights,
     model_bytes,
@@ -57,7 +57,7 @@ DEFAULT_MODEL = "lcbench-mlp"
 
 
 @dataclass
-class SurrogateModel:
+class SurrogateModel(ModelFile):
     """A meta-trained surrogate: network weights, its search space and provenance.
 
     Args:
@@ -80,28 +80,6 @@ class SurrogateModel:
 
     def network(self) -> DeepKernelGP:
         return DeepKernelGP(self.weights)
-
-    # -- IO -----------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model to ``path`` (``.npz``) and return the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.to_bytes())
-        return path
-
-    @classmethod
-    def load(cls, name_or_path: str | os.PathLike[str]) -> SurrogateModel:
-        """Load a shipped model by name (e.g. ``"lcbench-mlp"``) or a model file by path.
-
-        Raises:
-            ModelFileError: The file is missing, not a model file, corrupt or too new.
-        """
-        return cls._from_source(name_or_path)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> SurrogateModel:
-        """Inverse of :meth:`to_bytes`, with the same checks as :meth:`load`."""
-        return cls._from_source(bytes(data))
 
     def to_bytes(self) -> bytes:
         """The file's bytes (also how a pickled sampler carries its model: no array pickling)."""
