@@ -30,7 +30,7 @@ from optuna_meta.surrogate import SurrogateModel, build_model
 from optuna_meta.surrogate._train import TrainConfig
 
 CACHE_DIR = Path(__file__).resolve().parent / "results" / "cache"
-MODEL_RECIPE = 2
+MODEL_RECIPE = 3
 """Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""

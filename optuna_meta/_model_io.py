@@ -113,12 +113,17 @@ def model_bytes(weights: Mapping[str, np.ndarray], manifest: Mapping[str, Any]) 
 
 
 def read_model_file(
-    source: str | os.PathLike[str] | bytes, format_name: str, format_version: int, kind: str
+    source: str | os.PathLike[str] | bytes,
+    format_name: str,
+    format_version: int,
+    kind: str,
+    *,
+    min_version: int = 1,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
     """Read and check a model file: ``(arrays, manifest, label)``; ``label`` names it in errors.
 
     ``source`` is a shipped model's name, a path, or the file's bytes. The manifest must name
-    ``format_name`` and a version in ``1..format_version``; ``kind`` words the errors
+    ``format_name`` and a version in ``min_version..format_version``; ``kind`` words the errors
     ("surrogate", "curve").
     """
     if isinstance(source, bytes):
@@ -149,10 +154,15 @@ def read_model_file(
             f"expected {format_name!r})."
         )
     version = manifest.get("version")
-    if not isinstance(version, int) or version > format_version or version < 1:
+    if not isinstance(version, int) or version > format_version or version < min_version:
         raise ModelFileError(
             f"{label} has {kind} model format version {version!r}; this optuna-meta reads "
-            f"versions 1..{format_version}. Upgrade optuna-meta or re-train the model."
+            f"versions {min_version}..{format_version}. "
+            + (
+                "Re-train the model with this optuna-meta."
+                if isinstance(version, int) and version < min_version
+                else "Upgrade optuna-meta or re-train the model."
+            )
         )
     return arrays, manifest, label
 

@@ -31,7 +31,6 @@ def _past_studies(url: str, n_trials: int) -> None:
     """
     memory = optuna.storages.InMemoryStorage()
     for i, (lr_opt, dropout_opt) in enumerate([(1e-3, 0.1), (1e-2, 0.3), (3e-2, 0.0)]):
-
         # The last study spells the learning rate differently: training must merge the names.
         lr_name = "learning_rate" if i == 2 else "lr"
 

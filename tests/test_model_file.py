@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from optuna_meta import MetaSampler
 from optuna_meta.data import TEST_INSTANCES
 from optuna_meta.sampler import ATTR_SOURCE
+from optuna_meta.space import SpaceEncoder
 from optuna_meta.surrogate import (
     FORMAT_VERSION,
     ModelFileError,
@@ -44,6 +45,7 @@ def _manifest(model: SurrogateModel, **changes: Any) -> dict[str, Any]:
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "search_space": {k: distribution_to_json(v) for k, v in model.search_space.items()},
+        "parameter_order": list(model.search_space),
         "defaults": model.defaults,
     }
     manifest.update(changes)
@@ -93,6 +95,47 @@ def test_save_load_round_trip(tmp_path: Path, shipped: SurrogateModel) -> None:
     np.testing.assert_allclose(
         loaded.network().meta_mean(X), model.network().meta_mean(X), rtol=1e-4, atol=1e-5
     )
+
+
+def test_feature_order_survives_save_load(tmp_path: Path, shipped: SurrogateModel) -> None:
+    """A model trained in non-alphabetical parameter order predicts the same after a round trip.
+
+    The manifest's JSON is written with sorted keys; version 1 files lost the input-feature
+    order that way and a reloaded model read its inputs permuted.
+    """
+    order = ["weight_decay", "num_layers", "learning_rate", "batch_size"]
+    order += [k for k in shipped.search_space if k not in order]
+    assert order != sorted(order)
+    model = SurrogateModel(
+        weights=dict(shipped.weights),
+        search_space={k: shipped.search_space[k] for k in order},
+        defaults=dict(shipped.defaults),
+    )
+    loaded = SurrogateModel.load(model.save(tmp_path / "m.npz"))
+    assert list(loaded.search_space) == order
+    rng = np.random.default_rng(1)
+    configs = [
+        {k: model.defaults[k] for k in order} | {"learning_rate": lr, "batch_size": b}
+        for lr, b in zip(10 ** rng.uniform(-4, -1, 6), rng.integers(16, 512, 6), strict=True)
+    ]
+    before = model.network().meta_mean(SpaceEncoder(model.search_space).encode(configs))
+    after = loaded.network().meta_mean(SpaceEncoder(loaded.search_space).encode(configs))
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5)
+
+
+def test_version_1_file_is_refused(tmp_path: Path, shipped: SurrogateModel) -> None:
+    manifest = _manifest(shipped, version=1)
+    del manifest["parameter_order"]
+    path = _write(tmp_path / "v1.npz", manifest, shipped.weights)
+    with pytest.raises(ModelFileError, match="Re-train the model"):
+        SurrogateModel.load(path)
+
+
+def test_parameter_order_must_match_the_space(tmp_path: Path, shipped: SurrogateModel) -> None:
+    manifest = _manifest(shipped, parameter_order=list(shipped.search_space)[:-1])
+    path = _write(tmp_path / "bad_order.npz", manifest, shipped.weights)
+    with pytest.raises(ModelFileError, match="parameter_order"):
+        SurrogateModel.load(path)
 
 
 def test_shipped_model(shipped: SurrogateModel) -> None:

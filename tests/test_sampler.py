@@ -282,5 +282,3 @@ def test_param_mapping_to_a_missing_model_param_falls_back_with_a_clear_warning(
     # Only the badly mapped parameter falls back: "dropout" is still served by the model.
     assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 3
     assert all(dist._contains(t.params["lr"]) for t in study.trials)
-
-

@@ -52,7 +52,11 @@ __all__ = [
 ]
 
 FORMAT_NAME = "optuna-meta/surrogate"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MIN_FORMAT_VERSION = 2
+"""Version 1 files stored the search space as a JSON object, whose keys the writer sorted, so
+the order of the network's input features was lost: such a model read its inputs permuted.
+Version 2 records the order (``parameter_order``); version 1 files are refused."""
 DEFAULT_MODEL = "lcbench-mlp"
 
 
@@ -88,19 +92,27 @@ class SurrogateModel(ModelFile):
             format=FORMAT_NAME,
             version=FORMAT_VERSION,
             search_space={k: distribution_to_json(v) for k, v in self.search_space.items()},
+            # JSON objects are written with sorted keys: the feature order needs its own list.
+            parameter_order=list(self.search_space),
             defaults=self.defaults,
         )
         return model_bytes(self.weights, manifest)
 
     @classmethod
     def _from_source(cls, source: str | os.PathLike[str] | bytes) -> SurrogateModel:
-        arrays, manifest, path = read_model_file(source, FORMAT_NAME, FORMAT_VERSION, "surrogate")
+        arrays, manifest, path = read_model_file(
+            source, FORMAT_NAME, FORMAT_VERSION, "surrogate", min_version=MIN_FORMAT_VERSION
+        )
         weights = finite_weights(arrays, WEIGHT_NAMES, path)
         bad_shapes = _bad_weight_shapes(weights)
         if bad_shapes:
             raise ModelFileError(f"{path} holds weight arrays of the wrong shape: {bad_shapes}.")
         try:
-            space = {k: json_to_distribution(v) for k, v in manifest["search_space"].items()}
+            stored = manifest["search_space"]
+            order = list(manifest["parameter_order"])
+            if sorted(order) != sorted(stored):
+                raise ValueError("parameter_order does not list the search space's parameters")
+            space = {k: json_to_distribution(stored[k]) for k in order}
             defaults = dict(manifest["defaults"])
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"{path} has an invalid search space: {e}") from e
