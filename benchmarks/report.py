@@ -328,8 +328,10 @@ def write_reports(
     """Build ``<kind>_<scenario>.md``, ``.png`` and ``_summary.json`` in ``out_dir``.
 
     ``peers_only``: only the peer methods, written as ``<kind>_<scenario>_peers.*`` (and
-    the README block, if asked, is filled from them). ``meta_only``: the optuna-meta methods
-    and the no-pruning baselines they name, written as ``<kind>_<scenario>_meta.*``.
+    the README block ``<kind>_<scenario>``, if asked, is filled from them). ``meta_only``: the
+    optuna-meta methods and the no-pruning baselines they name, written as
+    ``<kind>_<scenario>_meta.*`` (README block of the same name). Without either, every saved
+    method goes into ``<kind>_<scenario>.*`` and the README block ``<kind>_<scenario>_all``.
     """
     if peers_only and meta_only:
         raise ValueError("peers_only and meta_only exclude each other")
@@ -366,7 +368,11 @@ def write_reports(
         json.dump(summary, f, indent=0)
     plot(summary, paths["png"])
     if update_readme_file is not None:
-        update_readme(update_readme_file, name if meta_only else stem, md)
+        # The peer blocks carry the plain key <kind>_<scenario>; the table of every saved
+        # method (ours with the peers) has its own key, so it never lands in a peer block.
+        key = stem if peers_only else name if meta_only else name.replace(stem, f"{stem}_all", 1)
+        if not update_readme(update_readme_file, key, md):
+            print(f"{update_readme_file} has no block {key!r}: not changed")
     return paths
 
 

@@ -199,6 +199,27 @@ def test_report_selection_and_baseline_override(quick_pruners):
     assert summary["methods"]["tpe_nop"]["median_speedup"] == pytest.approx(1.0)
 
 
+def test_report_readme_blocks(quick_pruners, tmp_path):
+    """The table of every method never overwrites the peer block; each flag fills its own."""
+    out, _ = quick_pruners
+    readme = tmp_path / "README.md"
+    blocks = ("pruner_lcbench", "pruner_lcbench_all", "pruner_lcbench_meta")
+    readme.write_text("".join(f"<!-- BEGIN {k} -->\nold {k}\n<!-- END {k} -->\n" for k in blocks))
+
+    def block(key: str) -> str:
+        text = readme.read_text()
+        return text.split(f"<!-- BEGIN {key} -->\n")[1].split(f"<!-- END {key} -->")[0]
+
+    report.write_reports(tmp_path / "all", "lcbench", "pruner", readme)  # no saved results
+    assert block("pruner_lcbench_all") == "old pruner_lcbench_all\n"
+    report.write_reports(out, "lcbench", "pruner", readme)
+    assert block("pruner_lcbench") == "old pruner_lcbench\n"
+    assert "| sampler + pruner |" in block("pruner_lcbench_all")
+    report.write_reports(out, "lcbench", "pruner", readme, peers_only=True)
+    assert "| sampler + pruner |" in block("pruner_lcbench")
+    assert block("pruner_lcbench_meta") == "old pruner_lcbench_meta\n"
+
+
 def test_curve_quality_refuses_the_shipped_model_on_its_training_tasks():
     from benchmarks import curve_quality
 
