@@ -4,8 +4,9 @@ A model file must be safe to load from an untrusted source, so it holds nothing 
 code: numeric arrays read with ``np.load(..., allow_pickle=False)`` and a JSON manifest stored
 as UTF-8 bytes. The manifest names the format and version (foreign or newer files are refused
 with a clear error), the canonical search space the model was trained on (Optuna distributions
-as JSON), the per-parameter defaults used when a study does not tune a parameter, the training
-tasks, and validation metrics.
+as JSON) with the order of the network's input features (``parameter_order``: the JSON object
+is written with sorted keys, so it cannot carry the order itself), the per-parameter defaults
+used when a study does not tune a parameter, the training tasks, and validation metrics.
 
 Example:
     .. code-block:: python
