@@ -130,7 +130,23 @@ META_NOP = PrunerMethod(
 )
 """MetaSampler without pruning: the baseline of the MetaSampler + MetaPruner rows."""
 META_K10 = _method("meta", "_k10", threshold=0.05, top_k=10)
+TPE_S2 = meta_pruner_method(
+    "tpe_meta_s2",
+    "TPE + MetaPruner(n_startup_trials=2) [5-fold task CV]",
+    "tpe",
+    n_startup_trials=2,
+)
+"""The current rule, pruning from 2 completed trials on (the default waits for 5)."""
+META_T02 = meta_pruner_method(
+    "meta_meta_t02",
+    "MetaSampler + MetaPruner(threshold=0.02) [5-fold task CV]",
+    "meta",
+    threshold=0.02,
+)
+"""A more cautious threshold for a strong sampler, whose trials all end close to the best."""
 VARIANTS = [
+    TPE_S2,
+    META_T02,
     TPE_K1,
     TPE_K5,
     TPE_K10,
