@@ -25,12 +25,13 @@ from optuna.samplers import BaseSampler
 
 from benchmarks.protocol import BenchContext, Method
 from optuna_meta import MetaSampler
-from optuna_meta.data import TEST_INSTANCES, load_yahpo
+from optuna_meta.data import TEST_INSTANCES, load_yahpo, yahpo_objective
 from optuna_meta.surrogate import SurrogateModel, build_model
+from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
 from optuna_meta.surrogate._train import TrainConfig
 
 CACHE_DIR = Path(__file__).resolve().parent / "results" / "cache"
-MODEL_RECIPE = 3
+MODEL_RECIPE = 4
 """Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
@@ -60,18 +61,24 @@ def fold_model(
     train_tasks: tuple[str, ...],
     config: TrainConfig | None = None,
     n_configs: int = N_CONFIGS,
+    design_length: int = DEFAULT_DESIGN_LENGTH,
 ) -> SurrogateModel:
-    """The surrogate meta-trained on ``train_tasks`` (minus test instances), cached on disk."""
+    """The surrogate meta-trained on ``train_tasks`` (minus test instances), cached on disk.
+
+    Like the shipped model, it learns its initial design by querying the training tasks only.
+    """
     cfg = config or TrainConfig()
     tasks = sorted(t for t in train_tasks if t not in TEST_INSTANCES[scenario])
     return disk_cached(
         f"meta_{scenario}",
-        [MODEL_RECIPE, scenario, tasks, n_configs, vars(cfg)],
+        [MODEL_RECIPE, scenario, tasks, n_configs, vars(cfg), design_length],
         SurrogateModel.load,
         lambda digest: build_model(
             load_yahpo(scenario, n_configs=n_configs, tasks=tasks),
             name=f"{scenario}-cv-{digest}",
             config=cfg,
+            design_objective=yahpo_objective(scenario),
+            design_length=design_length,
         ),
     )
 
@@ -81,6 +88,7 @@ def meta_sampler_method(
     label: str = "MetaSampler (5-fold task CV)",
     config: TrainConfig | None = None,
     n_configs: int = N_CONFIGS,
+    design_length: int = DEFAULT_DESIGN_LENGTH,
     **sampler_kwargs: object,
 ) -> Method:
     """MetaSampler with one model per fold; ``sampler_kwargs`` go to the sampler."""
@@ -88,10 +96,23 @@ def meta_sampler_method(
     def factory(ctx: BenchContext) -> BaseSampler:
         key = ("meta-model", name, ctx.scenario, ctx.train_tasks)
         if key not in ctx.cache:
-            ctx.cache[key] = fold_model(ctx.scenario, ctx.train_tasks, config, n_configs)
+            ctx.cache[key] = fold_model(
+                ctx.scenario, ctx.train_tasks, config, n_configs, design_length
+            )
         return MetaSampler(model=ctx.cache[key], seed=ctx.seed, **sampler_kwargs)  # type: ignore[arg-type]
 
     return Method(name=name, factory=factory, label=label)
 
 
 SAMPLER_METHODS = [meta_sampler_method()]
+
+DESIGN_VARIANTS = [
+    meta_sampler_method(
+        f"meta_design{k}",
+        f"MetaSampler, first {k} trials from a 10-entry learned design (5-fold task CV)",
+        design_length=10,
+        n_design_trials=k,
+    )
+    for k in (0, 3, 5, 10)
+]
+"""The design-length study behind DEFAULT_DESIGN_LENGTH (``n_design_trials`` 0 = no design)."""

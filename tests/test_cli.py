@@ -97,6 +97,26 @@ def test_train_on_small_studies(fast_dir: Path, capsys: pytest.CaptureFixture[st
     default_yahpo_dir() is None or not (default_yahpo_dir() / "lcbench").is_dir(),
     reason="YAHPO data folder is absent",
 )
+def test_train_on_yahpo_learns_an_initial_design(
+    fast_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = fast_dir / "y.npz"
+    common = ["train", "--yahpo", "lcbench", "--n-configs", "20", "--task", "3945"]
+    design = ["--steps", "5", "--design-length", "2", "--out", str(out)]
+    code = main([*common, "--task", "7593", *design])
+    assert code == 0, capsys.readouterr().err
+    model = SurrogateModel.load(out)
+    assert len(model.initial_design) == 2
+    assert model.defaults == model.initial_design[0]
+    code = main([*common, "--steps", "5", "--design-length", "0", "--out", str(out)])
+    assert code == 0
+    assert SurrogateModel.load(out).initial_design == []
+
+
+@pytest.mark.skipif(
+    default_yahpo_dir() is None or not (default_yahpo_dir() / "lcbench").is_dir(),
+    reason="YAHPO data folder is absent",
+)
 def test_dataset_then_export(fast_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = fast_dir / "d.npz"
     argv = ["dataset", "--yahpo", "lcbench", "--n-configs", "20", "--task", "3945"]

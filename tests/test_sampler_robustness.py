@@ -27,6 +27,9 @@ from optuna_meta.surrogate import DeepKernelGP, SurrogateModel
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 FAST = {"n_candidates": 64}
+GP_PATH = {**FAST, "n_design_trials": 0}
+"""For tests of the surrogate's proposals: the shipped model's initial design would otherwise
+serve the first trials without calling `propose` (the design has its own tests)."""
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -77,7 +80,7 @@ def test_failed_nan_inf_and_pruned_trials_in_the_history(
             raise optuna.TrialPruned()
         return value
 
-    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **GP_PATH))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study.optimize(special, n_trials=10, catch=(RuntimeError,))
@@ -124,7 +127,7 @@ def test_two_threads_on_one_study() -> None:
 def test_running_trials_are_pending_in_one_process(
     spy_propose: list[dict[str, np.ndarray]],
 ) -> None:
-    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **GP_PATH))
     study.optimize(objective, n_trials=3)
     a = study.ask()
     objective(a)  # a stays RUNNING
@@ -267,7 +270,7 @@ def test_running_trial_of_another_process_is_pending(
 ) -> None:
     url = f"sqlite:///{fast_dir / 'pending.db'}"
     study = optuna.create_study(
-        study_name="shared", storage=url, sampler=MetaSampler(seed=0, **FAST)
+        study_name="shared", storage=url, sampler=MetaSampler(seed=0, **GP_PATH)
     )
     study.optimize(objective, n_trials=2)
     proc = _worker(fast_dir, url, 1, 0, "leave-running")
@@ -321,13 +324,13 @@ def test_multi_objective_warns_and_falls_back() -> None:
 
 
 def test_reseed_rng() -> None:
-    reseeded = MetaSampler(seed=0, **FAST)
+    reseeded = MetaSampler(seed=0, **GP_PATH)
     before = reseeded._base_seed
     reseeded.reseed_rng()
     assert reseeded._base_seed != before
     a = optuna.create_study(sampler=reseeded)
     a.optimize(objective, n_trials=4)
-    b = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    b = optuna.create_study(sampler=MetaSampler(seed=0, **GP_PATH))
     b.optimize(objective, n_trials=4)
     assert [t.state for t in a.trials] == [TrialState.COMPLETE] * 4
     assert params_of(a)[0] == params_of(b)[0]  # the zero-shot guess does not depend on seeds

@@ -5,7 +5,9 @@ Examples:
 
         # Meta-train on every study of a storage (SQLite, PostgreSQL, journal file):
         optuna-meta train --storage sqlite:///past.db --out my_model.npz
-        # Re-create the shipped default model (YAHPO test instances are always excluded):
+        # Re-create the shipped default model (YAHPO test instances are always excluded). With
+        # --yahpo the training tasks can be queried, so the model also learns an initial design
+        # (--design-length configurations a new study tries first):
         optuna-meta train --yahpo lcbench --n-configs 2000 --name lcbench-mlp \\
             --out optuna_meta/models/lcbench-mlp.npz
         # Save a meta-dataset, or export one into a storage to browse it in optuna-dashboard:
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 from optuna.exceptions import OptunaError
 
 from optuna_meta.data import MetaDataset
+from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
 
 
 def _load_dataset(args: argparse.Namespace) -> MetaDataset:
@@ -64,12 +67,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = _load_dataset(args)
     cfg = TrainConfig(steps=args.steps, seed=args.seed)
     command = "optuna-meta " + " ".join(args.argv)
+    design_objective = None
+    if args.yahpo is not None and args.design_length > 0:
+        from optuna_meta.data import yahpo_objective
+
+        design_objective = yahpo_objective(args.yahpo, data_dir=args.yahpo_data)
     model = build_model(
         data,
         name=args.name,
         config=cfg,
         log=lambda m: print(m, file=sys.stderr),
         extra_manifest={"command": command},
+        design_objective=design_objective,
+        design_length=args.design_length,
     )
     path = model.save(args.out)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {len(data)} tasks)")
@@ -99,6 +109,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     model = SurrogateModel.load(args.model)
     info = {k: v for k, v in model.manifest.items() if k not in ("search_space",)}
     info["parameters"] = {k: repr(v) for k, v in model.search_space.items()}
+    info["initial_design"] = model.initial_design
     print(json.dumps(info, indent=2, default=str))
     return 0
 
@@ -112,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--name", default="custom", help="model name recorded in the manifest")
     p.add_argument("--steps", type=int, default=3000, help="meta-training steps")
+    p.add_argument(
+        "--design-length",
+        type=int,
+        default=DEFAULT_DESIGN_LENGTH,
+        help="YAHPO: configurations of the learned initial design (0: none)",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("dataset", help="build a meta-dataset file")

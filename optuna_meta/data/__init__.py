@@ -20,7 +20,7 @@ from optuna_meta.data._yahpo import (
     default_yahpo_dir,
     resolve_yahpo_dir,
 )
-from optuna_meta.data._yahpo_dataset import load_yahpo
+from optuna_meta.data._yahpo_dataset import YahpoObjective, load_yahpo, yahpo_objective
 
 __all__ = [
     "FORMAT_NAME",
@@ -32,10 +32,12 @@ __all__ = [
     "MetaDataset",
     "TaskData",
     "TrialRecord",
+    "YahpoObjective",
     "YahpoSurrogate",
     "default_yahpo_dir",
     "export_to_storage",
     "load_from_storage",
     "load_yahpo",
     "resolve_yahpo_dir",
+    "yahpo_objective",
 ]

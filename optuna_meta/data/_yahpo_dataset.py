@@ -35,7 +35,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from optuna_meta.data._dataset import MetaDataset, TaskData
-from optuna_meta.data._yahpo import Hyperparameter, YahpoSurrogate
+from optuna_meta.data._yahpo import Hyperparameter, YahpoSurrogate, configs_to_columns
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,61 @@ def load_yahpo(
             )
         )
     return MetaDataset(out)
+
+
+class YahpoObjective:
+    """The final objective of a YAHPO scenario's tasks, callable as ``f(task_name, configs)``.
+
+    Meta-training uses it to learn a model's initial design on the training tasks
+    (``build_model(data, design_objective=yahpo_objective("lcbench"))``). Tasks are named as in
+    :func:`load_yahpo` (``"lcbench/3945"``); values are clipped to the metric's range like
+    the dataset's, inactive conditional parameters are dropped. Querying a YAHPO test instance
+    raises ValueError unless ``exclude_test_instances=False``: they never train a shipped model.
+    """
+
+    def __init__(
+        self,
+        scenario: str,
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
+        exclude_test_instances: bool = True,
+    ) -> None:
+        if scenario not in _SETUPS:
+            raise ValueError(f"Unknown YAHPO scenario {scenario!r}; known: {sorted(_SETUPS)}.")
+        self.scenario = scenario
+        self.data_dir = data_dir
+        self.exclude_test_instances = exclude_test_instances
+        self._bench: YahpoSurrogate | None = None
+
+    def __call__(self, task_name: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        if self._bench is None:
+            self._bench = YahpoSurrogate(self.scenario, self.data_dir)
+        bench, setup = self._bench, _SETUPS[self.scenario]
+        prefix = f"{self.scenario}/"
+        task = task_name[len(prefix) :] if task_name.startswith(prefix) else task_name
+        if self.exclude_test_instances and task in bench.test_instances:
+            raise ValueError(
+                f"Task {task} is a YAHPO test instance; it must not train a model "
+                "(pass exclude_test_instances=False to query it anyway)."
+            )
+        active = [{k: v for k, v in c.items() if bench.is_active(k, c)} for c in configs]
+        if not active:
+            return np.empty(0)
+        names = [h.name for h in bench.spec.hyperparameters]
+        columns = configs_to_columns(active, names)
+        return np.clip(_query(bench, task, columns, setup, curves=False), *setup.bounds)
+
+
+def yahpo_objective(
+    scenario: str,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    exclude_test_instances: bool = True,
+) -> YahpoObjective:
+    """The :class:`YahpoObjective` of ``scenario`` (see there)."""
+    return YahpoObjective(
+        scenario, data_dir=data_dir, exclude_test_instances=exclude_test_instances
+    )
 
 
 def _query(

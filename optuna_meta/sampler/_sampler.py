@@ -57,8 +57,10 @@ class MetaSampler(BaseSampler):
     """A sampler whose first trials come from a surrogate meta-trained on many past studies.
 
     The surrogate (a deep-kernel Gaussian process, see :mod:`optuna_meta.surrogate`) was trained
-    on many tasks' HPO runs. With nothing observed it proposes its best zero-shot guess; as
-    trials finish it conditions on them (few-shot) and maximises expected improvement. User
+    on many tasks' HPO runs. The first trials take the model's learned initial design (a few
+    configurations that were good, and complementary, on the training tasks; models without one
+    start from the best configuration under their meta-mean); then the surrogate conditions on
+    the trials observed so far (few-shot) and maximises expected improvement. User
     parameter names are matched to the model's through aliases (``lr`` -> ``learning_rate``);
     parameters the model does not know, multi-objective studies, and trials after the meta phase
     go to ``fallback``, which sees every trial of the study.
@@ -75,6 +77,11 @@ class MetaSampler(BaseSampler):
         n_meta_trials: How many *completed* trials the surrogate serves before handing over
             to ``fallback`` (``None``: :data:`DEFAULT_N_META_TRIALS`); pruned trials do not
             count. ``0`` disables it.
+        n_design_trials: How many of the model's learned initial design configurations (see
+            :mod:`optuna_meta.surrogate._design`) trials ``0, 1, ...`` take before the
+            surrogate proposes (``None``: the whole design; ``0``: none). A design entry is
+            clipped into the study's ranges; one that repeats an existing trial is skipped.
+            Models trained without a queryable objective have no design.
         n_candidates: Random candidates per proposal before local refinement.
         seed: Seed; the same seed gives the same proposals for the same history.
 
@@ -102,6 +109,7 @@ class MetaSampler(BaseSampler):
         task: Mapping[str, float | str] | None = None,
         param_mapping: Mapping[str, str | None] | None = None,
         n_meta_trials: int | None = None,
+        n_design_trials: int | None = None,
         n_candidates: int = 512,
         seed: int | None = None,
     ) -> None:
@@ -110,6 +118,7 @@ class MetaSampler(BaseSampler):
         self.task = task
         self.param_mapping = param_mapping
         self.n_meta_trials = n_meta_trials
+        self.n_design_trials = n_design_trials
         self.n_candidates = n_candidates
         self.seed = seed
         self._base_seed = (
@@ -352,6 +361,14 @@ class MetaSampler(BaseSampler):
             # Two proposals that project onto the same user configuration waste a trial.
             return _param_key(self._to_user_params(state, x, user_space), user_space) in taken
 
+        design_x = self._design_point(state, trial.number, seen)
+        if design_x is not None and not (user_space and taken and is_duplicate(design_x)):
+            with single_threaded_blas():
+                pred = state.gp.condition(X, ys).predict(design_x[None, :])
+            params = state.decode(design_x)
+            params["__mean__"] = float(pred.mean[0])
+            params["__std__"] = float(pred.std[0])
+            return params, (sign, sd, mu, len(y))
         with single_threaded_blas():
             prop: Proposal = propose(
                 state.gp,
@@ -367,6 +384,22 @@ class MetaSampler(BaseSampler):
         params["__mean__"] = prop.mean
         params["__std__"] = prop.std
         return params, (sign, sd, mu, len(y))
+
+    def _design_point(
+        self, state: _ModelState, number: int, seen: Mapping[str, BaseDistribution]
+    ) -> np.ndarray | None:
+        """Entry ``number`` of the model's initial design, clipped into the study's ranges.
+
+        Parameters the study has not suggested yet keep the entry's value (a design entry is
+        a whole configuration; in a define-by-run study the next ``suggest_*`` projects it),
+        rather than the model's default the surrogate's search box pins them to.
+        """
+        design = state.design
+        limit = len(design) if self.n_design_trials is None else self.n_design_trials
+        if number >= min(limit, len(design)):
+            return None
+        ranges = {**state.model.search_space, **self._user_space_in_model(state, seen)}
+        return state.box(ranges).clip(design[number][None, :].copy())[0]
 
     def _encoded(self, state: _ModelState, t: FrozenTrial) -> np.ndarray | None:
         """A trial's configuration in the model's unit space (cached once it is finished)."""
@@ -475,6 +508,13 @@ class _ModelState:
         self.encoder = SpaceEncoder(model.search_space)
         self.n_features = self.encoder.n_features
         self.default_x = self.encoder.encode([model.defaults])[0]
+        design = self.encoder.encode(model.initial_design) if model.initial_design else None
+        # A conditional parameter inactive in an entry takes the default, as in `encode`.
+        self.design = (
+            np.where(np.isnan(design), self.default_x, design)
+            if design is not None
+            else np.empty((0, self.n_features))
+        )
         self._canonical = {(canonical_name(n) or normalize_name(n)): n for n in model.search_space}
 
     def match(self, user_name: str) -> str | None:

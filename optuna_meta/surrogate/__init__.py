@@ -2,7 +2,9 @@
 
 :class:`SurrogateModel` is a model file (weights + search space + provenance) and
 :class:`DeepKernelGP` its numpy forward pass and posterior. Meta-training lives in
-:mod:`optuna_meta.surrogate._train` (torch, imported only when training).
+:mod:`optuna_meta.surrogate._train` (torch, imported only when training); the learned initial
+design a model may carry (the configurations a new study tries first) in
+:mod:`optuna_meta.surrogate._design`.
 """
 
 from optuna_meta.surrogate._build import build_model, model_space

@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,11 +34,25 @@ from optuna.distributions import (
 import optuna_meta
 from optuna_meta.data import MetaDataset, TaskData
 from optuna_meta.space import SpaceEncoder, canonical_name
+from optuna_meta.surrogate._design import (
+    DEFAULT_DESIGN_LENGTH,
+    DesignObjective,
+    learn_initial_design,
+)
 from optuna_meta.surrogate._model_file import SurrogateModel
 from optuna_meta.surrogate._network import DeepKernelGP
 
 N_DEFAULT_CANDIDATES = 20_000
 """Random configurations scored by the meta-mean to pick the defaults of untuned parameters."""
+
+
+def canonical_renames(task: TaskData) -> dict[str, str]:
+    """``{task parameter: model parameter}`` for one task (see :func:`canonicalize`)."""
+    wanted = {n: canonical_name(n) or n for n in task.search_space}
+    counts: dict[str, int] = {}
+    for c in wanted.values():
+        counts[c] = counts.get(c, 0) + 1
+    return {n: (c if counts[c] == 1 else n) for n, c in wanted.items()}
 
 
 def canonicalize(dataset: MetaDataset) -> MetaDataset:
@@ -50,11 +64,7 @@ def canonicalize(dataset: MetaDataset) -> MetaDataset:
     """
     tasks = []
     for task in dataset:
-        wanted = {n: canonical_name(n) or n for n in task.search_space}
-        counts: dict[str, int] = {}
-        for c in wanted.values():
-            counts[c] = counts.get(c, 0) + 1
-        rename = {n: (c if counts[c] == 1 else n) for n, c in wanted.items()}
+        rename = canonical_renames(task)
         if all(k == v for k, v in rename.items()):
             tasks.append(task)
             continue
@@ -141,17 +151,42 @@ def build_model(
     config: Any = None,
     log: Callable[[str], None] | None = None,
     extra_manifest: Mapping[str, Any] | None = None,
+    design_objective: DesignObjective | None = None,
+    design_length: int = DEFAULT_DESIGN_LENGTH,
 ) -> SurrogateModel:
-    """Meta-train a :class:`SurrogateModel` on every task of ``dataset`` (needs torch)."""
+    """Meta-train a :class:`SurrogateModel` on every task of ``dataset`` (needs torch).
+
+    With ``design_objective`` (the training tasks' objective, e.g.
+    :func:`optuna_meta.data.yahpo_objective`) the model also carries a learned initial design of
+    ``design_length`` configurations (:func:`~optuna_meta.surrogate._design.learn_initial_design`),
+    which a new study tries first; its first entry also supplies the defaults of parameters a
+    study does not tune. Without one (e.g. training from past studies, which cannot be re-run),
+    the first trial is the best of random configurations under the meta-mean.
+    """
     from optuna_meta.surrogate._train import TrainConfig, train_surrogate
 
     cfg = config or TrainConfig()
+    renames = {task.name: canonical_renames(task) for task in dataset}
+    original = {task.name: task for task in dataset}
     dataset = canonicalize(dataset)
     space = model_space(dataset)
     encoder = SpaceEncoder(space)
     arrays = task_arrays(dataset, encoder)
     weights, stats = train_surrogate([(X, y) for _, X, y in arrays], cfg, log=log)
     defaults = _best_average_config(DeepKernelGP(weights), encoder, cfg.seed)
+    design: list[dict[str, Any]] = []
+    if design_objective is not None and design_length > 0:
+        trained = [name for name, _, _ in arrays]
+        design = learn_initial_design(
+            space,
+            {name: original[name].sign for name in trained},
+            _in_task_names(design_objective, original, renames),
+            length=design_length,
+            seed=cfg.seed,
+        )
+        defaults.update(design[0])
+        if log is not None:
+            log(f"learned an initial design of {len(design)} configurations")
     manifest: dict[str, Any] = {
         "name": name,
         "kind": "deep-kernel-gp",
@@ -162,11 +197,35 @@ def build_model(
         "train_config": {k: v for k, v in vars(cfg).items()},
         "train_stats": stats,
         "meta_features": [],
+        "initial_design_source": "objective" if design else None,
     }
     manifest.update(extra_manifest or {})
     return SurrogateModel(
-        weights=weights, search_space=space, defaults=defaults, manifest=manifest
+        weights=weights,
+        search_space=space,
+        defaults=defaults,
+        manifest=manifest,
+        initial_design=design,
     )
+
+
+def _in_task_names(
+    objective: DesignObjective,
+    tasks: Mapping[str, TaskData],
+    renames: Mapping[str, Mapping[str, str]],
+) -> DesignObjective:
+    """Wrap ``objective`` so it receives each task's own parameter names and ranges."""
+
+    def wrapped(task_name: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        task = tasks[task_name]
+        back = {model: own for own, model in renames[task_name].items()}
+        own_configs = [
+            _fit_params({back[k]: v for k, v in c.items() if k in back}, task.search_space)
+            for c in configs
+        ]
+        return np.asarray(objective(task_name, own_configs), dtype=float)
+
+    return wrapped
 
 
 def _best_average_config(gp: DeepKernelGP, encoder: SpaceEncoder, seed: int) -> dict[str, Any]:

@@ -6,7 +6,9 @@ as UTF-8 bytes. The manifest names the format and version (foreign or newer file
 with a clear error), the canonical search space the model was trained on (Optuna distributions
 as JSON) with the order of the network's input features (``parameter_order``: the JSON object
 is written with sorted keys, so it cannot carry the order itself), the per-parameter defaults
-used when a study does not tune a parameter, the training tasks, and validation metrics.
+used when a study does not tune a parameter, the learned initial design (optional: the
+configurations a new study tries first, see :mod:`optuna_meta.surrogate._design`), the training
+tasks, and validation metrics.
 
 Example:
     .. code-block:: python
@@ -71,17 +73,20 @@ class SurrogateModel(ModelFile):
             order of the network's input features (see :class:`optuna_meta.space.SpaceEncoder`).
         defaults: A value for every parameter, used when a study does not tune it.
         manifest: Free-form provenance (training tasks, metrics, command) saved as JSON.
+        initial_design: Configurations a new study tries first, best first (may be empty).
     """
 
     weights: dict[str, np.ndarray]
     search_space: dict[str, BaseDistribution]
     defaults: dict[str, Any]
     manifest: dict[str, Any] = field(default_factory=dict)
+    initial_design: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         missing = set(self.search_space) - set(self.defaults)
         if missing:
             raise ModelFileError(f"Model defaults lack parameters {sorted(missing)}.")
+        self.initial_design = [_checked_entry(e, self.search_space) for e in self.initial_design]
 
     def network(self) -> DeepKernelGP:
         return DeepKernelGP(self.weights)
@@ -96,6 +101,7 @@ class SurrogateModel(ModelFile):
             # JSON objects are written with sorted keys: the feature order needs its own list.
             parameter_order=list(self.search_space),
             defaults=self.defaults,
+            initial_design=self.initial_design,
         )
         return model_bytes(self.weights, manifest)
 
@@ -117,6 +123,9 @@ class SurrogateModel(ModelFile):
             defaults = dict(manifest["defaults"])
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"{path} has an invalid search space: {e}") from e
+        design = manifest.pop("initial_design", [])
+        if not isinstance(design, list):
+            raise ModelFileError(f"{path}: initial_design must be a list of configurations.")
         n_in = weights["W1"].shape[0]
         from optuna_meta.space import SpaceEncoder
 
@@ -126,7 +135,41 @@ class SurrogateModel(ModelFile):
             DeepKernelGP(weights)
         except ValueError as e:
             raise ModelFileError(f"{path}: {e}") from e
-        return cls(weights=weights, search_space=space, defaults=defaults, manifest=manifest)
+        try:
+            return cls(
+                weights=weights,
+                search_space=space,
+                defaults=defaults,
+                manifest=manifest,
+                initial_design=design,
+            )
+        except ModelFileError as e:
+            raise ModelFileError(f"{path}: {e}") from e
+
+
+def _checked_entry(entry: Any, space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    """A design entry whose parameters the model knows, each value inside its distribution."""
+    from optuna_meta.space import ProjectionError, project_value
+
+    if not isinstance(entry, dict) or not entry:
+        raise ModelFileError(f"An initial design entry must be a non-empty dict, got {entry!r}.")
+    unknown = sorted(set(entry) - set(space))
+    if unknown:
+        raise ModelFileError(f"An initial design entry names unknown parameters {unknown}.")
+    out = {}
+    for name, value in entry.items():
+        try:
+            projected = project_value(value, space[name])
+        except ProjectionError as e:
+            raise ModelFileError(f"Initial design value {name}={value!r}: {e}") from e
+        if projected != value and not (
+            isinstance(value, float) and np.isclose(float(projected), value)
+        ):
+            raise ModelFileError(
+                f"Initial design value {name}={value!r} is outside {space[name]}."
+            )
+        out[name] = projected
+    return out
 
 
 def _bad_weight_shapes(weights: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:

@@ -1,0 +1,175 @@
+"""A learned initial design: the configurations a new study tries before it has observed anything.
+
+Why: with nothing observed, a surrogate can only rank configurations by its meta-mean, and a
+fitted mean is least reliable exactly at its own maximum (the winner's curse). When the training
+tasks can be *queried* -- a benchmark such as YAHPO, or any objective a user can re-run -- a
+better first guess is the configuration that is good on the training tasks themselves. We follow
+the "multiple defaults" recipe (Pfisterer et al., 2018; greedy portfolios, Wistuba et al., 2015):
+
+1. a pool of random configurations is evaluated on every training task and turned into a
+   per-task normalised regret ``(best - v) / (best - worst)`` over the pool (capped at 1, and
+   negative for a configuration better than the pool's best);
+2. entry ``j`` of the design is the pool configuration minimising the mean over tasks of the
+   minimum regret among entries ``0..j`` (so later entries complement earlier ones);
+3. that configuration is then refined by a local random search on the training tasks (shrinking
+   Gaussian steps in the unit-encoded space), since a random pool caps how close a pick can get.
+
+On LCBench with 5-fold task CV this design beats the greedy portfolio of 30,000 random
+configurations at every length (see ``benchmarks/README.md``, "The first trial").
+
+Example:
+    .. code-block:: python
+
+        from optuna_meta.surrogate._design import learn_initial_design
+
+        def objective(task, configs):  # the task's objective for each configuration
+            return [run(task, c) for c in configs]
+
+        design = learn_initial_design(space, {"a": 1.0, "b": 1.0}, objective, length=5)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+
+from optuna_meta.space import SpaceEncoder
+
+DesignObjective = Callable[[str, Sequence[Mapping[str, Any]]], Sequence[float] | np.ndarray]
+"""``objective(task_name, configs) -> values``: the task's objective (in its own direction)."""
+
+DEFAULT_DESIGN_LENGTH = 5
+"""Entries of the learned design. On LCBench (5-fold task CV) a longer design stops helping
+after about 5 entries: the training tasks' regret is then near 0 while the held-out tasks'
+stays at ~0.01, so later trials are better served by the conditioned surrogate."""
+N_DESIGN_POOL = 20_000
+"""Random configurations evaluated on every training task to seed the greedy picks."""
+REFINE_RADII = (0.1, 0.05, 0.02, 0.01)
+"""Gaussian step sizes (unit space) of the local refinement, coarse to fine."""
+REFINE_STEPS_PER_RADIUS = 6
+REFINE_CANDIDATES = 64
+"""Candidates evaluated on every training task per refinement step."""
+
+
+def learn_initial_design(
+    search_space: Mapping[str, BaseDistribution],
+    task_signs: Mapping[str, float],
+    objective: DesignObjective,
+    *,
+    length: int = DEFAULT_DESIGN_LENGTH,
+    n_pool: int = N_DESIGN_POOL,
+    refine: bool = True,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Learn ``length`` configurations to try first on a new task (greedy + local refinement).
+
+    Args:
+        search_space: The space the configurations are drawn from (the model's space).
+        task_signs: Training task name -> +1 (maximise) or -1 (minimise).
+        objective: Evaluates configurations of ``search_space`` on a training task.
+        length: Entries of the design.
+        n_pool: Random configurations that seed the greedy choice.
+        refine: Refine each greedy pick by local search on the training tasks.
+        seed: Seed of the pool and of the refinement steps.
+
+    Returns:
+        The design, best first: each entry a complete configuration of ``search_space``.
+
+    Raises:
+        ValueError: No task, a non-positive length or pool, or the objective returned the wrong
+            number of values.
+    """
+    if not task_signs:
+        raise ValueError("An initial design needs at least one training task.")
+    if length < 1 or n_pool < 1:
+        raise ValueError(f"length and n_pool must be positive, got {length} and {n_pool}.")
+    encoder = SpaceEncoder(search_space)
+    rng = np.random.default_rng(seed)
+    groups = _categorical_groups(encoder)
+    tasks = list(task_signs)
+
+    def values_of(X: np.ndarray) -> np.ndarray:  # (n_tasks, n) larger-is-better
+        configs = encoder.decode(X)
+        rows = []
+        for t in tasks:
+            v = np.asarray(objective(t, configs), dtype=float).reshape(-1)
+            if len(v) != len(configs):
+                raise ValueError(
+                    f"The design objective returned {len(v)} values for {len(configs)} "
+                    f"configurations of task {t!r}."
+                )
+            rows.append(float(task_signs[t]) * v)
+        return np.vstack(rows)
+
+    pool = _snap(rng.random((n_pool, encoder.n_features)), groups)
+    pool_values = values_of(pool)
+    pool_values = np.where(np.isfinite(pool_values), pool_values, -np.inf)
+    top = np.max(pool_values, axis=1, keepdims=True)
+    finite_low = np.where(np.isfinite(pool_values), pool_values, np.inf)
+    low = np.min(finite_low, axis=1, keepdims=True)
+    span = np.where(top > low, top - low, 1.0)
+
+    def regret(values: np.ndarray) -> np.ndarray:
+        # Not floored at 0: a refined configuration may beat the pool's best on a task, and
+        # that must count, or a small pool would stop the refinement early.
+        r = (top - values) / span
+        return np.minimum(np.where(np.isfinite(r), r, 1.0), 1.0)
+
+    pool_regret = regret(pool_values)
+    current = np.full(len(tasks), np.inf)
+    design: list[np.ndarray] = []
+    for _ in range(length):
+        scores = np.minimum(current[:, None], pool_regret).mean(axis=0)
+        j = int(np.argmin(scores))
+        x, x_regret, best = pool[j], pool_regret[:, j], float(scores[j])
+        if refine:
+            x, x_regret, best = _refine(x, x_regret, best, current, regret, values_of, groups, rng)
+        design.append(x)
+        current = np.minimum(current, x_regret)
+    return encoder.decode(np.vstack(design))
+
+
+def _refine(
+    x: np.ndarray,
+    x_regret: np.ndarray,
+    best: float,
+    current: np.ndarray,
+    regret: Callable[[np.ndarray], np.ndarray],
+    values_of: Callable[[np.ndarray], np.ndarray],
+    groups: list[np.ndarray],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Local random search from ``x`` on the mean (over tasks) of the min regret with the set."""
+    for radius in REFINE_RADII:
+        for _ in range(REFINE_STEPS_PER_RADIUS):
+            C = x + rng.normal(0.0, radius, (REFINE_CANDIDATES, len(x)))
+            C = _snap(np.clip(C, 0.0, 1.0), groups)
+            R = regret(values_of(C))
+            scores = np.minimum(current[:, None], R).mean(axis=0)
+            k = int(np.argmin(scores))
+            if scores[k] < best:
+                x, x_regret, best = C[k], R[:, k], float(scores[k])
+    return x, x_regret, best
+
+
+def _categorical_groups(encoder: SpaceEncoder) -> list[np.ndarray]:
+    slices = encoder.feature_slices
+    return [
+        np.arange(slices[name].start, slices[name].stop)
+        for name, dist in encoder.search_space.items()
+        if isinstance(dist, CategoricalDistribution)
+    ]
+
+
+def _snap(X: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """Make every categorical one-hot block exactly one-hot (its largest feature wins)."""
+    X = X.copy()
+    rows = np.arange(len(X))
+    for idx in groups:
+        pick = idx[np.argmax(X[:, idx], axis=1)]
+        X[:, idx] = 0.0
+        X[rows, pick] = 1.0
+    return X

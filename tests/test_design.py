@@ -1,0 +1,282 @@
+"""The learned initial design: how it is learned, stored, and used by MetaSampler."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from optuna_meta import MetaSampler
+from optuna_meta.data import MetaDataset, TaskData, default_yahpo_dir, yahpo_objective
+from optuna_meta.sampler import ATTR_SOURCE
+from optuna_meta.surrogate import ModelFileError, SurrogateModel, build_model
+from optuna_meta.surrogate._design import DesignObjective, learn_initial_design
+from optuna_meta.surrogate._model_file import MANIFEST_KEY
+from optuna_meta.surrogate._train import TrainConfig
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SPACE = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
+
+
+def _bowl(centres: Mapping[str, tuple[float, float]]) -> DesignObjective:
+    """Tasks whose (maximised) objective peaks at ``centres[task]``."""
+
+    def objective(task: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        cx, cy = centres[task]
+        return np.array([-((c["x"] - cx) ** 2) - (c["y"] - cy) ** 2 for c in configs])
+
+    return objective
+
+
+# -- learning ---------------------------------------------------------------------------------
+def test_refinement_beats_the_best_pool_configuration() -> None:
+    centres = {"a": (0.31, 0.72), "b": (0.33, 0.70), "c": (0.29, 0.71)}
+    objective = _bowl(centres)
+    signs = dict.fromkeys(centres, 1.0)
+    pool_only = learn_initial_design(SPACE, signs, objective, length=1, n_pool=50, refine=False)
+    refined = learn_initial_design(SPACE, signs, objective, length=1, n_pool=50)
+
+    def loss(cfg: Mapping[str, float]) -> float:
+        return -float(np.mean([objective(t, [cfg])[0] for t in centres]))
+
+    assert loss(refined[0]) < loss(pool_only[0])
+    assert refined[0]["x"] == pytest.approx(0.31, abs=0.03)
+    assert refined[0]["y"] == pytest.approx(0.71, abs=0.03)
+
+
+def test_later_entries_complement_earlier_ones() -> None:
+    """Two families of tasks with different optima: a 2-entry design covers both."""
+    centres = {"a1": (0.1, 0.1), "a2": (0.12, 0.1), "b1": (0.9, 0.9), "b2": (0.9, 0.88)}
+    design = learn_initial_design(
+        SPACE, dict.fromkeys(centres, 1.0), _bowl(centres), length=2, n_pool=200
+    )
+    ends = sorted(round(d["x"]) for d in design)
+    assert ends == [0, 1]
+
+
+def test_minimised_tasks_and_mixed_parameter_kinds() -> None:
+    space = {
+        "lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "layers": IntDistribution(1, 8),
+        "act": CategoricalDistribution(["relu", "tanh", "gelu"]),
+    }
+
+    def loss(task: str, configs: Sequence[Mapping[str, Any]]) -> list[float]:
+        return [
+            (np.log10(c["lr"]) + 2.5) ** 2 + abs(c["layers"] - 3) + (c["act"] != "gelu")
+            for c in configs
+        ]
+
+    design = learn_initial_design(space, {"t1": -1.0, "t2": -1.0}, loss, length=2, n_pool=300)
+    assert len(design) == 2
+    for d in design:
+        assert set(d) == set(space)
+        for name, dist in space.items():
+            assert dist._contains(dist.to_internal_repr(d[name]))
+    assert design[0]["act"] == "gelu" and design[0]["layers"] == 3
+    assert design[0]["lr"] == pytest.approx(10**-2.5, rel=0.3)
+
+
+def test_bad_arguments_are_clear_errors() -> None:
+    objective = _bowl({"a": (0.5, 0.5)})
+    with pytest.raises(ValueError, match="at least one training task"):
+        learn_initial_design(SPACE, {}, objective)
+    with pytest.raises(ValueError, match="positive"):
+        learn_initial_design(SPACE, {"a": 1.0}, objective, length=0)
+    with pytest.raises(ValueError, match="returned 1 values for 5"):
+        learn_initial_design(SPACE, {"a": 1.0}, lambda t, c: [0.0], n_pool=5)
+
+
+def test_non_finite_objective_values_count_as_worst() -> None:
+    def objective(task: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        v = np.array([-abs(c["x"] - 0.8) for c in configs])
+        return np.where(np.array([c["x"] for c in configs]) > 0.9, np.nan, v)
+
+    design = learn_initial_design(SPACE, {"a": 1.0}, objective, length=1, n_pool=100)
+    assert design[0]["x"] == pytest.approx(0.8, abs=0.03)
+
+
+# -- a model with a design ----------------------------------------------------------------------
+def _toy_dataset(n_tasks: int = 3, n: int = 40) -> MetaDataset:
+    rng = np.random.default_rng(0)
+    tasks = []
+    space = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "n_units": IntDistribution(16, 512)}
+    for k in range(n_tasks):
+        lr = 10 ** rng.uniform(-4, -1, n)
+        units = rng.integers(16, 513, n)
+        values = -((np.log10(lr) + 2.0 + 0.1 * k) ** 2) - ((units - 200) / 300) ** 2
+        tasks.append(
+            TaskData(
+                name=f"toy/{k}",
+                search_space=space,
+                params=[
+                    {"lr": float(a), "n_units": int(b)} for a, b in zip(lr, units, strict=True)
+                ],
+                values=values,
+                states=np.full(n, optuna.trial.TrialState.COMPLETE.value, dtype=np.int8),
+                steps=np.zeros(0, dtype=np.int64),
+                curves=np.empty((n, 0)),
+                direction="maximize",
+            )
+        )
+    return MetaDataset(tasks)
+
+
+def _toy_objective(task: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    k = int(task.split("/")[1])
+    # The dataset's own names arrive here ("n_units"), not the model's ("hidden_size").
+    return np.array(
+        [
+            -((np.log10(c["lr"]) + 2.0 + 0.1 * k) ** 2) - ((c["n_units"] - 200) / 300) ** 2
+            for c in configs
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def designed(tmp_path_factory: pytest.TempPathFactory) -> SurrogateModel:
+    model = build_model(
+        _toy_dataset(),
+        config=TrainConfig(steps=30),
+        design_objective=_toy_objective,
+        design_length=3,
+    )
+    path = model.save(tmp_path_factory.mktemp("m") / "designed.npz")
+    return SurrogateModel.load(path)
+
+
+def test_build_model_stores_the_design_in_model_names(designed: SurrogateModel) -> None:
+    assert len(designed.initial_design) == 3
+    assert set(designed.search_space) == {"learning_rate", "hidden_size"}
+    first = designed.initial_design[0]
+    assert set(first) == {"learning_rate", "hidden_size"}
+    assert np.log10(first["learning_rate"]) == pytest.approx(-2.1, abs=0.15)
+    assert first["hidden_size"] == pytest.approx(200, abs=40)
+    assert designed.defaults == first  # untuned parameters take the best single entry
+    assert designed.manifest["initial_design_source"] == "objective"
+
+
+def test_sampler_tries_the_design_first(designed: SurrogateModel) -> None:
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        units = trial.suggest_int("n_units", 16, 512)
+        return -((np.log10(lr) + 2.0) ** 2) - ((units - 200) / 300) ** 2
+
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(designed, seed=0))
+    study.optimize(objective, n_trials=5)
+    for t, entry in zip(study.trials[:3], designed.initial_design, strict=True):
+        assert t.params["lr"] == pytest.approx(entry["learning_rate"])
+        assert t.params["n_units"] == entry["hidden_size"]
+        assert t.user_attrs[ATTR_SOURCE] == "meta"
+    assert len({tuple(t.params.values()) for t in study.trials}) == 5
+
+    short = optuna.create_study(
+        direction="maximize", sampler=MetaSampler(designed, seed=0, n_design_trials=1)
+    )
+    short.optimize(objective, n_trials=2)
+    assert short.trials[0].params == study.trials[0].params
+    second = designed.initial_design[1]["learning_rate"]
+    assert short.trials[1].params["lr"] != pytest.approx(second)
+
+
+def test_design_entries_are_clipped_into_a_narrow_range(designed: SurrogateModel) -> None:
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("lr", 0.05, 0.1, log=True)  # excludes every entry's lr
+        return 0.0
+
+    study = optuna.create_study(sampler=MetaSampler(designed, seed=0))
+    study.optimize(objective, n_trials=3)
+    assert [t.params["lr"] for t in study.trials[:1]] == [pytest.approx(0.05)]
+    assert len({t.params["lr"] for t in study.trials}) == 3  # no repeated configuration
+
+
+def test_parallel_workers_get_different_entries(designed: SurrogateModel) -> None:
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        trial.suggest_int("n_units", 16, 512)
+        return 0.0
+
+    study = optuna.create_study(sampler=MetaSampler(designed, seed=0))
+    barrier = threading.Barrier(3)
+
+    def worker() -> None:
+        trial = study.ask()
+        barrier.wait()
+        objective(trial)
+        study.tell(trial, 0.0)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    lrs = sorted(round(t.params["lr"], 12) for t in study.trials)
+    expected = sorted(round(e["learning_rate"], 12) for e in designed.initial_design)
+    assert lrs == pytest.approx(expected)
+
+
+def _rewrite_design(src: SurrogateModel, path: Path, design: Any) -> Path:
+    src.save(path)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    manifest = json.loads(arrays[MANIFEST_KEY].tobytes().decode("utf-8"))
+    manifest["initial_design"] = design
+    arrays[MANIFEST_KEY] = np.frombuffer(json.dumps(manifest).encode("utf-8"), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("design", "match"),
+    [
+        ({"learning_rate": 0.01}, "must be a list"),
+        ([{"momentum": 0.9}], "unknown parameters"),
+        ([{"learning_rate": 5.0, "hidden_size": 100}], "outside"),
+        ([{"learning_rate": "fast", "hidden_size": 100}], "learning_rate"),
+        ([[]], "non-empty dict"),
+    ],
+)
+def test_a_bad_design_in_a_file_is_refused(
+    designed: SurrogateModel, tmp_path: Path, design: Any, match: str
+) -> None:
+    path = _rewrite_design(designed, tmp_path / "bad.npz", design)
+    with pytest.raises(ModelFileError, match=match):
+        SurrogateModel.load(path)
+
+
+def test_a_model_without_design_still_samples(designed: SurrogateModel, tmp_path: Path) -> None:
+    path = _rewrite_design(designed, tmp_path / "plain.npz", [])
+    model = SurrogateModel.load(path)
+    assert model.initial_design == []
+    study = optuna.create_study(sampler=MetaSampler(model, seed=0))
+    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-1, log=True), n_trials=3)
+    assert study.trials[0].user_attrs[ATTR_SOURCE] == "meta"
+
+
+# -- the YAHPO objective ------------------------------------------------------------------------
+_YAHPO = default_yahpo_dir()
+needs_lcbench = pytest.mark.skipif(
+    _YAHPO is None or not (_YAHPO / "lcbench" / "model.onnx").is_file(),
+    reason="YAHPO lcbench data not found",
+)
+
+
+@needs_lcbench
+def test_yahpo_objective_matches_the_dataset_and_guards_test_instances() -> None:
+    from optuna_meta.data import load_yahpo
+
+    data = load_yahpo("lcbench", 5, tasks=["3945"], fidelity_curves=False)
+    objective = yahpo_objective("lcbench")
+    values = objective("lcbench/3945", data[0].params)
+    np.testing.assert_allclose(values, data[0].values, rtol=1e-5)
+    with pytest.raises(ValueError, match="test instance"):
+        objective("lcbench/167168", data[0].params)
