@@ -87,6 +87,7 @@ def main() -> None:
             scenario=SCENARIO,
             n_folds=0,
             verbose=True,
+            resume=False,  # the shipped models change between sessions: never reuse old runs
         )
     results = load_results(heldout_dir, "pruner", SCENARIO)
     results += peer_results_on(args.out, "pruner", SCENARIO, tasks, epoch_budget=args.epochs)

@@ -280,3 +280,88 @@ def test_yahpo_objective_matches_the_dataset_and_guards_test_instances() -> None
     np.testing.assert_allclose(values, data[0].values, rtol=1e-5)
     with pytest.raises(ValueError, match="test instance"):
         objective("lcbench/167168", data[0].params)
+
+
+# -- ties, tiny pools, categorical entries ----------------------------------------------------
+def test_entries_never_repeat_when_nothing_improves_the_set() -> None:
+    """With one shared optimum, entries after the first cannot improve the set: they tie."""
+    centres = {"a": (0.5, 0.5), "b": (0.5, 0.5)}
+    design = learn_initial_design(
+        SPACE, dict.fromkeys(centres, 1.0), _bowl(centres), length=3, n_pool=30
+    )
+    assert len({(d["x"], d["y"]) for d in design}) == 3
+
+
+def test_a_pool_smaller_than_the_design_gives_a_shorter_design() -> None:
+    objective = _bowl({"a": (0.5, 0.5)})
+    design = learn_initial_design(SPACE, {"a": 1.0}, objective, length=4, n_pool=2)
+    assert len(design) == 2
+
+
+def test_box_clip_keeps_a_tuned_categorical_choice() -> None:
+    from optuna_meta.sampler._proposal import Box
+
+    # feature 0 numeric in [0.2, 0.8]; features 1-3 one categorical whose default is choice 3
+    box = Box(
+        lower=np.array([0.2, 0.0, 0.0, 1.0]),
+        upper=np.array([0.8, 0.0, 0.0, 1.0]),
+        groups=((np.arange(1, 4), np.array([1, 2, 3])),),
+    )
+    clipped = box.clip(np.array([[0.9, 1.0, 0.0, 0.0], [0.1, 0.1, 0.7, 0.2]]))
+    np.testing.assert_array_equal(clipped, [[0.8, 1.0, 0.0, 0.0], [0.2, 0.0, 1.0, 0.0]])
+    only_two = Box(box.lower, box.upper, ((np.arange(1, 4), np.array([2, 3])),))
+    np.testing.assert_array_equal(
+        only_two.clip(np.array([[0.5, 1.0, 0.0, 0.0]])), [[0.5, 0.0, 1.0, 0.0]]
+    )
+
+
+def test_categorical_design_entries_reach_the_trials() -> None:
+    """Task 0 wants ``tanh``, task 1 ``gelu``: the design holds both, and so do the trials."""
+    rng = np.random.default_rng(1)
+    choices = ["relu", "tanh", "gelu"]
+    space = {
+        "lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "act": CategoricalDistribution(choices),
+    }
+
+    def value(task: str, c: Mapping[str, Any]) -> float:
+        wanted = "tanh" if task.endswith("0") else "gelu"
+        return -((np.log10(c["lr"]) + 2) ** 2) + 3.0 * (c["act"] == wanted)
+
+    def objective(task: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return np.array([value(task, c) for c in configs])
+
+    n = 40
+    tasks = []
+    for k in range(2):
+        params = [
+            {"lr": float(10 ** rng.uniform(-4, -1)), "act": str(rng.choice(choices))}
+            for _ in range(n)
+        ]
+        tasks.append(
+            TaskData(
+                name=f"cat/{k}",
+                search_space=space,
+                params=params,
+                values=objective(f"cat/{k}", params),
+                states=np.full(n, optuna.trial.TrialState.COMPLETE.value, dtype=np.int8),
+                steps=np.zeros(0, dtype=np.int64),
+                curves=np.empty((n, 0)),
+                direction="maximize",
+            )
+        )
+    model = build_model(
+        MetaDataset(tasks),
+        config=TrainConfig(steps=20),
+        design_objective=objective,
+        design_length=2,
+    )
+    assert sorted(e["act"] for e in model.initial_design) == ["gelu", "tanh"]
+
+    def user_objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        return value("cat/0", {"lr": lr, "act": trial.suggest_categorical("act", choices)})
+
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(model, seed=0))
+    study.optimize(user_objective, n_trials=2)
+    assert [t.params["act"] for t in study.trials] == [e["act"] for e in model.initial_design]

@@ -53,9 +53,14 @@ class Box:
         return X
 
     def clip(self, X: np.ndarray) -> np.ndarray:
+        """Project rows into the box: numeric features clipped, one allowed choice per group.
+
+        A tuned categorical's features are not clipped first: its bounds are the default's
+        one-hot (``lower == upper``), which would turn every choice into the default one.
+        """
+        blocks = [X[:, allowed] for _, allowed in self.groups]
         X = np.clip(X, self.lower, self.upper)
-        for all_idx, allowed in self.groups:
-            block = X[:, allowed]
+        for (all_idx, allowed), block in zip(self.groups, blocks, strict=True):
             pick = allowed[np.argmax(block, axis=1)]
             X[:, all_idx] = 0.0
             X[np.arange(len(X)), pick] = 1.0

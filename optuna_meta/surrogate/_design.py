@@ -76,7 +76,8 @@ def learn_initial_design(
         seed: Seed of the pool and of the refinement steps.
 
     Returns:
-        The design, best first: each entry a complete configuration of ``search_space``.
+        The design, best first: each entry a complete configuration of ``search_space``
+        (fewer than ``length`` entries only when the pool is smaller than ``length``).
 
     Raises:
         ValueError: No task, a non-positive length or pool, or the objective returned the wrong
@@ -119,11 +120,19 @@ def learn_initial_design(
         return np.minimum(np.where(np.isfinite(r), r, 1.0), 1.0)
 
     pool_regret = regret(pool_values)
+    standalone = pool_regret.mean(axis=0)
     current = np.full(len(tasks), np.inf)
+    taken = np.zeros(n_pool, dtype=bool)
     design: list[np.ndarray] = []
     for _ in range(length):
+        if taken.all():
+            break
         scores = np.minimum(current[:, None], pool_regret).mean(axis=0)
-        j = int(np.argmin(scores))
+        scores[taken] = np.inf
+        # Exact ties (no candidate improves the set any more, e.g. with few training tasks):
+        # the best configuration on its own, so the design never repeats an entry.
+        j = int(np.lexsort((standalone, scores))[0])
+        taken[j] = True
         x, x_regret, best = pool[j], pool_regret[:, j], float(scores[j])
         if refine:
             x, x_regret, best = _refine(x, x_regret, best, current, regret, values_of, groups, rng)
