@@ -144,9 +144,17 @@ META_T02 = meta_pruner_method(
     threshold=0.02,
 )
 """A more cautious threshold for a strong sampler, whose trials all end close to the best."""
+TPE_T02 = meta_pruner_method(
+    "tpe_meta_t02",
+    "TPE + MetaPruner(threshold=0.02) [5-fold task CV]",
+    "tpe",
+    threshold=0.02,
+)
+"""The cautious threshold with TPE: the measurement a default of 0.02 would need."""
 VARIANTS = [
     TPE_S2,
     META_T02,
+    TPE_T02,
     TPE_K1,
     TPE_K5,
     TPE_K10,
