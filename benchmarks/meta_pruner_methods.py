@@ -137,24 +137,30 @@ TPE_S2 = meta_pruner_method(
     n_startup_trials=2,
 )
 """The current rule, pruning from 2 completed trials on (the default waits for 5)."""
-META_T02 = meta_pruner_method(
-    "meta_meta_t02",
-    "MetaSampler + MetaPruner(threshold=0.02) [5-fold task CV]",
+META_T05 = meta_pruner_method(
+    "meta_meta_t05",
+    "MetaSampler + MetaPruner(threshold=0.05) [old default; 5-fold task CV]",
     "meta",
-    threshold=0.02,
+    threshold=0.05,
 )
-"""A more cautious threshold for a strong sampler, whose trials all end close to the best."""
-TPE_T02 = meta_pruner_method(
-    "tpe_meta_t02",
-    "TPE + MetaPruner(threshold=0.02) [5-fold task CV]",
+"""The default threshold until session 4 (0.02 since: module doc of optuna_meta.pruner)."""
+TPE_T05 = meta_pruner_method(
+    "tpe_meta_t05",
+    "TPE + MetaPruner(threshold=0.05) [old default; 5-fold task CV]",
     "tpe",
-    threshold=0.02,
+    threshold=0.05,
 )
-"""The cautious threshold with TPE: the measurement a default of 0.02 would need."""
+RANDOM_T05 = meta_pruner_method(
+    "random_meta_t05",
+    "Random + MetaPruner(threshold=0.05) [old default; 5-fold task CV]",
+    "random",
+    threshold=0.05,
+)
 VARIANTS = [
     TPE_S2,
-    META_T02,
-    TPE_T02,
+    TPE_T05,
+    META_T05,
+    RANDOM_T05,
     TPE_K1,
     TPE_K5,
     TPE_K10,
