@@ -101,7 +101,7 @@ def meta_sampler_method(
             )
         return MetaSampler(model=ctx.cache[key], seed=ctx.seed, **sampler_kwargs)  # type: ignore[arg-type]
 
-    return Method(name=name, factory=factory, label=label)
+    return Method(name=name, factory=factory, label=label, version=f"recipe{MODEL_RECIPE}")
 
 
 SAMPLER_METHODS = [meta_sampler_method()]

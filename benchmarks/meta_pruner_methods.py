@@ -30,7 +30,13 @@ from typing import Any
 from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler, TPESampler
 
-from benchmarks.meta_methods import CACHE_DIR, N_CONFIGS, disk_cached, meta_sampler_method
+from benchmarks.meta_methods import (
+    CACHE_DIR,
+    MODEL_RECIPE,
+    N_CONFIGS,
+    disk_cached,
+    meta_sampler_method,
+)
 from benchmarks.protocol import BenchContext
 from benchmarks.pruning import PrunerMethod
 from optuna_meta import MetaPruner
@@ -78,7 +84,15 @@ def meta_pruner_method(
             ctx.cache[key] = fold_curve_model(ctx.train_tasks, config)
         return _sampler(sampler, ctx), MetaPruner(ctx.cache[key], **pruner_kwargs)
 
-    return PrunerMethod(name, factory, label=label, baseline=f"{sampler}_nop")
+    return PrunerMethod(
+        name, factory, label=label, baseline=f"{sampler}_nop", version=_version(sampler)
+    )
+
+
+def _version(sampler: str) -> str:
+    """What cached models a method's results depend on (a saved run of another is not resumed)."""
+    curve = f"curve{TRAINING_VERSION}"
+    return f"{curve}+recipe{MODEL_RECIPE}" if sampler == "meta" else curve
 
 
 _META_SAMPLER = meta_sampler_method()
@@ -127,6 +141,7 @@ META_NOP = PrunerMethod(
     "meta_nop",
     lambda ctx: (_sampler("meta", ctx), NopPruner()),
     label="MetaSampler + NopPruner [5-fold task CV]",
+    version=f"recipe{MODEL_RECIPE}",
 )
 """MetaSampler without pruning: the baseline of the MetaSampler + MetaPruner rows."""
 META_K10 = _method("meta", "_k10", threshold=0.05, top_k=10)

@@ -100,7 +100,9 @@ class Method:
     """A named sampler method.
 
     ``seeds`` / ``n_trials`` cap the protocol's seeds and budget for slow methods (GP);
-    ``label`` is the row name in the tables (defaults to ``name``).
+    ``label`` is the row name in the tables (defaults to ``name``). ``version`` names what the
+    method's results depend on beyond its name (e.g. the recipe of its cached models): a saved
+    result of another version is never resumed.
     """
 
     name: str
@@ -108,6 +110,7 @@ class Method:
     label: str | None = None
     seeds: tuple[int, ...] | None = None
     n_trials: int | None = None
+    version: str = ""
 
     @property
     def row(self) -> str:
@@ -248,6 +251,7 @@ def run_method(
         "scenario": scenario,
         "method": method.name,
         "label": method.row,
+        "version": method.version,
         "n_trials": budget,
         "seeds": list(seeds),
         "tasks": list(tasks),
@@ -294,7 +298,8 @@ def run_contexts(
     if resume and path is not None and path.is_file():
         with open(path) as f:
             old = json.load(f)
-        if all(old.get(k) == header[k] for k in (*RESUME_KEYS, *budget_keys)):
+        same = all(old.get(k) == header[k] for k in (*RESUME_KEYS, *budget_keys))
+        if same and old.get("version", "") == header.get("version", ""):
             done = {(r["task"], int(r["seed"])): r for r in old["runs"]}
             prior_wall = float(old.get("wall_s", 0.0))
     t0 = time.perf_counter()

@@ -55,13 +55,18 @@ STATE_COMPLETE, STATE_PRUNED, STATE_CUT = 0, 1, 2
 
 @dataclass
 class PrunerMethod:
-    """A named (sampler, pruner) method; ``baseline`` names its no-pruning counterpart."""
+    """A named (sampler, pruner) method; ``baseline`` names its no-pruning counterpart.
+
+    ``version``: as :class:`benchmarks.protocol.Method` (results of another version are never
+    resumed).
+    """
 
     name: str
     factory: PrunerFactory
     label: str | None = None
     baseline: str | None = None
     seeds: tuple[int, ...] | None = None
+    version: str = ""
 
     @property
     def row(self) -> str:
@@ -155,6 +160,7 @@ def run_pruner_method(
         "scenario": scenario,
         "method": method.name,
         "label": method.row,
+        "version": method.version,
         "baseline": method.baseline,
         "epoch_budget": epoch_budget,
         "seeds": list(seeds),

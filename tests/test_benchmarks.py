@@ -51,6 +51,29 @@ def test_task_folds_partition_and_exclude_scored_task():
     assert len(loto) == len(tasks)
 
 
+def test_resume_reuses_runs_of_the_same_version_only(tmp_path):
+    calls = []
+
+    def factory(ctx: protocol.BenchContext) -> optuna.samplers.BaseSampler:
+        calls.append(ctx.task)
+        return optuna.samplers.RandomSampler(seed=ctx.seed)
+
+    tasks = objectives.scored_tasks("lcbench")[:2]
+
+    def run(version: str) -> None:
+        method = protocol.Method("probe", factory, version=version)
+        protocol.run_method(method, "lcbench", tasks, [0], n_trials=2, out_dir=tmp_path)
+
+    run("recipe1")
+    assert len(calls) == 2
+    run("recipe1")  # everything saved: nothing reruns
+    assert len(calls) == 2
+    run("recipe2")  # the cached models changed: the saved runs must not be reused
+    assert len(calls) == 4
+    saved = json.loads((tmp_path / "raw" / "sampler_lcbench_probe.json").read_text())
+    assert saved["version"] == "recipe2"
+
+
 def test_rbv2_subset_is_fixed_and_contains_test_instances():
     subset = objectives.scored_tasks("rbv2_xgboost")
     assert len(subset) == 30
