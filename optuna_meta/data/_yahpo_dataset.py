@@ -189,16 +189,8 @@ class YahpoObjective:
         return np.clip(_query(bench, task, columns, setup, curves=False), *setup.bounds)
 
 
-def yahpo_objective(
-    scenario: str,
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-    exclude_test_instances: bool = True,
-) -> YahpoObjective:
-    """The :class:`YahpoObjective` of ``scenario`` (see there)."""
-    return YahpoObjective(
-        scenario, data_dir=data_dir, exclude_test_instances=exclude_test_instances
-    )
+yahpo_objective = YahpoObjective
+"""The lower-case spelling used beside :func:`load_yahpo`: ``yahpo_objective("lcbench")``."""
 
 
 def _query(

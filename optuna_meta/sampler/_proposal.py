@@ -15,7 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optuna_meta.space import Box
 from optuna_meta.surrogate import DeepKernelGP
+
+__all__ = ["Box", "Proposal", "expected_improvement", "propose"]
 
 N_RANDOM_CANDIDATES = 512
 N_LOCAL_STARTS = 4
@@ -27,44 +30,6 @@ MAX_DEDUP_TRIES = 64
 """Ranked candidates examined for one that is not a duplicate of an existing trial."""
 PENDING_NOISE = 1e-4
 """Variance added to fantasised (pending) observations: kriging-believer style."""
-
-
-@dataclass(frozen=True)
-class Box:
-    """Per-feature bounds of the search in the model's unit space (lower == upper: pinned).
-
-    ``groups`` lists the one-hot feature groups of categorical parameters with the allowed
-    feature indices, so candidates choose exactly one allowed choice per group.
-    """
-
-    lower: np.ndarray
-    upper: np.ndarray
-    groups: tuple[tuple[np.ndarray, np.ndarray], ...] = ()  # (all indices, allowed indices)
-
-    @property
-    def free(self) -> np.ndarray:
-        return self.upper > self.lower
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        X = self.lower + (self.upper - self.lower) * rng.random((n, len(self.lower)))
-        for all_idx, allowed in self.groups:
-            X[:, all_idx] = 0.0
-            X[np.arange(n), rng.choice(allowed, n)] = 1.0
-        return X
-
-    def clip(self, X: np.ndarray) -> np.ndarray:
-        """Project rows into the box: numeric features clipped, one allowed choice per group.
-
-        A tuned categorical's features are not clipped first: its bounds are the default's
-        one-hot (``lower == upper``), which would turn every choice into the default one.
-        """
-        blocks = [X[:, allowed] for _, allowed in self.groups]
-        X = np.clip(X, self.lower, self.upper)
-        for (all_idx, allowed), block in zip(self.groups, blocks, strict=True):
-            pick = allowed[np.argmax(block, axis=1)]
-            X[:, all_idx] = 0.0
-            X[np.arange(len(X)), pick] = 1.0
-        return X
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ Example:
         # {"optimizer.lr": 0.01, "model__max_depth": 8}: clipped, then snapped to the step grid
 """
 
+from optuna_meta.space._box import Box
 from optuna_meta.space._encoding import (
     SpaceEncoder,
     decode_value,
@@ -55,6 +56,7 @@ from optuna_meta.space._vocabulary import (
 
 __all__ = [
     "HYPERPARAMETER_ALIASES",
+    "Box",
     "ProjectionError",
     "SpaceEncoder",
     "canonical_name",

@@ -15,7 +15,8 @@ the "multiple defaults" recipe (Pfisterer et al., 2018; greedy portfolios, Wistu
    Gaussian steps in the unit-encoded space), since a random pool caps how close a pick can get.
 
 On LCBench with 5-fold task CV this design beats the greedy portfolio of 30,000 random
-configurations at every length (see ``benchmarks/README.md``, "The first trial").
+configurations at every length (``benchmarks/README.md``, "The first trials: a learned initial
+design").
 
 Example:
     .. code-block:: python
@@ -34,9 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.distributions import BaseDistribution
 
-from optuna_meta.space import SpaceEncoder
+from optuna_meta.space import Box, SpaceEncoder
 
 DesignObjective = Callable[[str, Sequence[Mapping[str, Any]]], Sequence[float] | np.ndarray]
 """``objective(task_name, configs) -> values``: the task's objective (in its own direction)."""
@@ -89,7 +90,7 @@ def learn_initial_design(
         raise ValueError(f"length and n_pool must be positive, got {length} and {n_pool}.")
     encoder = SpaceEncoder(search_space)
     rng = np.random.default_rng(seed)
-    groups = _categorical_groups(encoder)
+    box = Box.unit(encoder)
     tasks = list(task_signs)
 
     def values_of(X: np.ndarray) -> np.ndarray:  # (n_tasks, n) larger-is-better
@@ -105,7 +106,7 @@ def learn_initial_design(
             rows.append(float(task_signs[t]) * v)
         return np.vstack(rows)
 
-    pool = _snap(rng.random((n_pool, encoder.n_features)), groups)
+    pool = box.clip(rng.random((n_pool, encoder.n_features)))
     pool_values = values_of(pool)
     pool_values = np.where(np.isfinite(pool_values), pool_values, -np.inf)
     top = np.max(pool_values, axis=1, keepdims=True)
@@ -135,7 +136,7 @@ def learn_initial_design(
         taken[j] = True
         x, x_regret, best = pool[j], pool_regret[:, j], float(scores[j])
         if refine:
-            x, x_regret, best = _refine(x, x_regret, best, current, regret, values_of, groups, rng)
+            x, x_regret, best = _refine(x, x_regret, best, current, regret, values_of, box, rng)
         design.append(x)
         current = np.minimum(current, x_regret)
     return encoder.decode(np.vstack(design))
@@ -148,37 +149,17 @@ def _refine(
     current: np.ndarray,
     regret: Callable[[np.ndarray], np.ndarray],
     values_of: Callable[[np.ndarray], np.ndarray],
-    groups: list[np.ndarray],
+    box: Box,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Local random search from ``x`` on the mean (over tasks) of the min regret with the set."""
     for radius in REFINE_RADII:
         for _ in range(REFINE_STEPS_PER_RADIUS):
             C = x + rng.normal(0.0, radius, (REFINE_CANDIDATES, len(x)))
-            C = _snap(np.clip(C, 0.0, 1.0), groups)
+            C = box.clip(C)
             R = regret(values_of(C))
             scores = np.minimum(current[:, None], R).mean(axis=0)
             k = int(np.argmin(scores))
             if scores[k] < best:
                 x, x_regret, best = C[k], R[:, k], float(scores[k])
     return x, x_regret, best
-
-
-def _categorical_groups(encoder: SpaceEncoder) -> list[np.ndarray]:
-    slices = encoder.feature_slices
-    return [
-        np.arange(slices[name].start, slices[name].stop)
-        for name, dist in encoder.search_space.items()
-        if isinstance(dist, CategoricalDistribution)
-    ]
-
-
-def _snap(X: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
-    """Make every categorical one-hot block exactly one-hot (its largest feature wins)."""
-    X = X.copy()
-    rows = np.arange(len(X))
-    for idx in groups:
-        pick = idx[np.argmax(X[:, idx], axis=1)]
-        X[:, idx] = 0.0
-        X[rows, pick] = 1.0
-    return X
