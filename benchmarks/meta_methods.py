@@ -31,7 +31,7 @@ from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
 from optuna_meta.surrogate._train import TrainConfig
 
 CACHE_DIR = Path(__file__).resolve().parent / "results" / "cache"
-MODEL_RECIPE = 4
+MODEL_RECIPE = 5
 """Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
