@@ -166,8 +166,7 @@ def build_model(
     from optuna_meta.surrogate._train import TrainConfig, train_surrogate
 
     cfg = config or TrainConfig()
-    renames = {task.name: canonical_renames(task) for task in dataset}
-    original = {task.name: task for task in dataset}
+    original_dataset = dataset
     dataset = canonicalize(dataset)
     space = model_space(dataset)
     encoder = SpaceEncoder(space)
@@ -176,13 +175,12 @@ def build_model(
     defaults = _best_average_config(DeepKernelGP(weights), encoder, cfg.seed)
     design: list[dict[str, Any]] = []
     if design_objective is not None and design_length > 0:
-        trained = [name for name, _, _ in arrays]
-        design = learn_initial_design(
-            space,
-            {name: original[name].sign for name in trained},
-            _in_task_names(design_objective, original, renames),
+        design = dataset_design(
+            original_dataset,
+            design_objective,
             length=design_length,
             seed=cfg.seed,
+            tasks=[name for name, _, _ in arrays],
         )
         defaults.update(design[0])
         if log is not None:
@@ -206,6 +204,32 @@ def build_model(
         defaults=defaults,
         manifest=manifest,
         initial_design=design,
+    )
+
+
+def dataset_design(
+    dataset: MetaDataset,
+    objective: DesignObjective,
+    *,
+    length: int = DEFAULT_DESIGN_LENGTH,
+    seed: int = 0,
+    tasks: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The learned initial design :func:`build_model` stores, without training a network.
+
+    ``objective`` receives each task's own parameter names; the design is in the canonical
+    model space of ``dataset`` (:func:`model_space`). ``tasks`` restricts the training tasks
+    (default: all). Benchmarks use it to score a design on held-out tasks directly.
+    """
+    renames = {task.name: canonical_renames(task) for task in dataset}
+    original = {task.name: task for task in dataset}
+    names = list(original) if tasks is None else list(tasks)
+    return learn_initial_design(
+        model_space(canonicalize(dataset)),
+        {name: original[name].sign for name in names},
+        _in_task_names(objective, original, renames),
+        length=length,
+        seed=seed,
     )
 
 

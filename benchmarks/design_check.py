@@ -1,0 +1,101 @@
+"""Score learned initial designs directly on held-out LCBench tasks (no sampler, no network).
+
+A model's first trials are its learned design (``optuna_meta/surrogate/_design.py``), so their
+regret can be measured without running studies: learn the design of each CV fold from the
+fold's training tasks (as ``benchmarks.meta_methods.fold_model`` does) and evaluate its entries
+on the fold's scored tasks. This compares design settings in minutes, over several design
+seeds -- the seed draws the pool and the refinement steps, and one seed's figure can mislead.
+
+Run::
+
+    python -m benchmarks.design_check --starts 1,8 --seeds 0-4
+
+Writes ``benchmarks/results/design_check_lcbench.md``: mean normalised regret of the best of
+the first ``n`` design entries, per refinement-start setting and seed, and the mean over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+
+import optuna_meta.surrogate._design as design_module
+from benchmarks._cli import parse_ints
+from benchmarks.objectives import all_tasks, scored_tasks
+from benchmarks.protocol import task_folds
+from benchmarks.reference import RESULTS_DIR, load_reference, regret_of
+from optuna_meta.data import TEST_INSTANCES, YahpoObjective, load_yahpo
+from optuna_meta.surrogate._build import canonical_renames, dataset_design
+
+SCENARIO = "lcbench"
+DESIGN_LENGTH = 5
+
+
+def fold_designs(starts: int, seed: int) -> list[tuple[list[str], list[dict]]]:
+    """``(scored tasks of the fold, design in LCBench's own names)`` per CV fold.
+
+    The design is learned on the fold's training tasks, as the fold models' is.
+    """
+    objective = YahpoObjective(SCENARIO)  # refuses the test instances: training tasks only
+    out = []
+    for fold in task_folds(scored_tasks(SCENARIO)):
+        train = [t for t in all_tasks(SCENARIO) if t not in fold]
+        train = [t for t in train if t not in TEST_INSTANCES[SCENARIO]]
+        data = load_yahpo(SCENARIO, n_configs=8, tasks=train)  # the space; no values needed
+        with mock.patch.object(design_module, "N_REFINE_STARTS", starts):
+            design = dataset_design(data, objective, length=DESIGN_LENGTH, seed=seed)
+        own = {canonical: name for name, canonical in canonical_renames(data[0]).items()}
+        out.append((fold, [{own.get(k, k): v for k, v in c.items()} for c in design]))
+    return out
+
+
+def score(folds: list[tuple[list[str], list[dict]]]) -> np.ndarray:
+    """Regret after 1..DESIGN_LENGTH entries, one row per scored task."""
+    objective = YahpoObjective(SCENARIO, exclude_test_instances=False)
+    reference = load_reference(SCENARIO)
+    rows = []
+    for fold, design in folds:
+        for task in fold:
+            values = np.maximum.accumulate(np.asarray(objective(task, design), dtype=float))
+            ref = reference[task]
+            rows.append(regret_of(values, ref["max"], ref["min"]))
+    return np.asarray(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--starts", default="1,8", help="refinement starts per entry to compare")
+    parser.add_argument("--seeds", default="0-4")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "design_check_lcbench.md")
+    args = parser.parse_args()
+    seeds = parse_ints(args.seeds)
+    header = " | ".join(f"@{i + 1}" for i in range(DESIGN_LENGTH))
+    lines = [
+        "# Learned initial design, scored directly on held-out tasks (LCBench, 5-fold task CV)",
+        "",
+        f"`python -m benchmarks.design_check --starts {args.starts} --seeds {args.seeds}`",
+        "",
+        f"| refinement starts | design seed | {header} |",
+        "|---|---|" + "---|" * DESIGN_LENGTH,
+    ]
+    for starts in parse_ints(args.starts):
+        per_seed = []
+        for seed in seeds:
+            t0 = time.perf_counter()
+            r = score(fold_designs(starts, seed)).mean(axis=0)
+            per_seed.append(r)
+            cells = " | ".join(f"{v:.4f}" for v in r)
+            lines.append(f"| {starts} | {seed} | {cells} |")
+            print(f"starts {starts} seed {seed}: {cells} ({time.perf_counter() - t0:.0f} s)")
+        mean = " | ".join(f"**{v:.4f}**" for v in np.mean(per_seed, axis=0))
+        lines.append(f"| {starts} | mean | {mean} |")
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
