@@ -17,6 +17,7 @@ from optuna_meta import MetaSampler
 from optuna_meta.data import MetaDataset, TaskData, default_yahpo_dir, yahpo_objective
 from optuna_meta.sampler import ATTR_SOURCE
 from optuna_meta.surrogate import ModelFileError, SurrogateModel, build_model
+from optuna_meta.surrogate._build import dataset_design
 from optuna_meta.surrogate._design import DesignObjective, learn_initial_design
 from optuna_meta.surrogate._model_file import MANIFEST_KEY
 from optuna_meta.surrogate._train import TrainConfig
@@ -191,6 +192,14 @@ def test_build_model_stores_the_design_in_model_names(designed: SurrogateModel) 
     assert first["hidden_size"] == pytest.approx(200, abs=40)
     assert designed.defaults == first  # untuned parameters take the best single entry
     assert designed.manifest["initial_design_source"] == "objective"
+
+
+def test_dataset_design_is_the_design_build_model_stores(designed: SurrogateModel) -> None:
+    """Benchmarks score designs without training a network; it must be the same design."""
+    design = dataset_design(_toy_dataset(), _toy_objective, length=3, seed=0)
+    assert design == designed.initial_design
+    only_first = dataset_design(_toy_dataset(), _toy_objective, length=1, tasks=["toy/0"])
+    assert np.log10(only_first[0]["learning_rate"]) == pytest.approx(-2.0, abs=0.15)
 
 
 def test_sampler_tries_the_design_first(designed: SurrogateModel) -> None:
