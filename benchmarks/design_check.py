@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
-import optuna_meta.surrogate._design as design_module
 from benchmarks._cli import parse_ints
 from benchmarks.objectives import all_tasks, scored_tasks
 from benchmarks.protocol import task_folds
@@ -46,8 +44,7 @@ def fold_designs(starts: int, seed: int) -> list[tuple[list[str], list[dict]]]:
         train = [t for t in all_tasks(SCENARIO) if t not in fold]
         train = [t for t in train if t not in TEST_INSTANCES[SCENARIO]]
         data = load_yahpo(SCENARIO, n_configs=8, tasks=train)  # the space; no values needed
-        with mock.patch.object(design_module, "N_REFINE_STARTS", starts):
-            design = dataset_design(data, objective, length=DESIGN_LENGTH, seed=seed)
+        design = dataset_design(data, objective, length=DESIGN_LENGTH, seed=seed, n_starts=starts)
         own = {canonical: name for name, canonical in canonical_renames(data[0]).items()}
         out.append((fold, [{own.get(k, k): v for k, v in c.items()} for c in design]))
     return out

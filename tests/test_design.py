@@ -18,7 +18,11 @@ from optuna_meta.data import MetaDataset, TaskData, default_yahpo_dir, yahpo_obj
 from optuna_meta.sampler import ATTR_SOURCE
 from optuna_meta.surrogate import ModelFileError, SurrogateModel, build_model
 from optuna_meta.surrogate._build import dataset_design
-from optuna_meta.surrogate._design import DesignObjective, learn_initial_design
+from optuna_meta.surrogate._design import (
+    N_REFINE_STARTS,
+    DesignObjective,
+    learn_initial_design,
+)
 from optuna_meta.surrogate._model_file import MANIFEST_KEY
 from optuna_meta.surrogate._train import TrainConfig
 
@@ -53,9 +57,8 @@ def test_refinement_beats_the_best_pool_configuration() -> None:
     assert refined[0]["y"] == pytest.approx(0.71, abs=0.03)
 
 
-def test_several_refinement_starts_escape_a_worse_basin(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_several_refinement_starts_escape_a_worse_basin() -> None:
     """A rugged criterion: the top pool pick's basin is not the best; other starts find it."""
-    import optuna_meta.surrogate._design as design_module
 
     def bumpy(task: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         phase = {"a": 0.0, "b": 0.3}[task]
@@ -68,14 +71,16 @@ def test_several_refinement_starts_escape_a_worse_basin(monkeypatch: pytest.Monk
     def loss(cfg: Mapping[str, float]) -> float:
         return -float(np.mean([bumpy(t, [cfg])[0] for t in signs]))
 
-    losses = {}
-    for starts in (1, design_module.N_REFINE_STARTS):
-        monkeypatch.setattr(design_module, "N_REFINE_STARTS", starts)
-        losses[starts] = [
-            loss(learn_initial_design(SPACE, signs, bumpy, length=1, n_pool=100, seed=s)[0])
+    def losses(n_starts: int) -> list[float]:
+        designs = [
+            learn_initial_design(
+                SPACE, signs, bumpy, length=1, n_pool=100, seed=s, n_starts=n_starts
+            )
             for s in range(4)
         ]
-    one, many = losses[1], losses[design_module.N_REFINE_STARTS]
+        return [loss(d[0]) for d in designs]
+
+    one, many = losses(1), losses(N_REFINE_STARTS)
     # The first start is refined with the same random steps either way, so more starts are
     # never worse; with seed 2 the best pool pick sits in a worse basin than another start.
     assert all(m <= o for m, o in zip(many, one, strict=True))
@@ -121,6 +126,8 @@ def test_bad_arguments_are_clear_errors() -> None:
         learn_initial_design(SPACE, {}, objective)
     with pytest.raises(ValueError, match="positive"):
         learn_initial_design(SPACE, {"a": 1.0}, objective, length=0)
+    with pytest.raises(ValueError, match="positive"):
+        learn_initial_design(SPACE, {"a": 1.0}, objective, n_starts=0)
     with pytest.raises(ValueError, match="returned 1 values for 5"):
         learn_initial_design(SPACE, {"a": 1.0}, lambda t, c: [0.0], n_pool=5)
 

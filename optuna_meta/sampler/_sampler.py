@@ -343,10 +343,7 @@ class MetaSampler(BaseSampler):
             else:
                 y = np.where(finite, y, worst)
         X, y = _cap(X, y)
-        mu = float(np.mean(y)) if len(y) else 0.0
-        sd = float(np.std(y)) if len(y) > 1 else 1.0
-        sd = sd if sd > 1e-12 else 1.0
-        ys = (y - mu) / sd
+        ys, mu, sd = _standardise(y)
         box = state.box(self._user_space_in_model(state, seen))
         rng = np.random.default_rng([self._base_seed, trial.number])
         P = np.asarray(X_pending, dtype=float).reshape(len(X_pending), state.n_features)
@@ -487,6 +484,14 @@ def _observed_value(t: FrozenTrial) -> float | None:
         if isinstance(pred, (int, float)) and math.isfinite(pred):
             return float(pred)
     return None
+
+
+def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``((y - mu) / sd, mu, sd)``: per-context z-scores, the scale the surrogate trained on."""
+    mu = float(np.mean(y)) if len(y) else 0.0
+    sd = float(np.std(y)) if len(y) > 1 else 1.0
+    sd = sd if sd > 1e-12 else 1.0
+    return (y - mu) / sd, mu, sd
 
 
 def _cap(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

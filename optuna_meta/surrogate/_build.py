@@ -36,6 +36,7 @@ from optuna_meta.data import MetaDataset, TaskData
 from optuna_meta.space import SpaceEncoder, canonical_name
 from optuna_meta.surrogate._design import (
     DEFAULT_DESIGN_LENGTH,
+    N_REFINE_STARTS,
     DesignObjective,
     learn_initial_design,
 )
@@ -214,12 +215,14 @@ def dataset_design(
     length: int = DEFAULT_DESIGN_LENGTH,
     seed: int = 0,
     tasks: Sequence[str] | None = None,
+    n_starts: int = N_REFINE_STARTS,
 ) -> list[dict[str, Any]]:
     """The learned initial design :func:`build_model` stores, without training a network.
 
     ``objective`` receives each task's own parameter names; the design is in the canonical
     model space of ``dataset`` (:func:`model_space`). ``tasks`` restricts the training tasks
-    (default: all). Benchmarks use it to score a design on held-out tasks directly.
+    (default: all); ``n_starts`` is :func:`learn_initial_design`'s. Benchmarks use it to score a
+    design on held-out tasks directly.
     """
     renames = {task.name: canonical_renames(task) for task in dataset}
     original = {task.name: task for task in dataset}
@@ -229,6 +232,7 @@ def dataset_design(
         {name: original[name].sign for name in names},
         _in_task_names(objective, original, renames),
         length=length,
+        n_starts=n_starts,
         seed=seed,
     )
 

@@ -69,6 +69,7 @@ def learn_initial_design(
     length: int = DEFAULT_DESIGN_LENGTH,
     n_pool: int = N_DESIGN_POOL,
     refine: bool = True,
+    n_starts: int = N_REFINE_STARTS,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Learn ``length`` configurations to try first on a new task (greedy + local refinement).
@@ -80,6 +81,8 @@ def learn_initial_design(
         length: Entries of the design.
         n_pool: Random configurations that seed the greedy choice.
         refine: Refine each greedy pick by local search on the training tasks.
+        n_starts: Best pool picks refined for each entry (the best refined one is kept);
+            without ``refine`` the best pool pick is taken as it is.
         seed: Seed of the pool and of the refinement steps.
 
     Returns:
@@ -87,13 +90,15 @@ def learn_initial_design(
         (fewer than ``length`` entries only when the pool is smaller than ``length``).
 
     Raises:
-        ValueError: No task, a non-positive length or pool, or the objective returned the wrong
-            number of values.
+        ValueError: No task, a non-positive length, pool or number of starts, or the objective
+            returned the wrong number of values.
     """
     if not task_signs:
         raise ValueError("An initial design needs at least one training task.")
-    if length < 1 or n_pool < 1:
-        raise ValueError(f"length and n_pool must be positive, got {length} and {n_pool}.")
+    if length < 1 or n_pool < 1 or n_starts < 1:
+        raise ValueError(
+            f"length, n_pool and n_starts must be positive, got {length}, {n_pool} and {n_starts}."
+        )
     encoder = SpaceEncoder(search_space)
     rng = np.random.default_rng(seed)
     box = Box.unit(encoder)
@@ -138,7 +143,7 @@ def learn_initial_design(
         # Exact ties (no candidate improves the set any more, e.g. with few training tasks):
         # the best configuration on its own, so the design never repeats an entry.
         order = np.lexsort((standalone, scores))
-        starts = order[~taken[order]][: N_REFINE_STARTS if refine else 1]
+        starts = order[~taken[order]][: n_starts if refine else 1]
         candidates = [(pool[j], pool_regret[:, j], float(scores[j])) for j in starts]
         if refine:
             candidates = [_refine(*c, current, regret, values_of, box, rng) for c in candidates]
