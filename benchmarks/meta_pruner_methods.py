@@ -159,6 +159,13 @@ META_T05 = meta_pruner_method(
     threshold=0.05,
 )
 """The default threshold until session 4 (0.02 since: module doc of optuna_meta.pruner)."""
+META_T01 = meta_pruner_method(
+    "meta_meta_t01",
+    "MetaSampler + MetaPruner(threshold=0.01) [5-fold task CV]",
+    "meta",
+    threshold=0.01,
+)
+"""A more cautious threshold: with MetaSampler the default (0.02) ends behind no pruning."""
 TPE_T05 = meta_pruner_method(
     "tpe_meta_t05",
     "TPE + MetaPruner(threshold=0.05) [old default; 5-fold task CV]",
@@ -185,6 +192,7 @@ VARIANTS = [
     RANDOM_K5,
     RANDOM_K10,
     META_K10,
+    META_T01,
 ]
 METHODS = [TPE_DEFAULT, RANDOM_DEFAULT, META_NOP, META_DEFAULT]
 """``MetaPruner()`` with TPE, Random and MetaSampler, and MetaSampler without pruning."""
