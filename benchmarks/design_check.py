@@ -28,9 +28,11 @@ from benchmarks.protocol import task_folds
 from benchmarks.reference import RESULTS_DIR, load_reference, regret_of
 from optuna_meta.data import TEST_INSTANCES, YahpoObjective, load_yahpo
 from optuna_meta.surrogate._build import canonical_renames, dataset_design
+from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
 
 SCENARIO = "lcbench"
-DESIGN_LENGTH = 5
+DESIGN_LENGTH = DEFAULT_DESIGN_LENGTH
+"""Entries scored: the length a model learns by default."""
 
 
 def fold_designs(starts: int, seed: int) -> list[tuple[list[str], list[dict]]]:
