@@ -15,7 +15,7 @@ Methods:
   (the ``predicted_final`` attr), std = ``predicted_final_std``. Two log-likelihoods: of its own
   predictive distribution (Gaussian in ``asinh`` units, mapped to accuracy points), and of a
   Gaussian with its reported mean and std.
-* **Domhan-style ensemble** (:mod:`optuna_meta.curve._baseline`): five parametric families
+* **Domhan-style ensemble** (:mod:`benchmarks.curve_baseline`): five parametric families
   fitted by ``scipy.optimize.curve_fit`` to the partial curve alone; Gaussian log-likelihood.
 * **last value**: the last observed value (MAE only).
 
@@ -39,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.curve_baseline import extrapolate
 from benchmarks.meta_pruner_methods import CURVES_CACHE, N_CONFIGS, fold_curve_model
 from benchmarks.objectives import all_tasks, scored_tasks
 from benchmarks.protocol import DEFAULT_FOLDS, FOLD_SEED, task_folds
 from optuna_meta.curve import DEFAULT_CURVE_MODEL, CurveModel, build_context, featurize
-from optuna_meta.curve._baseline import extrapolate
 from optuna_meta.curve._features import KAPPA
 from optuna_meta.curve._train import lcbench_curves
 from optuna_meta.data import TEST_INSTANCES

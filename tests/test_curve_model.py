@@ -184,7 +184,7 @@ def test_model_file_errors(tmp_path):
 
 def test_domhan_baseline_extrapolates_a_power_law():
     pytest.importorskip("scipy")
-    from optuna_meta.curve._baseline import extrapolate
+    from benchmarks.curve_baseline import extrapolate
 
     y = 90.0 - 50.0 * STEPS**-0.7
     mean, std = extrapolate(STEPS[:26], y[:26], 52.0)

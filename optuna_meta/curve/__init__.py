@@ -3,9 +3,9 @@
 :class:`CurveModel` is a model file (numpy weights + JSON manifest, no pickle) and
 :class:`CurveNetwork` its numpy forward pass; :mod:`optuna_meta.curve._features` turns a study's
 completed trials and a running trial's reports into scale-free features. Meta-training lives in
-:mod:`optuna_meta.curve._train` (torch, imported only when training) and a Domhan-style
-parametric baseline in :mod:`optuna_meta.curve._baseline` (scipy). :class:`~optuna_meta.MetaPruner`
-is the user-facing consumer.
+:mod:`optuna_meta.curve._train` (torch, imported only when training); the Domhan-style
+parametric baseline it is measured against is :mod:`benchmarks.curve_baseline`.
+:class:`~optuna_meta.MetaPruner` is the user-facing consumer.
 """
 
 from optuna_meta.curve._features import (

@@ -28,7 +28,7 @@ With fewer than 3 observed points the prediction is the last value with the obse
 Example:
     .. code-block:: python
 
-        from optuna_meta.curve._baseline import extrapolate
+        from benchmarks.curve_baseline import extrapolate
 
         mean, std = extrapolate(steps[:5], curve[:5], final_step=52)
 """
