@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._cli import parse_ints
-from benchmarks.objectives import all_tasks, scored_tasks
-from benchmarks.protocol import task_folds
+from benchmarks.meta_methods import fold_training_tasks
+from benchmarks.objectives import scored_tasks
+from benchmarks.protocol import make_contexts
 from benchmarks.reference import RESULTS_DIR, load_reference, regret_of
-from optuna_meta.data import TEST_INSTANCES, YahpoObjective, load_yahpo
+from optuna_meta.data import YahpoObjective, load_yahpo
 from optuna_meta.surrogate._build import canonical_renames, dataset_design
 from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
 
@@ -38,17 +39,20 @@ DESIGN_LENGTH = DEFAULT_DESIGN_LENGTH
 def fold_designs(starts: int, seed: int) -> list[tuple[list[str], list[dict]]]:
     """``(scored tasks of the fold, design in LCBench's own names)`` per CV fold.
 
-    The design is learned on the fold's training tasks, as the fold models' is.
+    The folds and training tasks are the benchmark's own (``make_contexts``,
+    ``fold_training_tasks``), so each design is the one that fold's model learns.
     """
     objective = YahpoObjective(SCENARIO)  # refuses the test instances: training tasks only
+    folds: dict[int, tuple[tuple[str, ...], list[str]]] = {}
+    for ctx in make_contexts(SCENARIO, scored_tasks(SCENARIO), seeds=[0]):
+        folds.setdefault(ctx.fold, (ctx.train_tasks, []))[1].append(ctx.task)
     out = []
-    for fold in task_folds(scored_tasks(SCENARIO)):
-        train = [t for t in all_tasks(SCENARIO) if t not in fold]
-        train = [t for t in train if t not in TEST_INSTANCES[SCENARIO]]
+    for train_tasks, scored in folds.values():
+        train = fold_training_tasks(SCENARIO, train_tasks)
         data = load_yahpo(SCENARIO, n_configs=8, tasks=train)  # the space; no values needed
         design = dataset_design(data, objective, length=DESIGN_LENGTH, seed=seed, n_starts=starts)
         own = {canonical: name for name, canonical in canonical_renames(data[0]).items()}
-        out.append((fold, [{own.get(k, k): v for k, v in c.items()} for c in design]))
+        out.append((scored, [{own.get(k, k): v for k, v in c.items()} for c in design]))
     return out
 
 

@@ -56,6 +56,11 @@ def disk_cached(
     return model
 
 
+def fold_training_tasks(scenario: str, train_tasks: tuple[str, ...]) -> list[str]:
+    """What a fold's model learns from: its training tasks minus YAHPO's test instances."""
+    return sorted(t for t in train_tasks if t not in TEST_INSTANCES[scenario])
+
+
 def fold_model(
     scenario: str,
     train_tasks: tuple[str, ...],
@@ -68,7 +73,7 @@ def fold_model(
     Like the shipped model, it learns its initial design by querying the training tasks only.
     """
     cfg = config or TrainConfig()
-    tasks = sorted(t for t in train_tasks if t not in TEST_INSTANCES[scenario])
+    tasks = fold_training_tasks(scenario, train_tasks)
     return disk_cached(
         f"meta_{scenario}",
         [MODEL_RECIPE, scenario, tasks, n_configs, vars(cfg), design_length],
