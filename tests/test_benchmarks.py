@@ -248,3 +248,40 @@ def test_curve_quality_refuses_the_shipped_model_on_its_training_tasks():
 
     with pytest.raises(ValueError, match="trained on"):
         curve_quality.evaluate(tasks=["3945"], shipped=True, verbose=False)
+
+
+def test_oracle_pruner_stops_exactly_the_trials_that_cannot_beat_the_best():
+    from benchmarks.oracle_pruner import OraclePruner
+
+    made = []
+
+    def factory(ctx: protocol.BenchContext):
+        made.append(OraclePruner(ctx, top_k=1, decide_at=1))
+        return optuna.samplers.RandomSampler(seed=ctx.seed), made[-1]
+
+    ctx = protocol.make_contexts("lcbench", objectives.scored_tasks("lcbench")[:1], [0])[0]
+    run = pruning.run_one_pruned(ctx, factory, epoch_budget=400)
+    finals = made[0]._finals
+    best = -np.inf
+    states, checked = set(), 0
+    for number, (epochs, state, value) in enumerate(run["trials"]):
+        states.add(state)
+        if state == pruning.STATE_PRUNED:
+            assert epochs == 1 and finals[number] < best
+        elif state == pruning.STATE_COMPLETE:
+            if number in finals:  # checked by the oracle: it must have been an improvement
+                assert finals[number] == pytest.approx(value) and value >= best
+                checked += 1
+            best = max(best, value)
+    assert {pruning.STATE_PRUNED, pruning.STATE_COMPLETE} <= states and checked > 0
+
+
+def test_oracle_speedup_is_exact_when_reached_and_bounded_when_cut():
+    from benchmarks.oracle_pruner import analyse
+
+    base = {"trials": [[52, 0, 80.0], [52, 0, 85.0], [52, 0, 90.0]]}  # final 90 after 156 epochs
+    reached = {"trials": [[52, 0, 80.0], [1, 1, float("nan")], [52, 0, 90.0]]}
+    cut = {"trials": [[52, 0, 80.0], [30, 2, float("nan")]]}
+    assert analyse(reached, base, 1300) == {"speedup": 156 / 105, "exact": True}
+    assert analyse(cut, base, 1300) == {"speedup": 156 / 1300, "exact": False}
+    assert analyse(cut, base, 5200) == {"speedup": 0.0, "exact": False}
