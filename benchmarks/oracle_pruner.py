@@ -164,19 +164,26 @@ def analyse(run: dict[str, Any], base: dict[str, Any], eb: int) -> dict[str, Any
     return {"speedup": e_nop / eb if eb < DEFAULT_EPOCH_BUDGET else 0.0, "exact": False}
 
 
-def summarise(method: str, baseline: str, out: Path = ORACLE_DIR) -> dict[str, Any]:
-    """Regret at the budgets within the run's epochs, speed-up and reach, over all runs."""
+def summarise(method: str, baseline: str, compare: str, out: Path = ORACLE_DIR) -> dict[str, Any]:
+    """Regret at the budgets within the run's epochs, speed-up and reach, over all runs.
+
+    ``baseline`` (no pruning) and ``compare`` (MetaPruner with the same sampler) are read from
+    ``benchmarks/results/raw`` and scored on the same (task, seed) runs.
+    """
     res = _load(out / "raw" / f"pruner_lcbench_{method}.json")
     base = _load(RESULTS_DIR / "raw" / f"pruner_lcbench_{baseline}.json")
+    other = _load(RESULTS_DIR / "raw" / f"pruner_lcbench_{compare}.json")
     ref = load_reference("lcbench")
     eb = int(res["epoch_budget"])
     budgets = [b for b in BUDGETS if b <= eb]
     base_runs = {(r["task"], int(r["seed"])): r for r in base["runs"]}
-    regrets, nop_regrets, speed, exact, n_trials = [], [], [], [], []
+    other_runs = {(r["task"], int(r["seed"])): r for r in other["runs"]}
+    regrets, nop_regrets, other_regrets, speed, exact, n_trials = [], [], [], [], [], []
     for run in res["runs"]:
-        b_run = base_runs[(run["task"], int(run["seed"]))]
+        key = (run["task"], int(run["seed"]))
+        b_run = base_runs[key]
         tref = ref[run["task"]]
-        for src, dst in ((run, regrets), (b_run, nop_regrets)):
+        for src, dst in ((run, regrets), (b_run, nop_regrets), (other_runs[key], other_regrets)):
             best = best_completed_at(src["trials"], budgets)
             dst.append(regret_of(np.nan_to_num(best, nan=-np.inf), tref["max"], tref["min"]))
         a = analyse(run, b_run, eb)
@@ -187,10 +194,13 @@ def summarise(method: str, baseline: str, out: Path = ORACLE_DIR) -> dict[str, A
     return {
         "label": res["label"],
         "runs": len(res["runs"]),
+        "complete": bool(res.get("complete", False)),
         "epoch_budget": eb,
         "budgets": budgets,
         "regret": np.mean(regrets, axis=0).tolist(),
         "nop_regret": np.mean(nop_regrets, axis=0).tolist(),
+        "compare": other["label"],
+        "compare_regret": np.mean(other_regrets, axis=0).tolist(),
         "median_speedup": float(np.median(s)),
         "median_exact": _median_is_exact(s, exact),
         "at_target": int(np.sum(s >= TARGET_SPEEDUP)),
@@ -209,28 +219,37 @@ def report(rows: Sequence[dict[str, Any]]) -> str:
     lines = [
         "# Oracle pruners (benchmark only: they read the true final value)",
         "",
-        "Written by `python -m benchmarks.oracle_pruner`; see the module docstring for the runs.",
-        "Regret of the best completed trial after E epochs (mean over runs); in brackets the",
-        "same runs without pruning. Speed-up as in the pruner protocol; a run cut at 1300",
-        "epochs that has not reached the no-pruning final counts with its upper bound",
-        "`e_nop / 1300` (< 4x), so the share of runs at >= 4x is exact.",
+        "Written by `python -m benchmarks.oracle_pruner`; the runs are in the module docstring.",
+        "Regret of the best completed trial after E epochs, mean over the oracle's runs, and on",
+        "the same (task, seed) runs: no pruning with the same sampler, and MetaPruner() with the",
+        "same sampler. Speed-up as in the pruner protocol (against no pruning); a run cut at",
+        "1300 epochs that has not reached the no-pruning final counts with its upper bound",
+        "`e_nop / 1300` (< 4x), so the number of runs at >= 4x is exact.",
         "",
     ]
     for r in rows:
-        regs = ", ".join(
-            f"{b} ep {x:.4f} ({y:.4f})"
-            for b, x, y in zip(r["budgets"], r["regret"], r["nop_regret"], strict=True)
-        )
-        med = f"{r['median_speedup']:.2f}x" + ("" if r["median_exact"] else " (upper bound)")
+        part = "" if r["complete"] else " (partial: stopped before every run was done)"
         lines += [
             f"## {r['label']}",
             "",
-            f"- runs: {r['runs']}, epoch budget {r['epoch_budget']}, "
-            f"{r['mean_trials']:.0f} trials per run",
-            f"- regret: {regs}",
-            f"- median speed-up: {med}; runs at >= {TARGET_SPEEDUP:.0f}x: "
-            f"{r['at_target']}/{r['runs']}; runs reaching the no-pruning final within the "
-            f"budget: {r['reached']}/{r['runs']}",
+            f"{r['runs']} runs{part}, epoch budget {r['epoch_budget']}, "
+            f"{r['mean_trials']:.0f} trials per run.",
+            "",
+            "| on the same runs | " + " | ".join(f"{b} ep" for b in r["budgets"]) + " |",
+            "|---|" + "---|" * len(r["budgets"]),
+        ]
+        for name, vals in (
+            ("oracle pruner", r["regret"]),
+            ("no pruning", r["nop_regret"]),
+            (r["compare"], r["compare_regret"]),
+        ):
+            lines.append(f"| {name} | " + " | ".join(f"{x:.4f}" for x in vals) + " |")
+        med = f"{r['median_speedup']:.2f}x" + ("" if r["median_exact"] else " (upper bound)")
+        lines += [
+            "",
+            f"Median speed-up of the oracle: {med}; runs at >= {TARGET_SPEEDUP:.0f}x: "
+            f"{r['at_target']}/{r['runs']}; runs reaching the no-pruning final within "
+            f"{r['epoch_budget']} epochs: {r['reached']}/{r['runs']}.",
             "",
         ]
     return "\n".join(lines)
@@ -241,9 +260,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "oracle_pruner_lcbench.md")
     args = p.parse_args(argv)
     rows = []
-    for method, baseline in (("tpe_oracle", "tpe_nop"), ("meta_oracle", "meta_nop")):
+    for method, baseline, compare in (
+        ("tpe_oracle", "tpe_nop", "tpe_meta_default"),
+        ("meta_oracle", "meta_nop", "meta_meta_default"),
+    ):
         if (ORACLE_DIR / "raw" / f"pruner_lcbench_{method}.json").is_file():
-            rows.append(summarise(method, baseline))
+            rows.append(summarise(method, baseline, compare))
     text = report(rows)
     args.out.write_text(text + "\n")
     print(text)
