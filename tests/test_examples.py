@@ -80,3 +80,41 @@ def test_hf_trainer_hyperparameter_search_with_meta_sampler_and_pruner() -> None
     first_done = next(i for i, c in enumerate(cells) if c[1] == "COMPLETE")
     assert all(math.isfinite(float(c[4])) for c in cells[first_done + 1 :])
     assert "best run: trial" in result.stdout
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="torch not installed (the `train` extra)"
+)
+def test_pytorch_loop_with_meta_pruner_reports_every_epoch_and_records_predictions() -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    epochs = 4
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "pytorch_pruning.py"),
+            "--trials",
+            "8",
+            "--epochs",
+            str(epochs),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| trial | state | source | epochs |")
+    cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
+    assert [int(c[0]) for c in cells] == list(range(8))
+    assert all(c[1] in ("COMPLETE", "PRUNED") and c[2] == "meta" for c in cells)
+    assert all(int(c[3]) == epochs for c in cells if c[1] == "COMPLETE")
+    assert all(1 <= int(c[3]) <= epochs for c in cells)
+    # once a trial has completed, every later trial carries MetaPruner's probability, and its
+    # predicted final value unless it reported a non-finite value (pruned at once)
+    first_done = next(i for i, c in enumerate(cells) if c[1] == "COMPLETE")
+    later = cells[first_done + 1 :]
+    assert later and all(c[6] != "-" and (c[5] != "-" or c[4] == "nan") for c in later)
+    spent = sum(int(c[3]) for c in cells)
+    assert f"epochs trained {spent} of {8 * epochs}" in result.stdout
