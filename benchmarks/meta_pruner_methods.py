@@ -21,6 +21,12 @@ that chose the default ``top_k`` ran with the first version's rule (pruning wait
 ``TPE_K20``, ``TPE_F20``, ``RANDOM_K1``, ``RANDOM_K5``, ``RANDOM_K10`` and ``META_K10``
 (``--extra benchmarks.meta_pruner_methods:TPE_K5``); ``VARIANTS`` lists them. Their results
 stay in ``results/raw`` under their names; rerunning them now would use the current rule.
+
+Rows measured with the second rule (the target was the worst completed trial until ``top_k``
+had completed; session 6 capped the rank at the median instead) were renamed with a ``_v2``
+suffix (``tpe_meta_v2``, ``meta_meta_v2``, ``random_meta_v2``, ``tpe_meta_t05_v2``,
+``random_meta_t05_v2``, ``meta_meta_t01_v2``, ``tpe_meta_s2_v2``) and labelled "v2 rule": the
+methods of the same names without the suffix now run the current rule.
 """
 
 from __future__ import annotations

@@ -204,18 +204,30 @@ def test_fractional_top_k_targets_a_share_of_the_completed_trials():
     # 25% of 12 completed trials is the 3rd best: the same target as top_k=3
     assert probs["f25"].prob_improvement == pytest.approx(probs["k3"].prob_improvement)
     assert probs["f25"].prob_improvement > probs["k1"].prob_improvement
-    # with fewer completed trials than top_k, the target is the worst of them
+    # with few completed trials an int top_k is capped at the median's rank, ceil(n / 2);
+    # a fraction is not (ceil(0.99 * 3) = 3: the worst of the three)
     few = {}
-    for top_k in (3, 10):
+    for top_k in (2, 10, 0.99):
         pruner = MetaPruner(top_k=top_k)
         study = make_study(pruner, n_completed=3)
         few[top_k] = pruner.predict(study, run_partial(study, mid, STEPS[:20])[1])
-    assert few[10].prob_improvement == pytest.approx(few[3].prob_improvement)
+    assert few[10].prob_improvement == pytest.approx(few[2].prob_improvement)
+    assert few[0.99].prob_improvement > few[10].prob_improvement
     # pruning waits for n_startup_trials completed trials only
     study = make_study(MetaPruner(top_k=0.25, n_startup_trials=2), n_completed=2)
     assert run_partial(study, BAD, STEPS[:15])[0] is True
     study = make_study(MetaPruner(top_k=0.25, n_startup_trials=3), n_completed=2)
     assert run_partial(study, BAD, STEPS[:15])[0] is False
+
+
+@pytest.mark.parametrize(
+    ("top_k", "n", "rank"),
+    [(10, 1, 1), (10, 5, 3), (10, 6, 3), (10, 19, 10), (10, 40, 10), (1, 7, 1), (0.2, 12, 3)],
+)
+def test_target_rank_is_capped_at_the_median_for_an_int_top_k(top_k, n, rank):
+    from optuna_meta.pruner._pruner import _rank
+
+    assert _rank(top_k, n) == rank
 
 
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
