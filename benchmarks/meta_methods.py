@@ -106,7 +106,8 @@ def meta_sampler_method(
             )
         return MetaSampler(model=ctx.cache[key], seed=ctx.seed, **sampler_kwargs)  # type: ignore[arg-type]
 
-    return Method(name=name, factory=factory, label=label, version=f"recipe{MODEL_RECIPE}")
+    version = f"recipe{MODEL_RECIPE}+design{design_length}"
+    return Method(name=name, factory=factory, label=label, version=version)
 
 
 SAMPLER_METHODS = [meta_sampler_method()]

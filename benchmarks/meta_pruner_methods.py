@@ -49,6 +49,7 @@ from optuna_meta import MetaPruner
 from optuna_meta.curve import FEATURE_NAMES, CurveModel
 from optuna_meta.curve._train import CurveTrainConfig, build_curve_model, lcbench_curves
 from optuna_meta.data import TEST_INSTANCES
+from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
 
 CURVES_CACHE = CACHE_DIR / f"curves_lcbench_val_accuracy_{N_CONFIGS}_0.npz"
 TRAINING_VERSION = 2
@@ -98,9 +99,11 @@ def meta_pruner_method(
 def _version(sampler: str) -> str:
     """What cached models a method's results depend on (a saved run of another is not resumed)."""
     curve = f"curve{TRAINING_VERSION}"
-    return f"{curve}+recipe{MODEL_RECIPE}" if sampler == "meta" else curve
+    return f"{curve}+{META_MODELS}" if sampler == "meta" else curve
 
 
+META_MODELS = f"recipe{MODEL_RECIPE}+design{DEFAULT_DESIGN_LENGTH}"
+"""The MetaSampler fold models' recipe and design length (part of the results' version)."""
 _META_SAMPLER = meta_sampler_method()
 """MetaSampler with the surrogate of the task's CV fold (the sampler benchmark's method)."""
 _SAMPLER_LABELS = {"tpe": "TPE", "random": "Random", "meta": "MetaSampler"}
@@ -147,7 +150,7 @@ META_NOP = PrunerMethod(
     "meta_nop",
     lambda ctx: (_sampler("meta", ctx), NopPruner()),
     label="MetaSampler + NopPruner [5-fold task CV]",
-    version=f"recipe{MODEL_RECIPE}",
+    version=META_MODELS,
 )
 """MetaSampler without pruning: the baseline of the MetaSampler + MetaPruner rows."""
 META_K10 = _method("meta", "_k10", threshold=0.05, top_k=10)
