@@ -172,26 +172,31 @@ def analyse(run: dict[str, Any], base: dict[str, Any], eb: int) -> dict[str, Any
     return {"speedup": e_nop / eb if eb < DEFAULT_EPOCH_BUDGET else 0.0, "exact": False}
 
 
-def summarise(method: str, baseline: str, compare: str, out: Path = ORACLE_DIR) -> dict[str, Any]:
+def summarise(
+    method: str, baseline: str, compare: Sequence[str], out: Path = ORACLE_DIR
+) -> dict[str, Any]:
     """Regret at the budgets within the run's epochs, speed-up and reach, over all runs.
 
-    ``baseline`` (no pruning) and ``compare`` (MetaPruner with the same sampler) are read from
-    ``benchmarks/results/raw`` and scored on the same (task, seed) runs.
+    ``baseline`` (no pruning) and ``compare`` (MetaPruner rows with the same sampler and
+    models) are read from ``benchmarks/results/raw`` and scored on the same (task, seed) runs.
     """
     res = _load(out / "raw" / f"pruner_lcbench_{method}.json")
     base = _load(RESULTS_DIR / "raw" / f"pruner_lcbench_{baseline}.json")
-    other = _load(RESULTS_DIR / "raw" / f"pruner_lcbench_{compare}.json")
+    others = [_load(RESULTS_DIR / "raw" / f"pruner_lcbench_{c}.json") for c in compare]
     ref = load_reference("lcbench")
     eb = int(res["epoch_budget"])
     budgets = [b for b in BUDGETS if b <= eb]
     base_runs = {(r["task"], int(r["seed"])): r for r in base["runs"]}
-    other_runs = {(r["task"], int(r["seed"])): r for r in other["runs"]}
-    regrets, nop_regrets, other_regrets, speed, exact, n_trials = [], [], [], [], [], []
+    other_runs = [{(r["task"], int(r["seed"])): r for r in o["runs"]} for o in others]
+    regrets, nop_regrets, speed, exact, n_trials = [], [], [], [], []
+    other_regrets: list[list[np.ndarray]] = [[] for _ in others]
     for run in res["runs"]:
         key = (run["task"], int(run["seed"]))
         b_run = base_runs[key]
         tref = ref[run["task"]]
-        for src, dst in ((run, regrets), (b_run, nop_regrets), (other_runs[key], other_regrets)):
+        pairs = [(run, regrets), (b_run, nop_regrets)]
+        pairs += [(o[key], dst) for o, dst in zip(other_runs, other_regrets, strict=True)]
+        for src, dst in pairs:
             best = best_completed_at(src["trials"], budgets)
             dst.append(regret_of(np.nan_to_num(best, nan=-np.inf), tref["max"], tref["min"]))
         a = analyse(run, b_run, eb)
@@ -207,8 +212,10 @@ def summarise(method: str, baseline: str, compare: str, out: Path = ORACLE_DIR) 
         "budgets": budgets,
         "regret": np.mean(regrets, axis=0).tolist(),
         "nop_regret": np.mean(nop_regrets, axis=0).tolist(),
-        "compare": other["label"],
-        "compare_regret": np.mean(other_regrets, axis=0).tolist(),
+        "compare": [
+            (o["label"], np.mean(r, axis=0).tolist())
+            for o, r in zip(others, other_regrets, strict=True)
+        ],
         "median_speedup": float(np.median(s)),
         "median_exact": _median_is_exact(s, exact),
         "at_target": int(np.sum(s >= TARGET_SPEEDUP)),
@@ -229,8 +236,9 @@ def report(rows: Sequence[dict[str, Any]]) -> str:
         "",
         "Written by `python -m benchmarks.oracle_pruner`; the runs are in the module docstring.",
         "Regret of the best completed trial after E epochs, mean over the oracle's runs, and on",
-        "the same (task, seed) runs: no pruning with the same sampler, and MetaPruner() with the",
-        "same sampler. Speed-up as in the pruner protocol (against no pruning); a run cut at",
+        "the same (task, seed) runs: no pruning and MetaPruner() (current and v2 rule) with the",
+        "same sampler and models (the MetaSampler oracle ran with the 5-entry-design fold",
+        "models). Speed-up as in the pruner protocol (against no pruning); a run cut at",
         "1300 epochs that has not reached the no-pruning final counts with its upper bound",
         "`e_nop / 1300` (< 4x), so the number of runs at >= 4x is exact.",
         "",
@@ -249,7 +257,7 @@ def report(rows: Sequence[dict[str, Any]]) -> str:
         for name, vals in (
             ("oracle pruner", r["regret"]),
             ("no pruning", r["nop_regret"]),
-            (r["compare"], r["compare_regret"]),
+            *r["compare"],
         ):
             lines.append(f"| {name} | " + " | ".join(f"{x:.4f}" for x in vals) + " |")
         med = f"{r['median_speedup']:.2f}x" + ("" if r["median_exact"] else " (upper bound)")
@@ -269,8 +277,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     rows = []
     for method, baseline, compare in (
-        ("tpe_oracle", "tpe_nop", "tpe_meta_default"),
-        ("meta_oracle", "meta_nop", "meta_meta_default"),
+        ("tpe_oracle", "tpe_nop", ("tpe_meta_default", "tpe_meta_v2")),
+        # the MetaSampler oracle ran with the 5-entry-design fold models of session 5
+        ("meta_oracle", "meta_nop_design5", ("meta_meta_design5", "meta_meta_v2")),
     ):
         if (ORACLE_DIR / "raw" / f"pruner_lcbench_{method}.json").is_file():
             rows.append(summarise(method, baseline, compare))

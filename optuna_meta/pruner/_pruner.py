@@ -80,9 +80,11 @@ The median cap (session 6) replaced the second rule's "worst completed trial" ta
 stopped almost nothing before ``top_k`` trials had completed (seeds 0-2, 102 runs each, regret
 at 520 / 1040 / 2600 / 5200 epochs): with TPE 0.1451 / 0.1035 / 0.0610 / 0.0490 vs 0.1595 /
 0.1093 / 0.0622 / 0.0476 (no pruning 0.1601 / 0.1112 / 0.0677 / 0.0526); with MetaSampler
-0.0051 / 0.0021 / 0.0012 / 0.0006 vs 0.0058 / 0.0035 / 0.0018 / 0.0017 (no pruning 0.0065 /
-0.0035 / 0.0023 / 0.0011). It is below no pruning at every budget with both samplers, which
-the second rule was not with MetaSampler (5200 epochs).
+(session-5 fold models, 5-entry design) 0.0051 / 0.0021 / 0.0012 / 0.0006 vs 0.0058 / 0.0035 /
+0.0018 / 0.0017 (no pruning 0.0065 / 0.0035 / 0.0023 / 0.0011). It is below no pruning at
+every budget with both samplers, which the second rule was not with MetaSampler (5200
+epochs). With the 10-entry-design models MetaSampler alone gets 0.0034 / 0.0011 / 0.0005 /
+0.0004 and MetaPruner 0.0022 / 0.0010 / 0.0008 / 0.0003: behind at 2600 epochs only.
 
 Cost (``python -m benchmarks.prune_timing``): a ``prune`` call takes 0.3-0.4 ms (median, on
 the project's busy 2-core machines, 10 to 500 completed trials); the study's normalisation is
