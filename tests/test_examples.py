@@ -1,4 +1,5 @@
-"""The README's main job (examples/quickstart.py) runs end to end on the YAHPO data."""
+"""The examples run end to end: the README's main job (quickstart.py) on the YAHPO data, the
+Hugging Face Trainer search and the plain PyTorch loop."""
 
 from __future__ import annotations
 
@@ -14,26 +15,27 @@ import pytest
 from optuna_meta.data import default_yahpo_dir
 
 ROOT = Path(__file__).resolve().parents[1]
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_example(script: str, *args: str, **env: str) -> tuple[list[str], str]:
+    """Run ``examples/<script>`` with ``args``; its table rows (``| ...``) and its stdout."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    return rows, result.stdout
 
 
 @pytest.mark.skipif(default_yahpo_dir() is None, reason="YAHPO data folder not found")
 def test_quickstart_runs_and_prints_both_samplers() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "quickstart.py"),
-            "--trials",
-            "3",
-            "--seeds",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    rows, _ = run_example("quickstart.py", "--trials", "3", "--seeds", "1")
     assert rows[0].startswith("| sampler | @1 | @3 |")
     names = [r.split("|")[1].strip() for r in rows[1:]]
     assert names == ["MetaSampler", "TPESampler"]
@@ -49,26 +51,12 @@ def test_quickstart_runs_and_prints_both_samplers() -> None:
     reason="transformers/datasets/torch not installed (the `examples` and `train` extras)",
 )
 def test_hf_trainer_hyperparameter_search_with_meta_sampler_and_pruner() -> None:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "hf_trainer.py"),
-            "--trials",
-            "5",
-            "--max-steps",
-            "20",
-            "--eval-steps",
-            "5",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env=env,
+    rows, stdout = run_example(
+        "hf_trainer.py",
+        *("--trials", "5", "--max-steps", "20", "--eval-steps", "5"),
+        HF_HUB_OFFLINE="1",
+        **ONE_THREAD,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| trial | state | source |")
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
     assert [int(c[0]) for c in cells] == list(range(5))
@@ -79,32 +67,17 @@ def test_hf_trainer_hyperparameter_search_with_meta_sampler_and_pruner() -> None
     # MetaPruner predicted the final value of every trial that started after one completed
     first_done = next(i for i, c in enumerate(cells) if c[1] == "COMPLETE")
     assert all(math.isfinite(float(c[4])) for c in cells[first_done + 1 :])
-    assert "best run: trial" in result.stdout
+    assert "best run: trial" in stdout
 
 
 @pytest.mark.skipif(
     importlib.util.find_spec("torch") is None, reason="torch not installed (the `train` extra)"
 )
 def test_pytorch_loop_with_meta_pruner_reports_every_epoch_and_records_predictions() -> None:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     epochs = 4
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "pytorch_pruning.py"),
-            "--trials",
-            "8",
-            "--epochs",
-            str(epochs),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env=env,
+    rows, stdout = run_example(
+        "pytorch_pruning.py", "--trials", "8", "--epochs", str(epochs), **ONE_THREAD
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| trial | state | source | epochs |")
     cells = [[c.strip() for c in r.split("|")[1:-1]] for r in rows[1:]]
     assert [int(c[0]) for c in cells] == list(range(8))
@@ -117,4 +90,4 @@ def test_pytorch_loop_with_meta_pruner_reports_every_epoch_and_records_predictio
     later = cells[first_done + 1 :]
     assert later and all(c[6] != "-" and (c[5] != "-" or c[4] == "nan") for c in later)
     spent = sum(int(c[3]) for c in cells)
-    assert f"epochs trained {spent} of {8 * epochs}" in result.stdout
+    assert f"epochs trained {spent} of {8 * epochs}" in stdout
