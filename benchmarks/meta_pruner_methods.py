@@ -174,7 +174,14 @@ META_T01 = meta_pruner_method(
     "meta",
     threshold=0.01,
 )
-"""A more cautious threshold: with MetaSampler the default (0.02) ends behind no pruning."""
+"""A more cautious threshold (not adopted: no better than the default with MetaSampler)."""
+TPE_T01 = meta_pruner_method(
+    "tpe_meta_t01",
+    "TPE + MetaPruner(threshold=0.01) [5-fold task CV]",
+    "tpe",
+    threshold=0.01,
+)
+"""The cautious threshold with TPE (not adopted: level with the default)."""
 TPE_T05 = meta_pruner_method(
     "tpe_meta_t05",
     "TPE + MetaPruner(threshold=0.05) [old default; 5-fold task CV]",
@@ -202,6 +209,7 @@ VARIANTS = [
     RANDOM_K10,
     META_K10,
     META_T01,
+    TPE_T01,
 ]
 METHODS = [TPE_DEFAULT, RANDOM_DEFAULT, META_NOP, META_DEFAULT]
 """``MetaPruner()`` with TPE, Random and MetaSampler, and MetaSampler without pruning."""
