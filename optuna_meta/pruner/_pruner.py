@@ -86,10 +86,10 @@ every budget with both samplers, which the second rule was not with MetaSampler 
 epochs). With the 10-entry-design models MetaSampler alone gets 0.0034 / 0.0011 / 0.0005 /
 0.0004 and MetaPruner 0.0022 / 0.0010 / 0.0008 / 0.0003: behind at 2600 epochs only.
 
-Cost (``python -m benchmarks.prune_timing``): a ``prune`` call takes 0.3-0.4 ms (median, on
+Cost (``python -m benchmarks.prune_timing``): a ``prune`` call takes 0.4-0.5 ms (median, on
 the project's busy 2-core machines, 10 to 500 completed trials); the study's normalisation is
 cached per study and number of completed trials, so the call right after a trial completes
-rebuilds it (median 0.7 ms with 10 completed trials, 2.1 ms with 500). Torch is never
+rebuilds it (median 1.1 ms with 10 completed trials, 2.9 ms with 500). Torch is never
 imported.
 
 Example:
