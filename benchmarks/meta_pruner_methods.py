@@ -96,14 +96,16 @@ def meta_pruner_method(
     )
 
 
+META_MODELS = f"recipe{MODEL_RECIPE}+design{DEFAULT_DESIGN_LENGTH}"
+"""The MetaSampler fold models' recipe and design length (part of the results' version)."""
+
+
 def _version(sampler: str) -> str:
     """What cached models a method's results depend on (a saved run of another is not resumed)."""
     curve = f"curve{TRAINING_VERSION}"
     return f"{curve}+{META_MODELS}" if sampler == "meta" else curve
 
 
-META_MODELS = f"recipe{MODEL_RECIPE}+design{DEFAULT_DESIGN_LENGTH}"
-"""The MetaSampler fold models' recipe and design length (part of the results' version)."""
 _META_SAMPLER = meta_sampler_method()
 """MetaSampler with the surrogate of the task's CV fold (the sampler benchmark's method)."""
 _SAMPLER_LABELS = {"tpe": "TPE", "random": "Random", "meta": "MetaSampler"}

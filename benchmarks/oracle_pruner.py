@@ -48,7 +48,7 @@ from optuna.samplers import TPESampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from benchmarks.meta_pruner_methods import _version
+from benchmarks.meta_pruner_methods import _sampler, _version
 from benchmarks.objectives import evaluate_curve
 from benchmarks.protocol import BenchContext
 from benchmarks.pruning import (
@@ -128,8 +128,6 @@ def _tpe_oracle(ctx: BenchContext) -> tuple[TPESampler, OraclePruner]:
 
 
 def _meta_oracle(ctx: BenchContext):
-    from benchmarks.meta_pruner_methods import _sampler
-
     pruner = OraclePruner(ctx, top_k=10, decide_at=1, n_startup_trials=5, write_prediction=True)
     return _sampler("meta", ctx), pruner
 

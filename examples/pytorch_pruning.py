@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 
-import numpy as np
 import optuna
 
 from optuna_meta import MetaPruner, MetaSampler
@@ -46,9 +45,9 @@ def load_digits_split(seed: int):
         X, y, test_size=VAL_FRACTION, random_state=seed, stratify=y
     )
     scaler = StandardScaler().fit(X_tr)
-    as_x = lambda a: torch.tensor(scaler.transform(a), dtype=torch.float32)  # noqa: E731
-    as_y = lambda a: torch.tensor(a, dtype=torch.long)  # noqa: E731
-    return as_x(X_tr), as_y(y_tr), as_x(X_va), as_y(y_va)
+    X_tr, X_va = (torch.tensor(scaler.transform(a), dtype=torch.float32) for a in (X_tr, X_va))
+    y_tr, y_va = (torch.tensor(a, dtype=torch.long) for a in (y_tr, y_va))
+    return X_tr, y_tr, X_va, y_va
 
 
 def make_objective(data, n_epochs: int):
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     best = max((t.value for t in done if t.value is not None), default=float("nan"))
     print(
         f"\nbest validation accuracy {best:.2f} %; epochs trained {epochs} of {full} "
-        f"({np.round(100.0 * epochs / max(full, 1), 1)} %)"
+        f"({100.0 * epochs / max(full, 1):.1f} %)"
     )
     return study
 

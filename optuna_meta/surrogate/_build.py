@@ -167,21 +167,22 @@ def build_model(
     from optuna_meta.surrogate._train import TrainConfig, train_surrogate
 
     cfg = config or TrainConfig()
-    original_dataset = dataset
-    dataset = canonicalize(dataset)
-    space = model_space(dataset)
+    canonical = canonicalize(dataset)
+    space = model_space(canonical)
     encoder = SpaceEncoder(space)
-    arrays = task_arrays(dataset, encoder)
+    arrays = task_arrays(canonical, encoder)
     weights, stats = train_surrogate([(X, y) for _, X, y in arrays], cfg, log=log)
     defaults = _best_average_config(DeepKernelGP(weights), encoder, cfg.seed)
     design: list[dict[str, Any]] = []
     if design_objective is not None and design_length > 0:
-        design = dataset_design(
-            original_dataset,
+        design = _learn_design(
+            dataset,
+            space,
             design_objective,
             length=design_length,
             seed=cfg.seed,
             tasks=[name for name, _, _ in arrays],
+            n_starts=N_REFINE_STARTS,
         )
         defaults.update(design[0])
         if log is not None:
@@ -224,11 +225,28 @@ def dataset_design(
     (default: all); ``n_starts`` is :func:`learn_initial_design`'s. Benchmarks use it to score a
     design on held-out tasks directly.
     """
+    space = model_space(canonicalize(dataset))
+    return _learn_design(
+        dataset, space, objective, length=length, seed=seed, tasks=tasks, n_starts=n_starts
+    )
+
+
+def _learn_design(
+    dataset: MetaDataset,
+    space: Mapping[str, BaseDistribution],
+    objective: DesignObjective,
+    *,
+    length: int,
+    seed: int,
+    tasks: Sequence[str] | None,
+    n_starts: int,
+) -> list[dict[str, Any]]:
+    """:func:`learn_initial_design` on ``dataset``'s tasks, ``space`` its canonical model space."""
     renames = {task.name: canonical_renames(task) for task in dataset}
     original = {task.name: task for task in dataset}
     names = list(original) if tasks is None else list(tasks)
     return learn_initial_design(
-        model_space(canonicalize(dataset)),
+        space,
         {name: original[name].sign for name in names},
         _in_task_names(objective, original, renames),
         length=length,
