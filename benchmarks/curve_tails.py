@@ -11,6 +11,11 @@ trials, both drawn at random from the task's 2,000 sampled configurations (``ran
 its 80 best (``strong``: what a strong sampler's study looks like); each query is predicted
 after epochs 1, 2, 3, 5, 8, 12, 18, 26, 36 and 45 of 52.
 
+The last two columns check the models' tail calibration (:mod:`optuna_meta.curve._calibration`,
+fitted at meta-training time on inner task folds of the fold's training tasks, so the scored
+task is unseen by it too): the share of finals whose calibrated probability of being reached,
+``P(final >= observed)``, was below 2 % (5 %). A calibrated tail gives 2 % (5 %).
+
 .. code-block:: bash
 
     python -m benchmarks.curve_tails      # -> benchmarks/results/curve_tails_lcbench.md
@@ -27,6 +32,7 @@ import numpy as np
 from benchmarks.meta_pruner_methods import CURVES_CACHE, N_CONFIGS, fold_curve_model
 from benchmarks.objectives import scored_tasks
 from benchmarks.protocol import make_contexts
+from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import build_context, featurize
 from optuna_meta.curve._train import lcbench_curves
 
@@ -40,19 +46,26 @@ Z_02, Z_05 = 2.054, 1.645
 """Standard-normal quantiles 0.98 and 0.95: nominal upper-tail shares 2 % and 5 %."""
 
 
-def standardised_residuals(regime: str, reps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(z, epochs seen)`` of every prediction: ``z = (a(final) - mean) / sd``."""
+def standardised_residuals(
+    regime: str, reps: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(z, epochs seen, calibrated P(Z > z))`` of every prediction.
+
+    ``z = (a(final) - mean) / sd``; the calibrated probability is NaN for a model without a
+    tail calibration.
+    """
     tasks = scored_tasks("lcbench")
     curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
     rng = np.random.default_rng(seed)
-    nets: dict[tuple[str, ...], object] = {}
+    nets: dict[tuple[str, ...], tuple[object, TailCalibration | None]] = {}
     steps = np.arange(1, 53, dtype=float)
     cuts = np.asarray(CUTS)
-    zs, seen = [], []
+    zs, seen, ps = [], [], []
     for ctx in make_contexts("lcbench", tasks, [0]):
         if ctx.train_tasks not in nets:
-            nets[ctx.train_tasks] = fold_curve_model(ctx.train_tasks).network()
-        net = nets[ctx.train_tasks]
+            model = fold_curve_model(ctx.train_tasks)
+            nets[ctx.train_tasks] = (model.network(), model.calibration())
+        net, cal = nets[ctx.train_tasks]
         C = curves[ctx.task].astype(np.float64)
         best_first = np.argsort(-C[:, -1])
         for _ in range(reps):
@@ -66,23 +79,32 @@ def standardised_residuals(regime: str, reps: int, seed: int) -> tuple[np.ndarra
             for i in pick[N_CONTEXT:]:
                 X = np.stack([featurize(study, steps[:k], C[i, :k]) for k in CUTS])
                 mu, sd = net.predict(X)  # type: ignore[attr-defined]
-                zs.append((study.a(C[i, -1]) - mu) / sd)
+                z = (study.a(C[i, -1]) - mu) / sd
+                zs.append(z)
                 seen.append(cuts)
-    return np.concatenate(zs), np.concatenate(seen)
+                ps.append(
+                    [cal.survival(v, x[0]) for v, x in zip(z, X, strict=True)]
+                    if cal is not None
+                    else np.full(len(z), np.nan)
+                )
+    return np.concatenate(zs), np.concatenate(seen), np.concatenate(ps)
 
 
-def table(regimes: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+def table(regimes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> str:
     lines = [
         "| queries from | epochs seen | predictions | final > mean + 2.054 sd (2 %) "
-        "| final > mean + 1.645 sd (5 %) | final < mean - 2.054 sd (2 %) | sd of z |",
-        "|---|---|---|---|---|---|---|",
+        "| final > mean + 1.645 sd (5 %) | final < mean - 2.054 sd (2 %) | sd of z "
+        "| calibrated P < 2 % | calibrated P < 5 % |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for regime, (z, seen) in regimes.items():
+    for regime, (z, seen, p) in regimes.items():
         for lo, hi in BINS:
-            zz = z[(seen >= lo) & (seen < hi)]
+            sel = (seen >= lo) & (seen < hi)
+            zz, pp = z[sel], p[sel]
             lines.append(
                 f"| {regime} | {lo}-{hi - 1} | {len(zz)} | {np.mean(zz > Z_02):.2%} "
-                f"| {np.mean(zz > Z_05):.2%} | {np.mean(zz < -Z_02):.2%} | {zz.std():.2f} |"
+                f"| {np.mean(zz > Z_05):.2%} | {np.mean(zz < -Z_02):.2%} | {zz.std():.2f} "
+                f"| {np.mean(pp < 0.02):.2%} | {np.mean(pp < 0.05):.2%} |"
             )
     return "\n".join(lines)
 

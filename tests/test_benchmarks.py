@@ -285,3 +285,17 @@ def test_oracle_speedup_is_exact_when_reached_and_bounded_when_cut():
     assert analyse(reached, base, 1300) == {"speedup": 156 / 105, "exact": True}
     assert analyse(cut, base, 1300) == {"speedup": 156 / 1300, "exact": False}
     assert analyse(cut, base, 5200) == {"speedup": 0.0, "exact": False}
+
+
+def test_curve_tails_table_counts_shares_per_range():
+    from benchmarks.curve_tails import table
+
+    seen = np.array([1, 2, 5, 10, 30, 40] * 50)
+    z = np.where(seen < 3, 3.0, 0.0)  # every early final far above the mean, none later
+    p = np.where(seen < 3, 0.01, 0.5)
+    rows = table({"random": (z, seen, p)}).splitlines()[2:]
+    assert len(rows) == 4
+    early, later = rows[0].split("|"), rows[1].split("|")
+    assert early[2].strip() == "1-2" and early[4].strip() == "100.00%"
+    assert early[8].strip() == "100.00%" and later[8].strip() == "0.00%"
+    assert later[4].strip() == "0.00%"

@@ -31,6 +31,7 @@ from optuna_meta._model_io import (
     model_bytes,
     read_model_file,
 )
+from optuna_meta.curve._calibration import CALIBRATION_NAMES, TailCalibration
 from optuna_meta.curve._features import FEATURE_NAMES, KAPPA
 from optuna_meta.curve._network import WEIGHT_NAMES, CurveNetwork
 
@@ -44,7 +45,9 @@ class CurveModel(ModelFile):
     """A meta-trained learning-curve model: network weights and provenance.
 
     Args:
-        weights: The arrays of :data:`~optuna_meta.curve._network.WEIGHT_NAMES`.
+        weights: The arrays of :data:`~optuna_meta.curve._network.WEIGHT_NAMES`, plus those of
+            :data:`~optuna_meta.curve._calibration.CALIBRATION_NAMES` when the model carries a
+            tail calibration (models trained with ``calibration_folds > 0``).
         manifest: Free-form provenance (training tasks, metrics, command) saved as JSON.
     """
 
@@ -53,6 +56,10 @@ class CurveModel(ModelFile):
 
     def network(self) -> CurveNetwork:
         return CurveNetwork(self.weights)
+
+    def calibration(self) -> TailCalibration | None:
+        """The tail calibration of the model's errors, ``None`` for an uncalibrated model."""
+        return TailCalibration.from_arrays(self.weights)
 
     def to_bytes(self) -> bytes:
         manifest = dict(self.manifest)
@@ -72,9 +79,13 @@ class CurveModel(ModelFile):
                 f"{path} was made for another feature layout than this optuna-meta's; "
                 "re-train the model."
             )
-        weights = finite_weights(arrays, WEIGHT_NAMES, path)
+        present = [k for k in CALIBRATION_NAMES if k in arrays]
+        if present and len(present) != len(CALIBRATION_NAMES):
+            raise ModelFileError(f"{path} holds a partial tail calibration ({present}).")
+        weights = finite_weights(arrays, WEIGHT_NAMES + tuple(present), path)
         try:
             net = CurveNetwork(weights)
+            TailCalibration.from_arrays(weights)
         except ValueError as e:
             raise ModelFileError(f"{path}: {e}") from e
         if net.n_inputs != len(FEATURE_NAMES):

@@ -18,6 +18,10 @@ One training example imitates one prune check of :class:`~optuna_meta.MetaPruner
    input, the final value in the context's ``a`` units the target.
 
 The network (:mod:`optuna_meta.curve._network`) is fitted by Gaussian negative log-likelihood.
+With ``calibration_folds > 0`` (the default: 3) the tasks are also split into that many folds
+and a network fitted without each fold predicts the fold's examples: the quantiles of these
+held-out errors, by curve fraction, become the model's tail calibration
+(:mod:`optuna_meta.curve._calibration`), which MetaPruner reads its probabilities from.
 Only this module imports torch; the weights are exported as numpy arrays.
 
 The shipped model is made by one command (LCBench via the YAHPO surrogate, every task except
@@ -43,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import (
     MAX_CONTEXT_CURVES,
     N_FEATURES,
@@ -50,8 +55,17 @@ from optuna_meta.curve._features import (
     featurize,
 )
 from optuna_meta.curve._model_file import CurveModel
-from optuna_meta.curve._network import A_LAST_INDEX, MIN_STD, WEIGHT_NAMES, init_weights
+from optuna_meta.curve._network import (
+    A_LAST_INDEX,
+    MIN_STD,
+    WEIGHT_NAMES,
+    CurveNetwork,
+    init_weights,
+)
 from optuna_meta.surrogate._train import _require_torch
+
+_Z_98 = 2.054
+"""Standard-normal 98 % quantile: the Gaussian puts 2 % of the errors above it."""
 
 
 @dataclass
@@ -66,6 +80,7 @@ class CurveTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-5
     seed: int = 0
+    calibration_folds: int = 3
 
 
 # -- emulated studies (numpy) -----------------------------------------------------------------
@@ -143,6 +158,18 @@ def make_examples(
     ``curves_by_task`` maps a task to its curves ``(n, T)`` (steps 1..T, final = last column,
     larger is better); ``bounds`` is the metric's range (used by the random transforms).
     """
+    X, y, _ = _task_examples(curves_by_task, n_episodes, queries_per_episode, seed, bounds)
+    return X, y
+
+
+def _task_examples(
+    curves_by_task: Mapping[str, np.ndarray],
+    n_episodes: int,
+    queries_per_episode: int,
+    seed: int,
+    bounds: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`make_examples` plus each example's task (an index into the usable tasks)."""
     rng = np.random.default_rng(seed)
     tasks = [np.asarray(c, dtype=np.float64) for c in curves_by_task.values()]
     tasks = [c[np.all(np.isfinite(c), axis=1)] for c in tasks]
@@ -155,6 +182,7 @@ def make_examples(
         zs.append((f - f.mean()) / (f.std() if f.std() > 0 else 1.0))
     X = np.empty((n_episodes * queries_per_episode, N_FEATURES))
     y = np.empty(n_episodes * queries_per_episode)
+    task = np.empty(n_episodes * queries_per_episode, dtype=np.int64)
     n = 0
     lo, hi = bounds
     for _ in range(n_episodes):
@@ -187,8 +215,9 @@ def make_examples(
                 continue
             X[n] = feat
             y[n] = float(ctx.a(V[i, -1]))
+            task[n] = t
             n += 1
-    return X[:n], y[:n]
+    return X[:n], y[:n], task[:n]
 
 
 # -- torch ------------------------------------------------------------------------------------
@@ -259,6 +288,46 @@ def fit_network(
     return weights, stats
 
 
+def calibrate_tails(
+    X: np.ndarray,
+    y: np.ndarray,
+    task: np.ndarray,
+    config: CurveTrainConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> tuple[TailCalibration | None, dict[str, Any]]:
+    """Tail calibration from networks fitted without some tasks (``config.calibration_folds``).
+
+    The tasks are split into folds; for each, a network fitted on the other folds' examples
+    predicts the fold's examples, and the standardised errors ``(y - mean) / sd`` of all folds
+    are summarised by :meth:`TailCalibration.fit`. ``None`` with fewer than two tasks.
+    """
+    cfg = config or CurveTrainConfig()
+    tasks = np.unique(task)
+    k = min(cfg.calibration_folds, len(tasks))
+    if k < 2:
+        return None, {"folds": 0, "reason": "fewer than two tasks"}
+    rng = np.random.default_rng(cfg.seed + 1)
+    folds = np.array_split(rng.permutation(tasks), k)
+    z = np.empty(len(y))
+    for i, fold in enumerate(folds):
+        held = np.isin(task, fold)
+        weights, _ = fit_network(X[~held], y[~held], cfg)
+        mean, sd = CurveNetwork(weights).predict(X[held])
+        z[held] = (y[held] - mean) / sd
+        if log is not None:
+            log(f"calibration fold {i + 1}/{k}: {int(held.sum())} held-out examples")
+    cal = TailCalibration.fit(z, X[:, 0])
+    f = np.clip(X[:, 0], 0.0, 1.0)
+    shares = {
+        f"{lo:g}-{hi:g}": round(float(np.mean(z[(f >= lo) & (f < hi)] > _Z_98)), 4)
+        for lo, hi in ((0.0, 0.08), (0.08, 0.25), (0.25, 0.6), (0.6, 1.01))
+        if np.any((f >= lo) & (f < hi))
+    }
+    stats = {"folds": k, "n_errors": len(z), "share_above_gaussian_98pc_by_fraction": shares}
+    return cal, stats
+
+
 def build_curve_model(
     curves_by_task: Mapping[str, np.ndarray],
     config: CurveTrainConfig | None = None,
@@ -273,12 +342,21 @@ def build_curve_model(
 
     cfg = config or CurveTrainConfig()
     t0 = time.perf_counter()
-    X, y = make_examples(curves_by_task, cfg.n_episodes, cfg.queries_per_episode, cfg.seed, bounds)
+    X, y, task = _task_examples(
+        curves_by_task, cfg.n_episodes, cfg.queries_per_episode, cfg.seed, bounds
+    )
     gen_s = time.perf_counter() - t0
     if log is not None:
         log(f"{len(y)} examples from {len(curves_by_task)} tasks in {gen_s:.1f}s")
     weights, stats = fit_network(X, y, cfg, log=log)
     stats["example_seconds"] = gen_s
+    calibration: dict[str, Any] = {"folds": 0}
+    if cfg.calibration_folds > 0:
+        t1 = time.perf_counter()
+        cal, calibration = calibrate_tails(X, y, task, cfg, log=log)
+        if cal is not None:
+            weights.update(cal.arrays())
+        stats["calibration_seconds"] = time.perf_counter() - t1
     manifest: dict[str, Any] = {
         "name": name,
         "kind": "curve-mlp",
@@ -288,6 +366,7 @@ def build_curve_model(
         "n_training_curves": int(sum(len(c) for c in curves_by_task.values())),
         "train_config": asdict(cfg),
         "train_stats": stats,
+        "tail_calibration": calibration,
     }
     manifest.update(extra_manifest or {})
     return CurveModel(weights=weights, manifest=manifest)
@@ -340,9 +419,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--episodes", type=int, default=CurveTrainConfig.n_episodes)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, help="an .npz to cache the sampled curves in")
+    p.add_argument(
+        "--calibration-folds",
+        type=int,
+        default=CurveTrainConfig.calibration_folds,
+        help="inner task folds of the tail calibration (0: none)",
+    )
     args = p.parse_args(argv)
     argv_list = list(sys.argv[1:] if argv is None else argv)
-    cfg = CurveTrainConfig(n_episodes=args.episodes, seed=args.seed)
+    cfg = CurveTrainConfig(
+        n_episodes=args.episodes, seed=args.seed, calibration_folds=args.calibration_folds
+    )
     curves = lcbench_curves(None, args.n_configs, 0, args.cache)
     model = build_curve_model(
         curves,

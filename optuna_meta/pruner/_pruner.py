@@ -132,6 +132,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
+from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import (
     KAPPA,
     StudyContext,
@@ -208,6 +209,9 @@ class MetaPruner(BasePruner):
         max_resource: The final step ``T``. ``None``: the largest last step of the completed
             trials (trials must then run to a common final step).
         prune_non_finite: Prune a trial as soon as it reports NaN or infinity.
+        calibrated: Read the probability from the model's tail calibration (its measured
+            errors on tasks held out of its training) when the model has one; ``False`` uses
+            the network's Gaussian, as models without a calibration do.
 
     Example:
         .. code-block:: python
@@ -227,6 +231,7 @@ class MetaPruner(BasePruner):
         margin: float = 0.0,
         max_resource: int | float | None = None,
         prune_non_finite: bool = True,
+        calibrated: bool = True,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
@@ -256,8 +261,9 @@ class MetaPruner(BasePruner):
         self.margin = float(margin)
         self.max_resource = max_resource
         self.prune_non_finite = bool(prune_non_finite)
+        self.calibrated = bool(calibrated)
         self._lock = threading.RLock()
-        self._net: CurveNetwork | None = None
+        self._net: tuple[CurveNetwork, TailCalibration | None] | None = None
         self._contexts: OrderedDict[tuple, tuple[int, StudyContext | None, dict]] = OrderedDict()
 
     # -- pickling ------------------------------------------------------------------------------
@@ -318,7 +324,7 @@ class MetaPruner(BasePruner):
         if ctx is None:
             return None
         steps, values = _curve(trial, sign)
-        net = self._network()
+        net, cal = self._network()
         with single_threaded_blas():
             x = featurize(ctx, steps, values)
             if x is None:
@@ -328,7 +334,10 @@ class MetaPruner(BasePruner):
         k = _rank(self.top_k, len(ctx.finals))
         target = float(ctx.finals[k - 1]) + self.margin
         t_a = float(ctx.a(target))
-        prob = 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
+        if cal is None:
+            prob = 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
+        else:
+            prob = cal.survival((t_a - mu) / sd, float(x[0]))
         return CurvePrediction(
             mean=float(ctx.to_user(mu)),
             std=_user_std(ctx, mu, sd),
@@ -337,7 +346,7 @@ class MetaPruner(BasePruner):
             n_completed=ctx.n_completed,
         )
 
-    def _network(self) -> CurveNetwork:
+    def _network(self) -> tuple[CurveNetwork, TailCalibration | None]:
         net = self._net
         if net is not None:
             return net
@@ -348,7 +357,8 @@ class MetaPruner(BasePruner):
                     if isinstance(self.model, CurveModel)
                     else CurveModel.load(self.model)
                 )
-                self._net = model.network()
+                cal = model.calibration() if self.calibrated else None
+                self._net = (model.network(), cal)
             return self._net
 
     def _context(self, study: Study, sign: float) -> StudyContext | None:
