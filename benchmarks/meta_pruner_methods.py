@@ -27,6 +27,11 @@ had completed; session 6 capped the rank at the median instead) were renamed wit
 suffix (``tpe_meta_v2``, ``meta_meta_v2``, ``random_meta_v2``, ``tpe_meta_t05_v2``,
 ``random_meta_t05_v2``, ``meta_meta_t01_v2``, ``tpe_meta_s2_v2``) and labelled "v2 rule": the
 methods of the same names without the suffix now run the current rule.
+
+Session 7 gave the curve models a tail calibration (``TRAINING_VERSION`` 3; the networks are
+those of version 2) and made ``threshold=0.03`` the default. The session-6 default rows were
+renamed ``*_meta_gauss`` (``TPE_GAUSS``, ``META_GAUSS``, ``RANDOM_GAUSS`` rerun them with
+``calibrated=False``); ``*_meta_cal02`` are the calibrated tail with the old threshold.
 """
 
 from __future__ import annotations
@@ -173,16 +178,18 @@ META_T05 = meta_pruner_method(
 """The default threshold until session 4 (0.02 since: module doc of optuna_meta.pruner)."""
 META_T01 = meta_pruner_method(
     "meta_meta_t01",
-    "MetaSampler + MetaPruner(threshold=0.01) [5-fold task CV]",
+    "MetaSampler + MetaPruner(threshold=0.01, calibrated=False) [Gaussian tail; 5-fold task CV]",
     "meta",
     threshold=0.01,
+    calibrated=False,
 )
 """A more cautious threshold (not adopted: no better than the default with MetaSampler)."""
 TPE_T01 = meta_pruner_method(
     "tpe_meta_t01",
-    "TPE + MetaPruner(threshold=0.01) [5-fold task CV]",
+    "TPE + MetaPruner(threshold=0.01, calibrated=False) [Gaussian tail; 5-fold task CV]",
     "tpe",
     threshold=0.01,
+    calibrated=False,
 )
 """The cautious threshold with TPE (not adopted: level with the default)."""
 TPE_T05 = meta_pruner_method(
@@ -197,6 +204,46 @@ RANDOM_T05 = meta_pruner_method(
     "random",
     threshold=0.05,
 )
+_GAUSS = "Gaussian tail, session-6 default"
+TPE_GAUSS = meta_pruner_method(
+    "tpe_meta_gauss",
+    f"TPE + MetaPruner(threshold=0.02, calibrated=False) [{_GAUSS}; 5-fold task CV]",
+    "tpe",
+    threshold=0.02,
+    calibrated=False,
+)
+META_GAUSS = meta_pruner_method(
+    "meta_meta_gauss",
+    f"MetaSampler + MetaPruner(threshold=0.02, calibrated=False) [{_GAUSS}; 5-fold task CV]",
+    "meta",
+    threshold=0.02,
+    calibrated=False,
+)
+RANDOM_GAUSS = meta_pruner_method(
+    "random_meta_gauss",
+    f"Random + MetaPruner(threshold=0.02, calibrated=False) [{_GAUSS}; 5-fold task CV]",
+    "random",
+    threshold=0.02,
+    calibrated=False,
+)
+"""The session-6 default: the network's Gaussian tail, threshold 0.02 (measured with the
+version-2 models, whose networks the calibrated version-3 models share)."""
+TPE_CAL02 = meta_pruner_method(
+    "tpe_meta_cal02", "TPE + MetaPruner(threshold=0.02) [5-fold task CV]", "tpe", threshold=0.02
+)
+META_CAL02 = meta_pruner_method(
+    "meta_meta_cal02",
+    "MetaSampler + MetaPruner(threshold=0.02) [5-fold task CV]",
+    "meta",
+    threshold=0.02,
+)
+RANDOM_CAL02 = meta_pruner_method(
+    "random_meta_cal02",
+    "Random + MetaPruner(threshold=0.02) [5-fold task CV]",
+    "random",
+    threshold=0.02,
+)
+"""The calibrated tail with the old threshold: it stops fewer trials (not adopted)."""
 VARIANTS = [
     TPE_S2,
     TPE_T05,
@@ -213,6 +260,12 @@ VARIANTS = [
     META_K10,
     META_T01,
     TPE_T01,
+    TPE_GAUSS,
+    META_GAUSS,
+    RANDOM_GAUSS,
+    TPE_CAL02,
+    META_CAL02,
+    RANDOM_CAL02,
 ]
 METHODS = [TPE_DEFAULT, RANDOM_DEFAULT, META_NOP, META_DEFAULT]
 """``MetaPruner()`` with TPE, Random and MetaSampler, and MetaSampler without pruning."""
