@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -207,3 +208,88 @@ def test_console_script_exit_code_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "exactly one of --storage, --yahpo, --dataset" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _curve_studies(url: str, n_trials: int = 24, direction: str = "maximize") -> None:
+    """Two studies of saturating curves reported every 100 global steps up to 1000.
+
+    Every fourth trial is pruned at step 300 (no final value to learn from); a maximised study
+    reports accuracies, a minimised one losses (1 - accuracy).
+    """
+    memory = optuna.storages.InMemoryStorage()
+    for i in range(2):
+        rng = np.random.default_rng(i)
+        study = optuna.create_study(study_name=f"curves-{i}", storage=memory, direction=direction)
+        for k in range(n_trials):
+            t = study.ask()
+            final, tau = rng.uniform(0.6, 0.95), rng.uniform(100, 400)
+            pruned = k % 4 == 3
+            for step in range(100, 1001, 100):
+                acc = final - (final - 0.1) * math.exp(-step / tau)
+                t.report(acc if direction == "maximize" else 1 - acc, step)
+                if pruned and step == 300:
+                    break
+            if pruned:
+                study.tell(t, state=TrialState.PRUNED)
+            else:
+                study.tell(t, acc if direction == "maximize" else 1 - acc)
+        stored = optuna.create_study(study_name=f"curves-{i}", storage=url, direction=direction)
+        stored.add_trials(study.trials)
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_train_curve_on_a_storage_then_prune_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], direction: str
+) -> None:
+    pytest.importorskip("torch")
+    from optuna_meta import MetaPruner
+    from optuna_meta.curve import CurveModel
+    from optuna_meta.curve._curves import curves_from_dataset
+    from optuna_meta.data import load_from_storage
+
+    url = f"sqlite:///{tmp_path / 'curves.db'}"
+    _curve_studies(url, direction=direction)
+    curves, (lo, hi) = curves_from_dataset(load_from_storage(url), min_curves=10)
+    # 18 completed trials a study reach step 1000; pruned ones are left out. Curves are on a
+    # 10-point grid, oriented so that larger is better (losses are negated).
+    assert {k: v.shape for k, v in curves.items()} == {"curves-0": (18, 10), "curves-1": (18, 10)}
+    offset = 0.0 if direction == "maximize" else -1.0  # -(1 - acc) = acc - 1
+    assert offset < lo < hi < offset + 1.0
+    assert all(np.all(np.diff(c, axis=1) >= 0) for c in curves.values())  # still increasing
+    out = tmp_path / "curve.npz"
+    args = ["train-curve", "--storage", url, "--out", str(out), "--episodes", "300"]
+    assert main(args) == 2  # 18 curves a task are too few for the default minimum
+    assert "No task has 20 or more complete learning curves" in capsys.readouterr().err
+
+    _curve_studies(url.replace("curves.db", "more.db"), n_trials=30, direction=direction)
+    url = url.replace("curves.db", "more.db")
+    code = main(["train-curve", "--storage", url, "--out", str(out), "--episodes", "300"])
+    assert code == 0, capsys.readouterr().err
+    assert "2 tasks, 46 curves" in capsys.readouterr().out
+    model = CurveModel.load(out)
+    assert model.manifest["command"].startswith("optuna-meta train-curve --storage")
+    assert model.manifest["training_tasks"] == ["curves-0", "curves-1"]
+    assert model.calibration() is not None  # 2 tasks: 2 calibration folds
+    assert main(["info", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "curve-mlp"
+
+    # The file drives MetaPruner in a new study of the same kind.
+    study = optuna.create_study(direction=direction, pruner=MetaPruner(str(out)))
+    _curve_studies_into(study, direction)
+    assert any(t.state == TrialState.PRUNED for t in study.trials)
+    assert all("optuna_meta:predicted_final" in t.user_attrs for t in study.trials[12:])
+
+
+def _curve_studies_into(study: optuna.Study, direction: str) -> None:
+    def objective(trial: optuna.Trial) -> float:
+        final = trial.suggest_float("final", 0.3, 0.95)
+        acc = 0.0
+        for step in range(100, 1001, 100):
+            acc = final - (final - 0.1) * math.exp(-step / 200)
+            trial.report(acc if direction == "maximize" else 1 - acc, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return acc if direction == "maximize" else 1 - acc
+
+    study.sampler = optuna.samplers.RandomSampler(seed=0)
+    study.optimize(objective, n_trials=40)

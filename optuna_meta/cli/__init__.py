@@ -14,6 +14,10 @@ Examples:
         optuna-meta dataset --yahpo lcbench --n-configs 200 --out lcbench.npz
         optuna-meta export lcbench.npz --storage sqlite:///lcbench.db
         optuna-meta info lcbench-mlp
+        # Meta-train MetaPruner's curve model on the learning curves of past studies
+        # (trials that reported intermediate values up to the last step):
+        optuna-meta train-curve --storage sqlite:///past.db --out my_curves.npz
+        optuna-meta info my_curves.npz
 """
 
 from __future__ import annotations
@@ -86,6 +90,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_curve(args: argparse.Namespace) -> int:
+    from optuna_meta.curve._curves import curves_from_dataset
+    from optuna_meta.curve._train import CurveTrainConfig, build_curve_model
+
+    curves, bounds = curves_from_dataset(_load_dataset(args))
+    cfg = CurveTrainConfig(
+        n_episodes=args.episodes, seed=args.seed, calibration_folds=args.calibration_folds
+    )
+    model = build_curve_model(
+        curves,
+        cfg,
+        name=args.name,
+        bounds=bounds,
+        log=lambda m: print(m, file=sys.stderr),
+        extra_manifest={"command": "optuna-meta " + " ".join(args.argv)},
+    )
+    path = model.save(args.out)
+    n = sum(len(c) for c in curves.values())
+    print(f"wrote {path} ({len(curves)} tasks, {n} curves)")
+    return 0
+
+
 def _cmd_dataset(args: argparse.Namespace) -> int:
     data = _load_dataset(args)
     path = data.save(args.out)
@@ -104,9 +130,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from optuna_meta.surrogate import SurrogateModel
+    from optuna_meta.curve import FORMAT_NAME as CURVE_FORMAT
+    from optuna_meta.curve import CurveModel
+    from optuna_meta.surrogate import ModelFileError, SurrogateModel
 
-    model = SurrogateModel.load(args.model)
+    try:
+        model = SurrogateModel.load(args.model)
+    except ModelFileError as e:
+        if repr(CURVE_FORMAT) not in str(e):
+            raise
+        curve = CurveModel.load(args.model)
+        print(json.dumps(curve.manifest, indent=2, default=str))
+        return 0
     info = {k: v for k, v in model.manifest.items() if k not in ("search_space",)}
     info["parameters"] = {k: repr(v) for k, v in model.search_space.items()}
     info["initial_design"] = model.initial_design
@@ -115,6 +150,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from optuna_meta.curve._train import CurveTrainConfig  # numpy only; torch when training
+
     parser = argparse.ArgumentParser(prog="optuna-meta", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -130,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAHPO: configurations of the learned initial design (0: none)",
     )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("train-curve", help="meta-train a learning-curve model (MetaPruner)")
+    _add_source(p)
+    p.add_argument("--out", required=True, help="model file to write (.npz)")
+    p.add_argument("--name", default="custom-curve", help="model name recorded in the manifest")
+    p.add_argument(
+        "--episodes",
+        type=int,
+        default=CurveTrainConfig.n_episodes,
+        help="emulated studies (16 prune checks each)",
+    )
+    p.add_argument(
+        "--calibration-folds",
+        type=int,
+        default=CurveTrainConfig.calibration_folds,
+        help="inner task folds of the tail calibration (0: none; needs 2+ tasks)",
+    )
+    p.set_defaults(func=_cmd_train_curve)
 
     p = sub.add_parser("dataset", help="build a meta-dataset file")
     _add_source(p)
