@@ -33,7 +33,7 @@ from benchmarks.meta_pruner_methods import CURVES_CACHE, N_CONFIGS, fold_curve_m
 from benchmarks.objectives import scored_tasks
 from benchmarks.protocol import make_contexts
 from optuna_meta.curve._calibration import TailCalibration
-from optuna_meta.curve._features import build_context, featurize
+from optuna_meta.curve._features import F_INDEX, build_context, featurize
 from optuna_meta.curve._train import lcbench_curves
 
 RESULTS = Path(__file__).parent / "results" / "curve_tails_lcbench.md"
@@ -83,7 +83,7 @@ def standardised_residuals(
                 zs.append(z)
                 seen.append(cuts)
                 ps.append(
-                    [cal.survival(v, x[0]) for v, x in zip(z, X, strict=True)]
+                    [cal.survival(v, x[F_INDEX]) for v, x in zip(z, X, strict=True)]
                     if cal is not None
                     else np.full(len(z), np.nan)
                 )

@@ -140,6 +140,7 @@ def test_training_adds_a_calibration_without_changing_the_network():
     assert plain.calibration() is None and plain.manifest["tail_calibration"]["folds"] == 0
     cal = cal_model.calibration()
     assert cal is not None and cal_model.manifest["tail_calibration"]["folds"] == 2
+    assert cal_model.manifest["tail_calibration"]["calibrated"] is True
     for k, v in plain.weights.items():
         np.testing.assert_array_equal(cal_model.weights[k], v)
     assert CurveModel.from_bytes(cal_model.to_bytes()).calibration() is not None

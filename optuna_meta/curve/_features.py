@@ -82,6 +82,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "n_completed",
 )
 N_FEATURES = len(FEATURE_NAMES)
+F_INDEX = FEATURE_NAMES.index("f")
+"""Position of ``f``, the fraction of the final step seen (the tail calibration's key)."""
 
 
 def to_a(z: np.ndarray | float) -> np.ndarray:

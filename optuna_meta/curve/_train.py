@@ -49,6 +49,7 @@ import numpy as np
 
 from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import (
+    F_INDEX,
     MAX_CONTEXT_CURVES,
     N_FEATURES,
     build_context,
@@ -317,14 +318,19 @@ def calibrate_tails(
         z[held] = (y[held] - mean) / sd
         if log is not None:
             log(f"calibration fold {i + 1}/{k}: {int(held.sum())} held-out examples")
-    cal = TailCalibration.fit(z, X[:, 0])
-    f = np.clip(X[:, 0], 0.0, 1.0)
+    cal = TailCalibration.fit(z, X[:, F_INDEX])
+    f = np.clip(X[:, F_INDEX], 0.0, 1.0)
     shares = {
         f"{lo:g}-{hi:g}": round(float(np.mean(z[(f >= lo) & (f < hi)] > _Z_98)), 4)
         for lo, hi in ((0.0, 0.08), (0.08, 0.25), (0.25, 0.6), (0.6, 1.01))
         if np.any((f >= lo) & (f < hi))
     }
-    stats = {"folds": k, "n_errors": len(z), "share_above_gaussian_98pc_by_fraction": shares}
+    stats = {
+        "folds": k,
+        "n_errors": len(z),
+        "calibrated": cal is not None,  # None: too few errors (TailCalibration.fit)
+        "share_above_gaussian_98pc_by_fraction": shares,
+    }
     return cal, stats
 
 

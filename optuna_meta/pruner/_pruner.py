@@ -164,6 +164,7 @@ from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
 from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import (
+    F_INDEX,
     KAPPA,
     StudyContext,
     build_context,
@@ -368,7 +369,7 @@ class MetaPruner(BasePruner):
         if cal is None:
             prob = 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
         else:
-            prob = cal.survival((t_a - mu) / sd, float(x[0]))
+            prob = cal.survival((t_a - mu) / sd, float(x[F_INDEX]))
         return CurvePrediction(
             mean=float(ctx.to_user(mu)),
             std=_user_std(ctx, mu, sd),
