@@ -168,7 +168,20 @@ TPE_S2 = meta_pruner_method(
     "tpe",
     n_startup_trials=2,
 )
-"""The current rule, pruning from 2 completed trials on (the default waits for 5)."""
+"""The current rule, pruning from 2 completed trials on (the default waits for 5). Session 7,
+seeds 0-2: better early, worse than no pruning at 5200 epochs (not adopted)."""
+META_S2 = meta_pruner_method(
+    "meta_meta_s2",
+    "MetaSampler + MetaPruner(n_startup_trials=2) [5-fold task CV]",
+    "meta",
+    n_startup_trials=2,
+)
+RANDOM_S2 = meta_pruner_method(
+    "random_meta_s2",
+    "Random + MetaPruner(n_startup_trials=2) [5-fold task CV]",
+    "random",
+    n_startup_trials=2,
+)
 META_T05 = meta_pruner_method(
     "meta_meta_t05",
     "MetaSampler + MetaPruner(threshold=0.05) [old default; 5-fold task CV]",
@@ -246,6 +259,8 @@ RANDOM_CAL02 = meta_pruner_method(
 """The calibrated tail with the old threshold: it stops fewer trials (not adopted)."""
 VARIANTS = [
     TPE_S2,
+    META_S2,
+    RANDOM_S2,
     TPE_T05,
     META_T05,
     RANDOM_T05,
