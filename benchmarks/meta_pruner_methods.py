@@ -257,6 +257,19 @@ RANDOM_CAL02 = meta_pruner_method(
     threshold=0.02,
 )
 """The calibrated tail with the old threshold: it stops fewer trials (not adopted)."""
+TPE_CAL05 = meta_pruner_method(
+    "tpe_meta_t05c",
+    "TPE + MetaPruner(threshold=0.05) [calibrated tail; 5-fold task CV]",
+    "tpe",
+    threshold=0.05,
+)
+META_CAL05 = meta_pruner_method(
+    "meta_meta_t05c",
+    "MetaSampler + MetaPruner(threshold=0.05) [calibrated tail; 5-fold task CV]",
+    "meta",
+    threshold=0.05,
+)
+"""The calibrated tail with threshold 0.05: worse late with both samplers (not adopted)."""
 VARIANTS = [
     TPE_S2,
     META_S2,
@@ -281,6 +294,8 @@ VARIANTS = [
     TPE_CAL02,
     META_CAL02,
     RANDOM_CAL02,
+    TPE_CAL05,
+    META_CAL05,
 ]
 METHODS = [TPE_DEFAULT, RANDOM_DEFAULT, META_NOP, META_DEFAULT]
 """``MetaPruner()`` with TPE, Random and MetaSampler, and MetaSampler without pruning."""
