@@ -144,3 +144,16 @@ def test_training_adds_a_calibration_without_changing_the_network():
     for k, v in plain.weights.items():
         np.testing.assert_array_equal(cal_model.weights[k], v)
     assert CurveModel.from_bytes(cal_model.to_bytes()).calibration() is not None
+
+
+@pytest.mark.parametrize(
+    "bad", [{"n_episodes": 0}, {"queries_per_episode": 0}, {"calibration_folds": -1}]
+)
+def test_bad_training_settings_are_refused(bad):
+    pytest.importorskip("torch")
+    from optuna_meta.curve._train import CurveTrainConfig, build_curve_model
+    from tests.test_curve_model import synthetic_curves
+
+    cfg = CurveTrainConfig(**{"hidden": 8, "epochs": 1, **bad})
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        build_curve_model({"a": synthetic_curves(40)}, cfg)

@@ -347,10 +347,17 @@ def build_curve_model(
     import optuna_meta
 
     cfg = config or CurveTrainConfig()
+    for key in ("n_episodes", "queries_per_episode", "hidden", "epochs", "batch_size"):
+        if getattr(cfg, key) < 1:
+            raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}.")
+    if cfg.calibration_folds < 0:
+        raise ValueError(f"calibration_folds must be >= 0, got {cfg.calibration_folds}.")
     t0 = time.perf_counter()
     X, y, task = _task_examples(
         curves_by_task, cfg.n_episodes, cfg.queries_per_episode, cfg.seed, bounds
     )
+    if len(y) == 0:
+        raise ValueError("The curves gave no training example (every emulated study was empty).")
     gen_s = time.perf_counter() - t0
     if log is not None:
         log(f"{len(y)} examples from {len(curves_by_task)} tasks in {gen_s:.1f}s")
