@@ -126,34 +126,31 @@ def _sampler(kind: str, ctx: BenchContext):
     return _META_SAMPLER.factory(ctx)
 
 
-def _label(sampler: str, kwargs: dict[str, Any]) -> str:
+def _label(sampler: str, kwargs: dict[str, Any], tag: str) -> str:
     args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-    return f"{_SAMPLER_LABELS[sampler]} + MetaPruner({args}) [v1 rule; 5-fold task CV]"
+    tag = f"{tag}; " if tag else ""
+    return f"{_SAMPLER_LABELS[sampler]} + MetaPruner({args}) [{tag}5-fold task CV]"
 
 
-def _method(sampler: str, suffix: str, **kwargs: Any) -> PrunerMethod:
+def _method(sampler: str, suffix: str, tag: str, **kwargs: Any) -> PrunerMethod:
+    """``<sampler>_meta<suffix>``, labelled with its arguments and ``tag`` (e.g. its rule)."""
     return meta_pruner_method(
-        f"{sampler}_meta{suffix}", _label(sampler, kwargs), sampler, **kwargs
+        f"{sampler}_meta{suffix}", _label(sampler, kwargs, tag), sampler, **kwargs
     )
 
 
-TPE_K1 = _method("tpe", "_k1", threshold=0.05, top_k=1)
-TPE_K5 = _method("tpe", "_k5", threshold=0.05, top_k=5)
-TPE_K10 = _method("tpe", "_k10", threshold=0.05, top_k=10)
-TPE_K20 = _method("tpe", "_k20", threshold=0.05, top_k=20)
-TPE_F20 = _method("tpe", "_f20", threshold=0.05, top_k=0.2)
-TPE_DEFAULT = meta_pruner_method(
-    "tpe_meta_default", "TPE + MetaPruner() [defaults; 5-fold task CV]", "tpe"
-)
-RANDOM_DEFAULT = meta_pruner_method(
-    "random_meta_default", "Random + MetaPruner() [defaults; 5-fold task CV]", "random"
-)
-META_DEFAULT = meta_pruner_method(
-    "meta_meta_default", "MetaSampler + MetaPruner() [defaults; 5-fold task CV]", "meta"
-)
-RANDOM_K1 = _method("random", "_k1", threshold=0.05, top_k=1)
-RANDOM_K5 = _method("random", "_k5", threshold=0.05, top_k=5)
-RANDOM_K10 = _method("random", "_k10", threshold=0.05, top_k=10)
+_V1 = "v1 rule"
+TPE_K1 = _method("tpe", "_k1", _V1, threshold=0.05, top_k=1)
+TPE_K5 = _method("tpe", "_k5", _V1, threshold=0.05, top_k=5)
+TPE_K10 = _method("tpe", "_k10", _V1, threshold=0.05, top_k=10)
+TPE_K20 = _method("tpe", "_k20", _V1, threshold=0.05, top_k=20)
+TPE_F20 = _method("tpe", "_f20", _V1, threshold=0.05, top_k=0.2)
+TPE_DEFAULT = _method("tpe", "_default", "defaults")
+RANDOM_DEFAULT = _method("random", "_default", "defaults")
+META_DEFAULT = _method("meta", "_default", "defaults")
+RANDOM_K1 = _method("random", "_k1", _V1, threshold=0.05, top_k=1)
+RANDOM_K5 = _method("random", "_k5", _V1, threshold=0.05, top_k=5)
+RANDOM_K10 = _method("random", "_k10", _V1, threshold=0.05, top_k=10)
 META_NOP = PrunerMethod(
     "meta_nop",
     lambda ctx: (_sampler("meta", ctx), NopPruner()),
@@ -161,114 +158,33 @@ META_NOP = PrunerMethod(
     version=META_MODELS,
 )
 """MetaSampler without pruning: the baseline of the MetaSampler + MetaPruner rows."""
-META_K10 = _method("meta", "_k10", threshold=0.05, top_k=10)
-TPE_S2 = meta_pruner_method(
-    "tpe_meta_s2",
-    "TPE + MetaPruner(n_startup_trials=2) [5-fold task CV]",
-    "tpe",
-    n_startup_trials=2,
-)
+META_K10 = _method("meta", "_k10", _V1, threshold=0.05, top_k=10)
+TPE_S2 = _method("tpe", "_s2", "", n_startup_trials=2)
 """The current rule, pruning from 2 completed trials on (the default waits for 5). Session 7,
 seeds 0-2: better early, worse than no pruning at 5200 epochs (not adopted)."""
-META_S2 = meta_pruner_method(
-    "meta_meta_s2",
-    "MetaSampler + MetaPruner(n_startup_trials=2) [5-fold task CV]",
-    "meta",
-    n_startup_trials=2,
-)
-RANDOM_S2 = meta_pruner_method(
-    "random_meta_s2",
-    "Random + MetaPruner(n_startup_trials=2) [5-fold task CV]",
-    "random",
-    n_startup_trials=2,
-)
-META_T05 = meta_pruner_method(
-    "meta_meta_t05",
-    "MetaSampler + MetaPruner(threshold=0.05) [old default; 5-fold task CV]",
-    "meta",
-    threshold=0.05,
-)
+META_S2 = _method("meta", "_s2", "", n_startup_trials=2)
+RANDOM_S2 = _method("random", "_s2", "", n_startup_trials=2)
+META_T05 = _method("meta", "_t05", "old default", threshold=0.05)
 """The default threshold until session 4 (0.02 since: module doc of optuna_meta.pruner)."""
-META_T01 = meta_pruner_method(
-    "meta_meta_t01",
-    "MetaSampler + MetaPruner(threshold=0.01, calibrated=False) [Gaussian tail; 5-fold task CV]",
-    "meta",
-    threshold=0.01,
-    calibrated=False,
-)
+META_T01 = _method("meta", "_t01", "Gaussian tail", threshold=0.01, calibrated=False)
 """A more cautious threshold (not adopted: no better than the default with MetaSampler)."""
-TPE_T01 = meta_pruner_method(
-    "tpe_meta_t01",
-    "TPE + MetaPruner(threshold=0.01, calibrated=False) [Gaussian tail; 5-fold task CV]",
-    "tpe",
-    threshold=0.01,
-    calibrated=False,
-)
+TPE_T01 = _method("tpe", "_t01", "Gaussian tail", threshold=0.01, calibrated=False)
 """The cautious threshold with TPE (not adopted: level with the default)."""
-TPE_T05 = meta_pruner_method(
-    "tpe_meta_t05",
-    "TPE + MetaPruner(threshold=0.05) [old default; 5-fold task CV]",
-    "tpe",
-    threshold=0.05,
-)
-RANDOM_T05 = meta_pruner_method(
-    "random_meta_t05",
-    "Random + MetaPruner(threshold=0.05) [old default; 5-fold task CV]",
-    "random",
-    threshold=0.05,
-)
+TPE_T05 = _method("tpe", "_t05", "old default", threshold=0.05)
+RANDOM_T05 = _method("random", "_t05", "old default", threshold=0.05)
 _GAUSS = "Gaussian tail, session-6 default"
-TPE_GAUSS = meta_pruner_method(
-    "tpe_meta_gauss",
-    f"TPE + MetaPruner(threshold=0.02, calibrated=False) [{_GAUSS}; 5-fold task CV]",
-    "tpe",
-    threshold=0.02,
-    calibrated=False,
-)
-META_GAUSS = meta_pruner_method(
-    "meta_meta_gauss",
-    f"MetaSampler + MetaPruner(threshold=0.02, calibrated=False) [{_GAUSS}; 5-fold task CV]",
-    "meta",
-    threshold=0.02,
-    calibrated=False,
-)
-RANDOM_GAUSS = meta_pruner_method(
-    "random_meta_gauss",
-    f"Random + MetaPruner(threshold=0.02, calibrated=False) [{_GAUSS}; 5-fold task CV]",
-    "random",
-    threshold=0.02,
-    calibrated=False,
-)
+TPE_GAUSS = _method("tpe", "_gauss", _GAUSS, threshold=0.02, calibrated=False)
+META_GAUSS = _method("meta", "_gauss", _GAUSS, threshold=0.02, calibrated=False)
+RANDOM_GAUSS = _method("random", "_gauss", _GAUSS, threshold=0.02, calibrated=False)
 """The session-6 default: the network's Gaussian tail, threshold 0.02 (measured with the
 version-2 models, whose networks the calibrated version-3 models share)."""
-TPE_CAL02 = meta_pruner_method(
-    "tpe_meta_cal02", "TPE + MetaPruner(threshold=0.02) [5-fold task CV]", "tpe", threshold=0.02
-)
-META_CAL02 = meta_pruner_method(
-    "meta_meta_cal02",
-    "MetaSampler + MetaPruner(threshold=0.02) [5-fold task CV]",
-    "meta",
-    threshold=0.02,
-)
-RANDOM_CAL02 = meta_pruner_method(
-    "random_meta_cal02",
-    "Random + MetaPruner(threshold=0.02) [5-fold task CV]",
-    "random",
-    threshold=0.02,
-)
+_CAL = "calibrated tail"
+TPE_CAL02 = _method("tpe", "_cal02", _CAL, threshold=0.02)
+META_CAL02 = _method("meta", "_cal02", _CAL, threshold=0.02)
+RANDOM_CAL02 = _method("random", "_cal02", _CAL, threshold=0.02)
 """The calibrated tail with the old threshold: it stops fewer trials (not adopted)."""
-TPE_CAL05 = meta_pruner_method(
-    "tpe_meta_t05c",
-    "TPE + MetaPruner(threshold=0.05) [calibrated tail; 5-fold task CV]",
-    "tpe",
-    threshold=0.05,
-)
-META_CAL05 = meta_pruner_method(
-    "meta_meta_t05c",
-    "MetaSampler + MetaPruner(threshold=0.05) [calibrated tail; 5-fold task CV]",
-    "meta",
-    threshold=0.05,
-)
+TPE_CAL05 = _method("tpe", "_t05c", _CAL, threshold=0.05)
+META_CAL05 = _method("meta", "_t05c", _CAL, threshold=0.05)
 """The calibrated tail with threshold 0.05: worse late with both samplers (not adopted)."""
 VARIANTS = [
     TPE_S2,

@@ -57,7 +57,8 @@ from benchmarks.pruning import (
     best_completed_at,
     epochs_to_reach,
 )
-from benchmarks.reference import load_reference, regret_of
+from benchmarks.reference import load_reference
+from benchmarks.report import run_regrets
 from optuna_meta._attrs import ATTR_PREDICTED_FINAL, set_user_attr
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -195,8 +196,7 @@ def summarise(
         pairs = [(run, regrets), (b_run, nop_regrets)]
         pairs += [(o[key], dst) for o, dst in zip(other_runs, other_regrets, strict=True)]
         for src, dst in pairs:
-            best = best_completed_at(src["trials"], budgets)
-            dst.append(regret_of(np.nan_to_num(best, nan=-np.inf), tref["max"], tref["min"]))
+            dst.append(run_regrets(src, tref, budgets))
         a = analyse(run, b_run, eb)
         speed.append(a["speedup"])
         exact.append(a["exact"])

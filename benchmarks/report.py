@@ -152,7 +152,7 @@ def plot_samplers(summary: dict[str, Any], path: Path) -> None:
 
 
 # -- pruners -------------------------------------------------------------------------------------
-def _run_regrets(run: dict[str, Any], ref: dict[str, float], budgets: Sequence[int]) -> np.ndarray:
+def run_regrets(run: dict[str, Any], ref: dict[str, float], budgets: Sequence[int]) -> np.ndarray:
     """Regret of the best completed value after each epoch budget (1.0 before any)."""
     best = best_completed_at(run["trials"], budgets)
     return regret_of(np.nan_to_num(best, nan=-np.inf), float(ref["max"]), float(ref["min"]))
@@ -186,12 +186,12 @@ def pruner_summary(
         )
         for run in r["runs"]:
             tref = ref[run["task"]]
-            regs.append(_run_regrets(run, tref, [b or eb for b in own]))
-            curves.append(_run_regrets(run, tref, [int(g) for g in grid if g <= eb]))
+            regs.append(run_regrets(run, tref, [b or eb for b in own]))
+            curves.append(run_regrets(run, tref, [int(g) for g in grid if g <= eb]))
             b_run = base_runs.get((run["task"], int(run["seed"])))
             if b_run is None:
                 continue
-            nop_final.append(_run_regrets(b_run, tref, [eb])[0])
+            nop_final.append(run_regrets(b_run, tref, [eb])[0])
             target = best_completed_at(b_run["trials"], [eb])[0]
             if not np.isfinite(target):
                 continue

@@ -130,16 +130,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from optuna_meta.curve import FORMAT_NAME as CURVE_FORMAT
     from optuna_meta.curve import CurveModel
     from optuna_meta.surrogate import ModelFileError, SurrogateModel
 
     try:
         model = SurrogateModel.load(args.model)
-    except ModelFileError as e:
-        if repr(CURVE_FORMAT) not in str(e):
-            raise
-        curve = CurveModel.load(args.model)
+    except ModelFileError as surrogate_error:
+        try:  # a MetaPruner curve model?
+            curve = CurveModel.load(args.model)
+        except ModelFileError:
+            raise surrogate_error from None
         print(json.dumps(curve.manifest, indent=2, default=str))
         return 0
     info = {k: v for k, v in model.manifest.items() if k not in ("search_space",)}

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from optuna.study import StudyDirection
 
+from optuna_meta.curve._features import clean_curve
 from optuna_meta.data import MetaDataset
 
 MAX_GRID_SIZE = 52
@@ -64,12 +65,9 @@ def curves_from_dataset(
         grid = T * np.arange(1, n_grid + 1) / n_grid
         rows = []
         for curve in np.asarray(task.curves, dtype=np.float64):
-            ok = np.isfinite(curve)
-            if ok.sum() < 2 or not ok[np.argmax(steps)]:
-                continue
-            s, v = steps[ok], sign * curve[ok]
-            order = np.argsort(s)
-            rows.append(np.interp(grid, s[order], v[order]))
+            s, v = clean_curve(steps, curve, sign)
+            if len(s) >= 2 and s[-1] == T:
+                rows.append(np.interp(grid, s, v))
         found.append(f"{task.name}: {len(rows)} complete curves")
         if len(rows) >= min_curves:
             out[task.name] = np.asarray(rows)

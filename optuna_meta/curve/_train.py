@@ -320,11 +320,11 @@ def calibrate_tails(
             log(f"calibration fold {i + 1}/{k}: {int(held.sum())} held-out examples")
     cal = TailCalibration.fit(z, X[:, F_INDEX])
     f = np.clip(X[:, F_INDEX], 0.0, 1.0)
-    shares = {
-        f"{lo:g}-{hi:g}": round(float(np.mean(z[(f >= lo) & (f < hi)] > _Z_98)), 4)
-        for lo, hi in ((0.0, 0.08), (0.08, 0.25), (0.25, 0.6), (0.6, 1.01))
-        if np.any((f >= lo) & (f < hi))
-    }
+    shares = {}
+    for lo, hi in ((0.0, 0.08), (0.08, 0.25), (0.25, 0.6), (0.6, 1.01)):
+        in_range = (f >= lo) & (f < hi)
+        if in_range.any():
+            shares[f"{lo:g}-{hi:g}"] = round(float(np.mean(z[in_range] > _Z_98)), 4)
     stats = {
         "folds": k,
         "n_errors": len(z),
