@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from optuna_meta import MetaPruner, MetaSampler
+from optuna_meta._model_io import ModelFileError
 from optuna_meta.curve import CurveModel
 from optuna_meta.pruner import (
     ATTR_PREDICTED_FINAL,
@@ -258,8 +259,9 @@ def test_constructor_is_lazy_and_validates():
     study.pruner = MetaPruner(model="no-such-model")
     t = study.ask()
     t.report(0.5, 1)
+    assert not t.should_prune()  # the file is looked for at the first check, which warns
     with pytest.raises(ValueError, match="No model file"):
-        t.should_prune()
+        study.pruner.predict(study, study._storage.get_trial(t._trial_id))
 
 
 def test_pickling_before_and_after_use():
@@ -362,3 +364,38 @@ def test_works_on_a_hyperband_bracket_study():
     bracket = hyperband._create_bracket_study(study, hyperband._get_bracket_id(study, frozen))
     assert MetaPruner(top_k=1).prune(bracket, frozen) is True
     assert study._storage.get_trial(t._trial_id).user_attrs[ATTR_PROB_IMPROVEMENT] < 0.01
+
+
+def test_unloadable_model_file_warns_once_and_prunes_nothing(tmp_path, caplog):
+    """A missing or corrupt curve model must not fail trials hours into a study."""
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a model file")
+    for model in (tmp_path / "missing.npz", broken):
+        pruner = MetaPruner(model=model)
+        study = make_study(pruner)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="optuna_meta"):
+            verdicts = [run_partial(study, BAD, STEPS[:15])[0] for _ in range(3)]
+        assert verdicts == [False, False, False]
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1
+        assert "cannot load its curve model" in warnings[0] and model.name in warnings[0]
+        with pytest.raises(ModelFileError):  # asking for a prediction still says why
+            pruner.predict(study, study.trials[-1])
+    # the same curve is pruned by the shipped model
+    assert run_partial(make_study(MetaPruner()), BAD, STEPS[:15])[0]
+
+
+def test_failed_prediction_is_not_a_failed_trial(monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("boom")
+
+    monkeypatch.setattr("optuna_meta.pruner._pruner.featurize", broken)
+    study = make_study(MetaPruner())
+    with caplog.at_level("WARNING", logger="optuna_meta"):
+        pruned, frozen = run_partial(study, BAD, STEPS[:15])
+    assert not pruned
+    assert ATTR_PREDICTED_FINAL not in frozen.user_attrs
+    assert any("LinAlgError: boom" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()
+    assert run_partial(study, BAD, STEPS[:15])[0]  # the next check predicts again

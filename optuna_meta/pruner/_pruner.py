@@ -23,6 +23,10 @@ Decision at each ``trial.should_prune()`` (``prune``):
    ``k = min(top_k, ceil(n / 2))`` for ``n`` completed trials: while fewer than ``2 * top_k``
    have completed, the target is their median, so a trial must be likely to reach the better
    half of them (a fractional ``top_k`` gives ``k = ceil(top_k * n)``).
+4. A prediction that fails never fails the user's trial: a curve model file that cannot be
+   loaded (missing, foreign, corrupt) logs one warning and disables pruning in this process,
+   as MetaSampler falls back to its fallback sampler; any other error logs a warning and the
+   check does not prune. :meth:`MetaPruner.predict` raises them instead.
 
 ``T``, the final step, is ``max_resource`` when given, else the largest last step of the
 completed trials; so ``step`` can be an epoch, a global step of a Hugging Face ``Trainer``
@@ -163,12 +167,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from optuna.logging import get_logger
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
+from optuna_meta._model_io import ModelFileError
 from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import (
     F_INDEX,
@@ -184,6 +190,8 @@ from optuna_meta.curve._network import CurveNetwork
 if TYPE_CHECKING:
     from optuna.study import Study
 
+
+_logger = get_logger(__name__)
 
 ATTR_PREDICTED_FINAL_STD = ATTR_PREFIX + "predicted_final_std"
 ATTR_PROB_IMPROVEMENT = ATTR_PREFIX + "prob_improvement"
@@ -304,6 +312,7 @@ class MetaPruner(BasePruner):
         self._lock = threading.RLock()
         self._net: tuple[CurveNetwork, TailCalibration | None] | None = None
         self._contexts: OrderedDict[tuple, tuple[int, StudyContext | None, dict]] = OrderedDict()
+        self._unusable: str | None = None  # why the curve model cannot be loaded, once known
 
     # -- pickling ------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -311,6 +320,7 @@ class MetaPruner(BasePruner):
         state["_lock"] = None
         state["_net"] = None
         state["_contexts"] = OrderedDict()
+        state["_unusable"] = None  # another process may find the file: try again there
         if isinstance(self.model, CurveModel):
             state["model"] = ("__bytes__", self.model.to_bytes())
         return state
@@ -336,7 +346,13 @@ class MetaPruner(BasePruner):
                 _set_attr(study, trial, ATTR_PROB_IMPROVEMENT, 0.0)
                 return True
             return False
-        pred = self._predict(study, trial)
+        if self._unusable is not None:
+            return False
+        try:
+            pred = self._predict(study, trial)
+        except Exception as e:  # never crash a user's study: this check does not prune
+            self._prediction_failed(trial, e)
+            return False
         if pred is None:
             return False
         _set_attr(study, trial, ATTR_PREDICTED_FINAL, pred.mean)
@@ -347,6 +363,24 @@ class MetaPruner(BasePruner):
         if step < self.n_warmup_steps or pred.fraction < self.min_fraction:
             return False
         return pred.prob_improvement < self.threshold
+
+    def _prediction_failed(self, trial: FrozenTrial, error: Exception) -> None:
+        """Say why a check did not prune; a model file that cannot load disables pruning."""
+        reason = f"{type(error).__name__}: {error}"
+        if isinstance(error, ModelFileError):
+            with self._lock:
+                first = self._unusable is None
+                self._unusable = reason
+            if first:
+                _logger.warning(
+                    f"MetaPruner cannot load its curve model ({reason}); it prunes nothing "
+                    "in this process. Pass a valid model file (or the default) to prune."
+                )
+            return
+        _logger.warning(
+            f"MetaPruner could not predict trial {trial.number} ({reason}); "
+            "the trial is not pruned at this step."
+        )
 
     # -- prediction ----------------------------------------------------------------------------
     def predict(self, study: Study, trial: FrozenTrial) -> CurvePrediction | None:
