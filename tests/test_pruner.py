@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -399,3 +401,63 @@ def test_failed_prediction_is_not_a_failed_trial(monkeypatch, caplog):
     assert any("LinAlgError: boom" in r.getMessage() for r in caplog.records)
     monkeypatch.undo()
     assert run_partial(study, BAD, STEPS[:15])[0]  # the next check predicts again
+
+
+PROCESS_WORKER = textwrap.dedent(
+    """
+    import math, sys
+    import numpy as np
+    import optuna
+    from optuna_meta import MetaPruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, seed = sys.argv[1], int(sys.argv[2])
+
+    def objective(trial):
+        trial.set_user_attr("worker", seed)
+        x = trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+        final = 0.95 - 0.4 * abs(math.log10(x) + 2.5) / 1.5
+        for step in range(1, 21):
+            trial.report(float(final - (final - 0.3) * math.exp(-step / 3.2)), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return final
+
+    study = optuna.load_study(
+        study_name="shared", storage=url,
+        sampler=optuna.samplers.RandomSampler(seed=seed), pruner=MetaPruner(),
+    )
+    study.optimize(objective, n_trials=20)
+    """
+)
+
+
+def test_two_processes_on_one_sqlite_study(fast_dir):
+    """Workers of one RDB study prune against each other's completed trials."""
+    url = f"sqlite:///{fast_dir / 'shared.db'}"
+    optuna.create_study(study_name="shared", storage=url, direction="maximize")
+    script = fast_dir / "worker.py"
+    script.write_text(PROCESS_WORKER)
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": repo}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), url, str(seed)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (0, 1)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert "Traceback" not in err
+    trials = optuna.load_study(study_name="shared", storage=url).trials
+    assert len(trials) == 40
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert {t.user_attrs["worker"] for t in pruned} == {0, 1}
+    for t in pruned:
+        assert t.user_attrs[ATTR_PROB_IMPROVEMENT] < MetaPruner().threshold
+        assert math.isfinite(t.user_attrs[ATTR_PREDICTED_FINAL])
