@@ -40,6 +40,7 @@ from typing import Any
 
 from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler, TPESampler
+from optuna.trial import TrialState
 
 from benchmarks.meta_methods import (
     CACHE_DIR,
@@ -186,7 +187,58 @@ RANDOM_CAL02 = _method("random", "_cal02", _CAL, threshold=0.02)
 TPE_CAL05 = _method("tpe", "_t05c", _CAL, threshold=0.05)
 META_CAL05 = _method("meta", "_t05c", _CAL, threshold=0.05)
 """The calibrated tail with threshold 0.05: worse late with both samplers (not adopted)."""
+TPE_S1 = _method("tpe", "_s1", "", n_startup_trials=1)
+"""Pruning from the first completed trial on (session 8, seeds 0-2): better early, behind no
+pruning at 5200 epochs (not adopted)."""
+
+
+class _EarlyEagerPruner(MetaPruner):
+    """Benchmark-only (session 8, not adopted): eager at the start of a study.
+
+    The threshold is ``max(threshold, eagerness / n)`` for ``n`` finished (completed or pruned)
+    trials: the idea was that stopping a would-be winner early in a study is cheap, because
+    later trials set the final result. It is worse late with TPE, so it is not in the package.
+    Single-threaded use only (it rewrites ``self.threshold`` before each check).
+    """
+
+    def __init__(self, model: Any, *, eagerness: float, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self._base_threshold = self.threshold
+        self.eagerness = eagerness
+
+    def prune(self, study: Any, trial: Any) -> bool:
+        finished = study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+        )
+        n = max(len(finished), 1)
+        self.threshold = min(1.0, max(self._base_threshold, self.eagerness / n))
+        return super().prune(study, trial)
+
+
+def _eager_method(suffix: str, eagerness: float) -> PrunerMethod:
+    def factory(ctx: BenchContext):
+        key = ("curve-model", ctx.train_tasks)
+        if key not in ctx.cache:
+            ctx.cache[key] = fold_curve_model(ctx.train_tasks)
+        pruner = _EarlyEagerPruner(ctx.cache[key], eagerness=eagerness, n_startup_trials=1)
+        return _sampler("tpe", ctx), pruner
+
+    label = (
+        f"TPE + MetaPruner(n_startup_trials=1) [threshold max(0.03, {eagerness:g} / finished "
+        "trials); 5-fold task CV]"
+    )
+    return PrunerMethod(
+        f"tpe_meta{suffix}", factory, label=label, baseline="tpe_nop", version=_version("tpe")
+    )
+
+
+TPE_EAGER05 = _eager_method("_df05", 0.5)
+TPE_EAGER10 = _eager_method("_df10", 1.0)
+"""Eager early pruning (session 8, seeds 0-2): worse than ``TPE_S1`` (not adopted)."""
 VARIANTS = [
+    TPE_S1,
+    TPE_EAGER05,
+    TPE_EAGER10,
     TPE_S2,
     META_S2,
     RANDOM_S2,
