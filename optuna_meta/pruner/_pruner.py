@@ -91,7 +91,8 @@ protocol (a 3-task pilot with a preliminary model only). ``n_startup_trials=2`` 
 (session 7, current rule, seeds 0-2) helps random search a lot early (seed 0: 0.1720 / 0.1334
 / 0.0883 / 0.0772 against 0.2338 / 0.1490 / 0.1017 / 0.0772) and TPE early (0.1320 / 0.0971
 against 0.1450 / 0.1022 at 520 / 1040 epochs), but TPE then ends *behind* no pruning (0.0645 /
-0.0538 against 0.0607 / 0.0493 at 2600 / 5200; no pruning 0.0526), so the default stays 5;
+0.0538 against 0.0607 / 0.0493 at 2600 / 5200; no pruning 0.0526; over seeds 0-5 in session
+8: 0.0583 against 0.0515, no pruning 0.0544), so the default stays 5;
 with random search, ``MetaPruner(n_startup_trials=2)`` is the better choice.
 
 The median cap (session 6) replaced the second rule's "worst completed trial" target, which
