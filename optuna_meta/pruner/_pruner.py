@@ -175,7 +175,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
-from optuna_meta._model_io import ModelFileError
 from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import (
     F_INDEX,
@@ -350,9 +349,17 @@ class MetaPruner(BasePruner):
         if self._unusable is not None:
             return False
         try:
+            self._network()
+        except Exception as e:  # a missing, foreign or unreadable file: never prune, say why
+            self._model_unusable(e)
+            return False
+        try:
             pred = self._predict(study, trial)
         except Exception as e:  # never crash a user's study: this check does not prune
-            self._prediction_failed(trial, e)
+            _logger.warning(
+                f"MetaPruner could not predict trial {trial.number} "
+                f"({type(e).__name__}: {e}); the trial is not pruned at this step."
+            )
             return False
         if pred is None:
             return False
@@ -365,23 +372,17 @@ class MetaPruner(BasePruner):
             return False
         return pred.prob_improvement < self.threshold
 
-    def _prediction_failed(self, trial: FrozenTrial, error: Exception) -> None:
-        """Say why a check did not prune; a model file that cannot load disables pruning."""
+    def _model_unusable(self, error: Exception) -> None:
+        """Disable pruning in this process; warn once (the sampler's fallback, for a pruner)."""
         reason = f"{type(error).__name__}: {error}"
-        if isinstance(error, ModelFileError):
-            with self._lock:
-                first = self._unusable is None
-                self._unusable = reason
-            if first:
-                _logger.warning(
-                    f"MetaPruner cannot load its curve model ({reason}); it prunes nothing "
-                    "in this process. Pass a valid model file (or the default) to prune."
-                )
-            return
-        _logger.warning(
-            f"MetaPruner could not predict trial {trial.number} ({reason}); "
-            "the trial is not pruned at this step."
-        )
+        with self._lock:
+            first = self._unusable is None
+            self._unusable = reason
+        if first:
+            _logger.warning(
+                f"MetaPruner cannot load its curve model ({reason}); it prunes nothing in "
+                "this process. Pass a valid model file (or the default) to prune."
+            )
 
     # -- prediction ----------------------------------------------------------------------------
     def predict(self, study: Study, trial: FrozenTrial) -> CurvePrediction | None:
