@@ -20,6 +20,7 @@ Writes ``benchmarks/results/timing_pruner_lcbench.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "timing_pruner_lcbench.md")
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     bench = get_surrogate("lcbench")
     rows = []
@@ -91,8 +93,8 @@ def main() -> None:
     lines = [
         "Milliseconds of one `MetaPruner().prune(study, trial)` call (shipped `lcbench-curve`), "
         f"LCBench, {args.tasks} tasks, {N_PROBES} probe trials x {PROBE_EPOCHS} epochs each; "
-        f"{platform.machine()}, optuna {optuna.__version__}, measured on the shared 2-core "
-        "machine while other benchmarks ran.",
+        f"{platform.machine()}, optuna {optuna.__version__}, measured on a {os.cpu_count()}-core "
+        f"machine (1-minute load average {load:.1f} at the start).",
         "",
         "| completed trials | steady call: median ms | steady: p95 ms | calls "
         "| first call after a completion: median ms |",
