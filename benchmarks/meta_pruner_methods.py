@@ -86,9 +86,10 @@ def meta_pruner_method(
     label: str,
     sampler: str = "tpe",
     config: CurveTrainConfig | None = None,
+    pruner_class: type[MetaPruner] = MetaPruner,
     **pruner_kwargs: Any,
 ) -> PrunerMethod:
-    """``(sampler, MetaPruner)`` with one curve model per fold; ``pruner_kwargs`` go to it."""
+    """``(sampler, pruner_class)`` with one curve model per fold; ``pruner_kwargs`` go to it."""
     if sampler not in ("tpe", "random", "meta"):
         raise ValueError(f"sampler must be 'tpe', 'random' or 'meta', got {sampler!r}")
 
@@ -96,7 +97,7 @@ def meta_pruner_method(
         key = ("curve-model", ctx.train_tasks)
         if key not in ctx.cache:
             ctx.cache[key] = fold_curve_model(ctx.train_tasks, config)
-        return _sampler(sampler, ctx), MetaPruner(ctx.cache[key], **pruner_kwargs)
+        return _sampler(sampler, ctx), pruner_class(ctx.cache[key], **pruner_kwargs)
 
     return PrunerMethod(
         name, factory, label=label, baseline=f"{sampler}_nop", version=_version(sampler)
@@ -216,19 +217,17 @@ class _EarlyEagerPruner(MetaPruner):
 
 
 def _eager_method(suffix: str, eagerness: float) -> PrunerMethod:
-    def factory(ctx: BenchContext):
-        key = ("curve-model", ctx.train_tasks)
-        if key not in ctx.cache:
-            ctx.cache[key] = fold_curve_model(ctx.train_tasks)
-        pruner = _EarlyEagerPruner(ctx.cache[key], eagerness=eagerness, n_startup_trials=1)
-        return _sampler("tpe", ctx), pruner
-
     label = (
         f"TPE + MetaPruner(n_startup_trials=1) [threshold max(0.03, {eagerness:g} / finished "
         "trials); 5-fold task CV]"
     )
-    return PrunerMethod(
-        f"tpe_meta{suffix}", factory, label=label, baseline="tpe_nop", version=_version("tpe")
+    return meta_pruner_method(
+        f"tpe_meta{suffix}",
+        label,
+        "tpe",
+        pruner_class=_EarlyEagerPruner,
+        eagerness=eagerness,
+        n_startup_trials=1,
     )
 
 

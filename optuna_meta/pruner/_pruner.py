@@ -312,7 +312,7 @@ class MetaPruner(BasePruner):
         self._lock = threading.RLock()
         self._net: tuple[CurveNetwork, TailCalibration | None] | None = None
         self._contexts: OrderedDict[tuple, tuple[int, StudyContext | None, dict]] = OrderedDict()
-        self._unusable: str | None = None  # why the curve model cannot be loaded, once known
+        self._model_failed = False  # the curve model could not be loaded (warned once)
 
     # -- pickling ------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -320,7 +320,7 @@ class MetaPruner(BasePruner):
         state["_lock"] = None
         state["_net"] = None
         state["_contexts"] = OrderedDict()
-        state["_unusable"] = None  # another process may find the file: try again there
+        state["_model_failed"] = False  # another process may find the file: try again there
         if isinstance(self.model, CurveModel):
             state["model"] = ("__bytes__", self.model.to_bytes())
         return state
@@ -346,7 +346,7 @@ class MetaPruner(BasePruner):
                 _set_attr(study, trial, ATTR_PROB_IMPROVEMENT, 0.0)
                 return True
             return False
-        if self._unusable is not None:
+        if self._model_failed:
             return False
         try:
             self._network()
@@ -374,14 +374,14 @@ class MetaPruner(BasePruner):
 
     def _model_unusable(self, error: Exception) -> None:
         """Disable pruning in this process; warn once (the sampler's fallback, for a pruner)."""
-        reason = f"{type(error).__name__}: {error}"
         with self._lock:
-            first = self._unusable is None
-            self._unusable = reason
+            first = not self._model_failed
+            self._model_failed = True
         if first:
             _logger.warning(
-                f"MetaPruner cannot load its curve model ({reason}); it prunes nothing in "
-                "this process. Pass a valid model file (or the default) to prune."
+                f"MetaPruner cannot load its curve model ({type(error).__name__}: {error}); "
+                "it prunes nothing in this process. Pass a valid model file (or the default) "
+                "to prune."
             )
 
     # -- prediction ----------------------------------------------------------------------------
