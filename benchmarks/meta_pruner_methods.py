@@ -87,17 +87,26 @@ def meta_pruner_method(
     sampler: str = "tpe",
     config: CurveTrainConfig | None = None,
     pruner_class: type[MetaPruner] = MetaPruner,
+    pruned_optimism: float | None = None,
     **pruner_kwargs: Any,
 ) -> PrunerMethod:
-    """``(sampler, pruner_class)`` with one curve model per fold; ``pruner_kwargs`` go to it."""
+    """``(sampler, pruner_class)`` with one curve model per fold; ``pruner_kwargs`` go to it.
+
+    ``pruned_optimism`` (MetaSampler only) replaces the sampler's ``PRUNED_OPTIMISM``.
+    """
     if sampler not in ("tpe", "random", "meta"):
         raise ValueError(f"sampler must be 'tpe', 'random' or 'meta', got {sampler!r}")
+    if pruned_optimism is not None and sampler != "meta":
+        raise ValueError("pruned_optimism applies to MetaSampler only")
 
     def factory(ctx: BenchContext):
         key = ("curve-model", ctx.train_tasks)
         if key not in ctx.cache:
             ctx.cache[key] = fold_curve_model(ctx.train_tasks, config)
-        return _sampler(sampler, ctx), pruner_class(ctx.cache[key], **pruner_kwargs)
+        s = _sampler(sampler, ctx)
+        if pruned_optimism is not None:
+            s._pruned_optimism = pruned_optimism
+        return s, pruner_class(ctx.cache[key], **pruner_kwargs)
 
     return PrunerMethod(
         name, factory, label=label, baseline=f"{sampler}_nop", version=_version(sampler)
@@ -134,11 +143,18 @@ def _label(sampler: str, kwargs: dict[str, Any], tag: str) -> str:
     return f"{_SAMPLER_LABELS[sampler]} + MetaPruner({args}) [{tag}5-fold task CV]"
 
 
-def _method(sampler: str, suffix: str, tag: str, **kwargs: Any) -> PrunerMethod:
-    """``<sampler>_meta<suffix>``, labelled with its arguments and ``tag`` (e.g. its rule)."""
-    return meta_pruner_method(
-        f"{sampler}_meta{suffix}", _label(sampler, kwargs, tag), sampler, **kwargs
-    )
+def _method(
+    sampler: str, suffix: str, tag: str, *, ramp: bool = False, **kwargs: Any
+) -> PrunerMethod:
+    """``<sampler>_meta<suffix>``, labelled with its arguments and ``tag`` (e.g. its rule).
+
+    ``ramp=False`` (the variants measured before session 9) passes ``n_ramp_trials=1``: they
+    ran before the threshold ramp existed, and so rerun as measured.
+    """
+    label = _label(sampler, kwargs, tag)
+    if not ramp:
+        kwargs.setdefault("n_ramp_trials", 1)
+    return meta_pruner_method(f"{sampler}_meta{suffix}", label, sampler, **kwargs)
 
 
 _V1 = "v1 rule"
@@ -147,9 +163,14 @@ TPE_K5 = _method("tpe", "_k5", _V1, threshold=0.05, top_k=5)
 TPE_K10 = _method("tpe", "_k10", _V1, threshold=0.05, top_k=10)
 TPE_K20 = _method("tpe", "_k20", _V1, threshold=0.05, top_k=20)
 TPE_F20 = _method("tpe", "_f20", _V1, threshold=0.05, top_k=0.2)
-TPE_DEFAULT = _method("tpe", "_default", "defaults")
-RANDOM_DEFAULT = _method("random", "_default", "defaults")
-META_DEFAULT = _method("meta", "_default", "defaults")
+TPE_DEFAULT = _method("tpe", "_default", "defaults", ramp=True)
+RANDOM_DEFAULT = _method("random", "_default", "defaults", ramp=True)
+META_DEFAULT = _method("meta", "_default", "defaults", ramp=True)
+_S8 = "session-8 default, no ramp"
+TPE_S5 = _method("tpe", "_s5", _S8, n_startup_trials=5)
+RANDOM_S5 = _method("random", "_s5", _S8, n_startup_trials=5)
+META_S5 = _method("meta", "_s5", _S8, n_startup_trials=5)
+"""The defaults until session 8: no pruning before 5 completed trials, then ``threshold``."""
 RANDOM_K1 = _method("random", "_k1", _V1, threshold=0.05, top_k=1)
 RANDOM_K5 = _method("random", "_k5", _V1, threshold=0.05, top_k=5)
 RANDOM_K10 = _method("random", "_k10", _V1, threshold=0.05, top_k=10)
@@ -228,13 +249,43 @@ def _eager_method(suffix: str, eagerness: float) -> PrunerMethod:
         pruner_class=_EarlyEagerPruner,
         eagerness=eagerness,
         n_startup_trials=1,
+        n_ramp_trials=1,
     )
 
 
 TPE_EAGER05 = _eager_method("_df05", 0.5)
 TPE_EAGER10 = _eager_method("_df10", 1.0)
 """Eager early pruning (session 8, seeds 0-2): worse than ``TPE_S1`` (not adopted)."""
+
+
+META_OPT1 = meta_pruner_method(
+    "meta_meta_opt1",
+    "MetaSampler [pruned trials at predicted final + 1 std] + MetaPruner() [5-fold task CV]",
+    "meta",
+    pruned_optimism=1.0,
+)
+META_OPT2 = meta_pruner_method(
+    "meta_meta_opt2",
+    "MetaSampler [pruned trials at predicted final + 2 std] + MetaPruner() [5-fold task CV]",
+    "meta",
+    pruned_optimism=2.0,
+)
+"""MetaSampler reading pruned trials optimistically (session 9)."""
+
+TPE_RAMP_S2 = _method("tpe", "_ramp_s2", "", ramp=True, n_startup_trials=2)
+TPE_RAMP3 = _method("tpe", "_ramp3", "", ramp=True, n_ramp_trials=3)
+TPE_RAMP10 = _method("tpe", "_ramp10", "", ramp=True, n_ramp_trials=10)
+"""The ramp's neighbours (session 9, seeds 0-2): level with the default or behind it."""
+
 VARIANTS = [
+    META_OPT1,
+    META_OPT2,
+    TPE_S5,
+    RANDOM_S5,
+    META_S5,
+    TPE_RAMP_S2,
+    TPE_RAMP3,
+    TPE_RAMP10,
     TPE_S1,
     TPE_EAGER05,
     TPE_EAGER10,

@@ -184,6 +184,27 @@ def test_startup_warmup_and_min_fraction():
     assert run_partial(study, BAD, STEPS[:15])[0] is False  # 15 / 1000 < 0.1
 
 
+def test_threshold_ramps_up_over_the_first_completed_trials():
+    mid = acc_curve(0.80)[:15]
+    probe = MetaPruner()
+    study = make_study(probe, n_completed=1)
+    p = probe.predict(study, run_partial(study, mid, STEPS[:15])[1]).prob_improvement
+    assert 0.0 < p < 1.0
+    threshold = min(1.0, 2.0 * p)  # above p, but threshold / 5 is below it
+    ramped = MetaPruner(threshold=threshold)  # the default n_ramp_trials=5
+    assert run_partial(make_study(ramped, n_completed=1), mid, STEPS[:15])[0] is False
+    flat = MetaPruner(threshold=threshold, n_ramp_trials=1)
+    assert run_partial(make_study(flat, n_completed=1), mid, STEPS[:15])[0] is True
+    assert ramped.effective_threshold(1) == pytest.approx(threshold / 5)
+    assert ramped.effective_threshold(5) == ramped.effective_threshold(50) == threshold
+    # a pruner pickled before the ramp existed keeps its old behaviour
+    state = flat.__getstate__()
+    del state["n_ramp_trials"]
+    old = MetaPruner.__new__(MetaPruner)
+    old.__setstate__(state)
+    assert old.effective_threshold(1) == threshold
+
+
 def test_top_k_and_margin_change_probability():
     mid = acc_curve(0.86)[:20]
     probs = {}
@@ -257,6 +278,8 @@ def test_constructor_is_lazy_and_validates():
             MetaPruner(top_k=bad_top_k)
     with pytest.raises(ValueError):
         MetaPruner(max_resource=0)
+    with pytest.raises(ValueError, match="n_ramp_trials"):
+        MetaPruner(n_ramp_trials=0)
     study = make_study(MetaPruner(), n_completed=3)
     study.pruner = MetaPruner(model="no-such-model")
     t = study.ask()
