@@ -87,26 +87,17 @@ def meta_pruner_method(
     sampler: str = "tpe",
     config: CurveTrainConfig | None = None,
     pruner_class: type[MetaPruner] = MetaPruner,
-    pruned_optimism: float | None = None,
     **pruner_kwargs: Any,
 ) -> PrunerMethod:
-    """``(sampler, pruner_class)`` with one curve model per fold; ``pruner_kwargs`` go to it.
-
-    ``pruned_optimism`` (MetaSampler only) replaces the sampler's ``PRUNED_OPTIMISM``.
-    """
+    """``(sampler, pruner_class)`` with one curve model per fold; ``pruner_kwargs`` go to it."""
     if sampler not in ("tpe", "random", "meta"):
         raise ValueError(f"sampler must be 'tpe', 'random' or 'meta', got {sampler!r}")
-    if pruned_optimism is not None and sampler != "meta":
-        raise ValueError("pruned_optimism applies to MetaSampler only")
 
     def factory(ctx: BenchContext):
         key = ("curve-model", ctx.train_tasks)
         if key not in ctx.cache:
             ctx.cache[key] = fold_curve_model(ctx.train_tasks, config)
-        s = _sampler(sampler, ctx)
-        if pruned_optimism is not None:
-            s._pruned_optimism = pruned_optimism
-        return s, pruner_class(ctx.cache[key], **pruner_kwargs)
+        return _sampler(sampler, ctx), pruner_class(ctx.cache[key], **pruner_kwargs)
 
     return PrunerMethod(
         name, factory, label=label, baseline=f"{sampler}_nop", version=_version(sampler)
@@ -258,28 +249,12 @@ TPE_EAGER10 = _eager_method("_df10", 1.0)
 """Eager early pruning (session 8, seeds 0-2): worse than ``TPE_S1`` (not adopted)."""
 
 
-META_OPT1 = meta_pruner_method(
-    "meta_meta_opt1",
-    "MetaSampler [pruned trials at predicted final + 1 std] + MetaPruner() [5-fold task CV]",
-    "meta",
-    pruned_optimism=1.0,
-)
-META_OPT2 = meta_pruner_method(
-    "meta_meta_opt2",
-    "MetaSampler [pruned trials at predicted final + 2 std] + MetaPruner() [5-fold task CV]",
-    "meta",
-    pruned_optimism=2.0,
-)
-"""MetaSampler reading pruned trials optimistically (session 9)."""
-
 TPE_RAMP_S2 = _method("tpe", "_ramp_s2", "", ramp=True, n_startup_trials=2)
 TPE_RAMP3 = _method("tpe", "_ramp3", "", ramp=True, n_ramp_trials=3)
 TPE_RAMP10 = _method("tpe", "_ramp10", "", ramp=True, n_ramp_trials=10)
 """The ramp's neighbours (session 9, seeds 0-2): level with the default or behind it."""
 
 VARIANTS = [
-    META_OPT1,
-    META_OPT2,
     TPE_S5,
     RANDOM_S5,
     META_S5,
