@@ -96,8 +96,28 @@ protocol (a 3-task pilot with a preliminary model only). ``n_startup_trials=2`` 
 / 0.0883 / 0.0772 against 0.2338 / 0.1490 / 0.1017 / 0.0772) and TPE early (0.1320 / 0.0971
 against 0.1450 / 0.1022 at 520 / 1040 epochs), but TPE then ends *behind* no pruning (0.0645 /
 0.0538 against 0.0607 / 0.0493 at 2600 / 5200; no pruning 0.0526; over seeds 0-5 in session
-8: 0.0583 against 0.0515, no pruning 0.0544), so the default stays 5;
-with random search, ``MetaPruner(n_startup_trials=2)`` is the better choice.
+8: 0.0583 against 0.0515, no pruning 0.0544), so the default stayed 5 until session 9.
+
+The threshold ramp (session 9) replaced waiting for 5 completed trials: pruning starts at the
+first completion (``n_startup_trials=1``) with ``threshold * n / 5`` for ``n < 5`` completed
+trials (``n_ramp_trials=5``). Without the ramp, pruning from the first completion wins early
+and loses late with TPE (0.1287 / 0.0929 / 0.0640 / 0.0530): with one or two completed curves
+as context the model stops some slow starters that would have won, and TPE, which ranks pruned
+trials below completed ones, then avoids their region. With the ramp only near-certain losers
+stop early. Seeds 0-2, regret at 520 / 1040 / 2600 / 5200 epochs, ramp against the session-8
+default (``n_startup_trials=5``, no ramp):
+
+* TPE: 0.1264 / 0.0895 / 0.0568 / 0.0452 against 0.1450 / 0.1022 / 0.0607 / 0.0493 (paired
+  -0.0186 (se 0.0046) / -0.0127 (0.0025) / -0.0040 (0.0026) / -0.0041 (0.0029)); median
+  speed-up 1.30x against 1.24x, 87 against 84 of 102 runs reach the no-pruning final.
+* Random: 0.1345 / 0.1074 / 0.0831 / 0.0719 against 0.1565 / 0.1183 / 0.0915 / 0.0736;
+  2.06x against 1.61x.
+* MetaSampler: 0.0020 / 0.0015 / 0.0007 / 0.0002 against 0.0022 / 0.0011 / 0.0006 / 0.0005
+  (no pruning 0.0034 / 0.0011 / 0.0005 / 0.0004): noise-level differences (paired se
+  0.0002-0.0004).
+
+A ramp over 3 or 10 trials, or 2 startup trials with the ramp, was level or behind with TPE
+(``benchmarks/README.md``).
 
 The median cap (session 6) replaced the second rule's "worst completed trial" target, which
 stopped almost nothing before ``top_k`` trials had completed (seeds 0-2, 102 runs each, regret
