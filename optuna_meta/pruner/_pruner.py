@@ -197,12 +197,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_meta._attrs import (
-    ATTR_PREDICTED_FINAL,
-    ATTR_PREDICTED_FINAL_STD,
-    ATTR_PREFIX,
-    set_user_attr,
-)
+from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
 from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import (
@@ -222,6 +217,7 @@ if TYPE_CHECKING:
 
 _logger = get_logger(__name__)
 
+ATTR_PREDICTED_FINAL_STD = ATTR_PREFIX + "predicted_final_std"
 ATTR_PROB_IMPROVEMENT = ATTR_PREFIX + "prob_improvement"
 
 DEFAULT_THRESHOLD = 0.03
