@@ -32,6 +32,12 @@ Session 7 gave the curve models a tail calibration (``TRAINING_VERSION`` 3; the 
 those of version 2) and made ``threshold=0.03`` the default. The session-6 default rows were
 renamed ``*_meta_gauss`` (``TPE_GAUSS``, ``META_GAUSS``, ``RANDOM_GAUSS`` rerun them with
 ``calibrated=False``); ``*_meta_cal02`` are the calibrated tail with the old threshold.
+
+Session 9 made pruning start at the first completion with a threshold ramp
+(``n_startup_trials=1``, ``n_ramp_trials=5``). The session-8 default rows were renamed
+``*_meta_s5`` (``TPE_S5``, ``RANDOM_S5``, ``META_S5``), and every variant defined before
+session 9 passes ``n_ramp_trials=1`` so that it reruns as measured; the ramp variants are
+labelled "with the ramp".
 """
 
 from __future__ import annotations
@@ -249,9 +255,10 @@ TPE_EAGER10 = _eager_method("_df10", 1.0)
 """Eager early pruning (session 8, seeds 0-2): worse than ``TPE_S1`` (not adopted)."""
 
 
-TPE_RAMP_S2 = _method("tpe", "_ramp_s2", "", ramp=True, n_startup_trials=2)
-TPE_RAMP3 = _method("tpe", "_ramp3", "", ramp=True, n_ramp_trials=3)
-TPE_RAMP10 = _method("tpe", "_ramp10", "", ramp=True, n_ramp_trials=10)
+_RAMP = "with the ramp"
+TPE_RAMP_S2 = _method("tpe", "_ramp_s2", _RAMP, ramp=True, n_startup_trials=2)
+TPE_RAMP3 = _method("tpe", "_ramp3", _RAMP, ramp=True, n_ramp_trials=3)
+TPE_RAMP10 = _method("tpe", "_ramp10", _RAMP, ramp=True, n_ramp_trials=10)
 """The ramp's neighbours (session 9, seeds 0-2): level with the default or behind it."""
 
 VARIANTS = [
