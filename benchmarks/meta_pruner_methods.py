@@ -260,7 +260,8 @@ TPE_RAMP_S2 = _method("tpe", "_ramp_s2", _RAMP, ramp=True, n_startup_trials=2)
 TPE_RAMP3 = _method("tpe", "_ramp3", _RAMP, ramp=True, n_ramp_trials=3)
 TPE_RAMP10 = _method("tpe", "_ramp10", _RAMP, ramp=True, n_ramp_trials=10)
 TPE_RAMP_T05 = _method("tpe", "_ramp_t05", _RAMP, ramp=True, threshold=0.05)
-"""The ramp's neighbours (session 9, seeds 0-2): level with the default or behind it."""
+"""The ramp's neighbours (session 9; seeds 0-2, ``TPE_RAMP_T05`` seeds 0-5): level with the
+default or behind it (not adopted)."""
 
 VARIANTS = [
     TPE_S5,

@@ -146,8 +146,9 @@ against 0.03); 0.03 is level with the old default within the noise and gives TPE
 median speed-up and reach (1.24x, 84/102 runs reaching the no-pruning final, against 1.22x,
 79/102). None of them is separable from another at 5200 epochs. Calibrated 0.05 stops more
 and ends worse with both samplers (TPE 0.1447 / 0.0996 / 0.0605 / 0.0520, MetaSampler 0.0019 /
-0.0013 / 0.0008 / 0.0007). With MetaSampler the default
-is behind no pruning (0.0034 / 0.0011 / 0.0005 / 0.0004) at 2600 and 5200 epochs by 0.0001.
+0.0013 / 0.0008 / 0.0007). With MetaSampler the session-7 default was behind no pruning
+(0.0034 / 0.0011 / 0.0005 / 0.0004) at 2600 and 5200 epochs by 0.0001; the session-9 ramp is
+ahead at 520 and 5200 epochs over six seeds and level in between.
 On YAHPO's held-out test instances (``python -m benchmarks.heldout_pruner``) calibrated 0.02
 was the only variant that did not end behind MetaSampler alone (task 167168); it was not
 chosen on them.
