@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import _postgres
+
 
 @pytest.fixture
 def fast_dir(tmp_path: Path) -> Iterator[Path]:
@@ -21,3 +23,29 @@ def fast_dir(tmp_path: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
     else:
         yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[_postgres.PostgresServer]:
+    """One private PostgreSQL server for the whole run (see ``tests/_postgres.py``)."""
+    try:
+        server = _postgres.start()
+    except _postgres.PostgresUnavailable as e:
+        if os.environ.get(_postgres.REQUIRE_ENV) == "1":
+            pytest.fail(f"PostgreSQL is required here ({_postgres.REQUIRE_ENV}=1): {e}")
+        pytest.skip(f"no PostgreSQL server: {e}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def rdb_url(request: pytest.FixtureRequest, fast_dir: Path) -> str:
+    """An empty RDB storage URL: a SQLite file, then a fresh PostgreSQL database.
+
+    SQLite serialises writers; PostgreSQL lets several workers write at once, as users' shared
+    studies do.
+    """
+    if request.param == "sqlite":
+        return f"sqlite:///{fast_dir / 'shared.db'}"
+    server = request.getfixturevalue("postgres_server")
+    return server.new_database()

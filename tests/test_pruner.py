@@ -457,9 +457,9 @@ PROCESS_WORKER = textwrap.dedent(
 )
 
 
-def test_two_processes_on_one_sqlite_study(fast_dir):
+def test_two_processes_on_one_rdb_study(fast_dir, rdb_url):
     """Workers of one RDB study prune against each other's completed trials."""
-    url = f"sqlite:///{fast_dir / 'shared.db'}"
+    url = rdb_url
     optuna.create_study(study_name="shared", storage=url, direction="maximize")
     script = fast_dir / "worker.py"
     script.write_text(PROCESS_WORKER)

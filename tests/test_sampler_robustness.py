@@ -244,8 +244,8 @@ def _worker(tmp: Path, url: str, seed: int, n_trials: int, mode: str) -> subproc
     )
 
 
-def test_two_processes_on_one_sqlite_study(fast_dir: Path) -> None:
-    url = f"sqlite:///{fast_dir / 'shared.db'}"
+def test_two_processes_on_one_rdb_study(fast_dir: Path, rdb_url: str) -> None:
+    url = rdb_url
     optuna.create_study(study_name="shared", storage=url)
     procs = [_worker(fast_dir, url, 0, 4, "first"), _worker(fast_dir, url, 1, 4, "second")]
     for p in procs:
@@ -266,9 +266,9 @@ def test_two_processes_on_one_sqlite_study(fast_dir: Path) -> None:
 
 
 def test_running_trial_of_another_process_is_pending(
-    fast_dir: Path, spy_propose: list[dict[str, np.ndarray]]
+    fast_dir: Path, rdb_url: str, spy_propose: list[dict[str, np.ndarray]]
 ) -> None:
-    url = f"sqlite:///{fast_dir / 'pending.db'}"
+    url = rdb_url
     study = optuna.create_study(
         study_name="shared", storage=url, sampler=MetaSampler(seed=0, **GP_PATH)
     )
@@ -390,3 +390,69 @@ def test_missing_model_file_falls_back_with_a_warning(
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("ModelFileError" in m and "nope.npz" in m for m in messages)
+
+
+SWARM_WORKER = textwrap.dedent(
+    """
+    import math, sys
+    import optuna
+    from optuna_meta import MetaPruner, MetaSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url, seed, n_trials = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+    def objective(trial):
+        trial.set_user_attr("worker", seed)
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        bs = trial.suggest_int("batch_size", 16, 512, log=True)
+        dropout = trial.suggest_float("dropout", 0.0, 0.5)
+        final = 0.95 - 0.2 * abs(math.log10(lr) + 2.5) - 0.1 * abs(dropout - 0.2)
+        final -= 0.01 * abs(math.log2(bs) - 6)
+        for step in range(1, 13):
+            trial.report(final - (final - 0.3) * math.exp(-step / 3.0), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return final
+
+    study = optuna.load_study(
+        study_name="swarm", storage=url,
+        sampler=MetaSampler(seed=seed, n_candidates=64), pruner=MetaPruner(),
+    )
+    study.optimize(objective, n_trials=n_trials)
+    """
+)
+
+
+def test_four_workers_start_together_on_one_rdb_study(fast_dir: Path, rdb_url: str) -> None:
+    """Four processes start at once on one study, MetaSampler and MetaPruner in each.
+
+    Design entries, surrogate proposals and pruning decisions interleave across processes:
+    every trial must finish cleanly, carry its attrs, and no two trials get the same
+    configuration (each worker sees the others' RUNNING trials as pending).
+    """
+    optuna.create_study(study_name="swarm", storage=rdb_url, direction="maximize")
+    script = fast_dir / "swarm.py"
+    script.write_text(SWARM_WORKER)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), rdb_url, str(seed), "6"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in range(4)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert "Traceback" not in err
+    study = optuna.load_study(study_name="swarm", storage=rdb_url)
+    trials = study.trials
+    assert len(trials) == 24
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert {t.user_attrs["worker"] for t in trials} == {0, 1, 2, 3}
+    assert {t.user_attrs[ATTR_SOURCE] for t in trials} == {"meta"}
+    assert len(set(params_of(study))) == 24
+    checked = [t for t in trials if "optuna_meta:prob_improvement" in t.user_attrs]
+    assert checked  # the pruner ran once trials had completed

@@ -318,3 +318,28 @@ def test_export_synthetic_with_fail_and_overwrite(tmp_path: Path) -> None:
     journal = tmp_path / "synth.journal"
     export_to_storage(data, journal)
     assert load_from_storage(journal)["synthetic"] == task.subset([0, 1])
+
+
+def test_postgresql_storage_reads_like_sqlite(
+    postgres_server: object, loaded: MetaDataset, tmp_path: Path
+) -> None:
+    """The same studies written to PostgreSQL load to the same dataset, by URL and by object;
+    an export to PostgreSQL round-trips."""
+    url = postgres_server.new_database()  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        _populate(url)
+    with pytest.warns(UserWarning) as record:
+        from_url = load_from_storage(url)
+    assert "multi-objective study 'multi'" in " | ".join(str(w.message) for w in record)
+    assert from_url == loaded
+    storage = RDBStorage(url)
+    by_object = load_from_storage(storage, ["pruned", "conditional"])
+    assert by_object == loaded.select(["pruned", "conditional"])
+    storage.engine.dispose()
+    target = postgres_server.new_database()  # type: ignore[attr-defined]
+    names = export_to_storage(loaded, target, prefix="meta-")
+    back = load_from_storage(target)
+    assert back.task_names == names
+    for original, task in zip(loaded, back, strict=True):
+        assert task == dataclasses.replace(original, name="meta-" + original.name)
