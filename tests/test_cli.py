@@ -52,9 +52,11 @@ def _past_studies(url: str, n_trials: int) -> None:
 
 
 def test_train_on_a_storage_then_sample_with_the_model(
-    fast_dir: Path, capsys: pytest.CaptureFixture[str]
+    fast_dir: Path, rdb_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{fast_dir / 'past.db'}"
+    url = rdb_url
+    if url.startswith("postgresql"):  # the test server trusts local users: any password works
+        url = url.replace("postgres@", "postgres:pg-s3cret@", 1)
     _past_studies(url, n_trials=50)
     out = fast_dir / "model.npz"
     code = main(["train", "--storage", url, "--out", str(out), "--steps", "30", "--name", "mine"])
@@ -68,6 +70,9 @@ def test_train_on_a_storage_then_sample_with_the_model(
     assert model.manifest["train_config"]["steps"] == 30
     assert model.manifest["command"].startswith("optuna-meta train --storage")
     assert "--steps 30" in model.manifest["command"]
+    assert "pg-s3cret" not in json.dumps(model.manifest)  # a shared file keeps no password
+    if url.startswith("postgresql"):
+        assert "postgres:***@" in model.manifest["command"]
     # Names are canonicalised: "lr" in the studies becomes the model's "learning_rate".
     assert set(model.search_space) == {"learning_rate", "batch_size", "dropout"}
 

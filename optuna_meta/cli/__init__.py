@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +32,18 @@ from optuna.exceptions import OptunaError
 
 from optuna_meta.data import MetaDataset
 from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)\S*@")
+"""``scheme://user:password@host``: the password part, which a recorded command must not keep."""
+
+
+def _recorded_command(argv: Sequence[str]) -> str:
+    """The command line as model manifests record it, with URL passwords replaced by ``***``.
+
+    Why: the manifest travels with the model file, which is meant to be shared, and
+    ``--storage postgresql://user:secret@host/db`` would otherwise put the password in it.
+    """
+    return "optuna-meta " + " ".join(_URL_PASSWORD.sub(r"\1***@", a) for a in argv)
 
 
 def _load_dataset(args: argparse.Namespace) -> MetaDataset:
@@ -70,7 +83,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     data = _load_dataset(args)
     cfg = TrainConfig(steps=args.steps, seed=args.seed)
-    command = "optuna-meta " + " ".join(args.argv)
+    command = _recorded_command(args.argv)
     design_objective = None
     if args.yahpo is not None and args.design_length > 0:
         from optuna_meta.data import yahpo_objective
@@ -104,7 +117,7 @@ def _cmd_train_curve(args: argparse.Namespace) -> int:
         name=args.name,
         bounds=bounds,
         log=lambda m: print(m, file=sys.stderr),
-        extra_manifest={"command": "optuna-meta " + " ".join(args.argv)},
+        extra_manifest={"command": _recorded_command(args.argv)},
     )
     path = model.save(args.out)
     n = sum(len(c) for c in curves.values())
