@@ -486,3 +486,38 @@ def test_two_processes_on_one_rdb_study(fast_dir, rdb_url):
     for t in pruned:
         assert t.user_attrs[ATTR_PROB_IMPROVEMENT] < MetaPruner().threshold
         assert math.isfinite(t.user_attrs[ATTR_PREDICTED_FINAL])
+
+
+def test_one_pruner_over_many_in_memory_studies_never_reads_another_studys_trials():
+    """Trial ids restart at 0 in each in-memory storage, and CPython reuses a freed storage's
+    ``id``: the context cache must not hand a new study the curves of a finished one."""
+    import gc
+
+    pruner = MetaPruner()
+
+    def objective_at(level):
+        def objective(trial):
+            final = level + 0.05 * trial.suggest_float("x", 0.0, 1.0)
+            for step in range(1, 6):
+                trial.report(final - (final - 0.1) * math.exp(-step / 3.0), step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+            return final
+
+        return objective
+
+    stale = 0
+    for rep in range(100):
+        study = optuna.create_study(
+            direction="maximize",
+            sampler=optuna.samplers.RandomSampler(seed=rep),
+            pruner=pruner,
+        )
+        study.optimize(objective_at(0.9 if rep % 2 == 0 else 0.3), n_trials=3)
+        completed = [t.value for t in study.trials if t.state == TrialState.COMPLETE]
+        ctx = pruner._context(study, 1.0)
+        stale += ctx is None or not math.isclose(float(ctx.finals[0]), max(completed))
+        del study
+        if rep % 3 == 0:
+            gc.collect()
+    assert stale == 0

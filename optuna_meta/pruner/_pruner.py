@@ -188,7 +188,9 @@ from __future__ import annotations
 import math
 import os
 import threading
+import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -238,6 +240,8 @@ DEFAULT_N_RAMP_TRIALS = 5
 """The threshold grows linearly to ``threshold`` over the first 5 completed trials."""
 
 _CACHE_SIZE = 32
+
+_Ref = Callable[[], object | None]
 
 
 @dataclass(frozen=True)
@@ -345,7 +349,9 @@ class MetaPruner(BasePruner):
         self.calibrated = bool(calibrated)
         self._lock = threading.RLock()
         self._net: tuple[CurveNetwork, TailCalibration | None] | None = None
-        self._contexts: OrderedDict[tuple, tuple[int, StudyContext | None, dict]] = OrderedDict()
+        self._contexts: OrderedDict[tuple, tuple[int, StudyContext | None, dict, _Ref]] = (
+            OrderedDict()
+        )
         self._model_failed = False  # the curve model could not be loaded (warned once)
 
     # -- pickling ------------------------------------------------------------------------------
@@ -483,10 +489,15 @@ class MetaPruner(BasePruner):
             bracket = study._bracket_id  # type: ignore[attr-defined]  # HyperbandPruner
         except AttributeError:
             bracket = None
-        key = (id(study._storage), study._study_id, bracket, sign, self.max_resource)
+        storage = study._storage
+        key = (id(storage), study._study_id, bracket, sign, self.max_resource)
         n = len(completed)
         with self._lock:
             hit = self._contexts.get(key)
+            if hit is not None and hit[3]() is not storage:
+                # A freed storage's id was reused by a new one (in-memory studies in a loop,
+                # whose trial ids restart at 0): that entry is another study's.
+                hit = None
             if hit is not None and hit[0] == n:
                 self._contexts.move_to_end(key)
                 return hit[1]
@@ -507,11 +518,19 @@ class MetaPruner(BasePruner):
             np.array([r[2] for r in rows]),
         )
         with self._lock:
-            self._contexts[key] = (n, ctx, known)
+            self._contexts[key] = (n, ctx, known, _reference(storage))
             self._contexts.move_to_end(key)
             while len(self._contexts) > _CACHE_SIZE:
                 self._contexts.popitem(last=False)
         return ctx
+
+
+def _reference(obj: object) -> _Ref:
+    """A weak reference to ``obj`` (a strong one for the rare types that refuse weak ones)."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: obj
 
 
 def _rank(top_k: int | float, n: int) -> int:
