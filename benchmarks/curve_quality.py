@@ -72,19 +72,28 @@ def evaluate(
     tasks: Sequence[str] | None = None,
     verbose: bool = True,
     shipped: bool = False,
+    model_path: str | Path | None = None,
 ) -> dict:
-    """Score the curve models; ``shipped``: the shipped model instead of the fold models.
+    """Score the curve models; ``shipped``: the shipped model instead of the fold models;
+    ``model_path``: that model file instead (e.g. one ``optuna-meta train-curve`` wrote).
 
     The shipped model saw every task but YAHPO's test instances, so ``shipped=True`` scores
-    only those (``tasks`` must be a subset of them).
+    only those (``tasks`` must be a subset of them); so does ``model_path``, which must not
+    have been trained on any of them either (its manifest's ``training_tasks`` are checked).
     """
     held_out = set(TEST_INSTANCES["lcbench"])
+    if shipped and model_path is not None:
+        raise ValueError("give shipped=True or model_path, not both")
     if shipped:
+        model_path = DEFAULT_CURVE_MODEL
+    one_model = CurveModel.load(model_path) if model_path is not None else None
+    if one_model is not None:
         tasks = list(tasks) if tasks is not None else sorted(held_out)
-        if not set(tasks) <= held_out:
+        trained = {str(t).rsplit("/", 1)[-1] for t in one_model.manifest["training_tasks"]}
+        if not set(tasks) <= held_out or trained & set(tasks):
             raise ValueError(
-                f"The shipped model was trained on {sorted(set(tasks) - held_out)}: "
-                f"score it on the test instances {sorted(held_out)} only."
+                f"The model was trained on {sorted(trained)}: score it on the test instances "
+                f"{sorted(held_out)} it did not see, only."
             )
     scored = scored_tasks("lcbench")
     folds = task_folds(scored, DEFAULT_FOLDS, FOLD_SEED)
@@ -94,13 +103,12 @@ def evaluate(
     rng = np.random.default_rng(seed)
     rows: dict[str, dict[str, list]] = {c: {} for c in CUTS}
     t0 = time.perf_counter()
-    shipped_model = CurveModel.load(DEFAULT_CURVE_MODEL) if shipped else None
     for fold_tasks in folds:
         todo = [t for t in fold_tasks if t in wanted]
         if not todo:
             continue
         train = tuple(t for t in pool if t not in fold_tasks)
-        model = shipped_model or fold_curve_model(train)
+        model = one_model or fold_curve_model(train)
         net = model.network()
         for task in todo:
             V = curves[task].astype(np.float64)
@@ -149,7 +157,13 @@ def evaluate(
         "n_reps": n_reps,
         "seed": seed,
         "tasks": sorted(wanted, key=int),
-        "model": "shipped lcbench-curve" if shipped else "5-fold task CV",
+        "model": (
+            "5-fold task CV"
+            if one_model is None
+            else "shipped lcbench-curve"
+            if shipped
+            else f"{one_model.manifest.get('name', model_path)}, test instances"
+        ),
         "cuts": {},
     }
     for name, r in rows.items():
@@ -222,10 +236,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tasks", help="comma-separated subset (default: all 34)")
     p.add_argument("--shipped", action="store_true", help="the shipped model, test instances")
+    p.add_argument("--model", help="this curve model file instead, on the test instances")
     p.add_argument("--out", type=Path, default=RESULTS / "curve_quality.md")
     args = p.parse_args(argv)
     tasks = args.tasks.split(",") if args.tasks else None
-    s = evaluate(args.context, args.queries, args.reps, args.seed, tasks, shipped=args.shipped)
+    s = evaluate(
+        args.context,
+        args.queries,
+        args.reps,
+        args.seed,
+        tasks,
+        shipped=args.shipped,
+        model_path=args.model,
+    )
     rest = sys.argv[1:] if argv is None else list(argv)
     cmd = " ".join(["python -m benchmarks.curve_quality", *rest])
     md = to_markdown(s, cmd)

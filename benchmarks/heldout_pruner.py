@@ -10,9 +10,14 @@ reports each epoch), the defaults a user gets:
   Optuna pruner on the same tasks and seeds;
 * ``MetaSampler()`` with no pruning and with ``MetaPruner()`` (seeds 0-2).
 
+``--curve-model PATH`` adds ``TPESampler`` + ``MetaPruner(model=PATH)`` (seeds as given), e.g.
+for a model that ``optuna-meta train-curve`` wrote from past studies (its manifest must not
+list a test instance among its training tasks).
+
 Run::
 
     python -m benchmarks.heldout_pruner
+    python -m benchmarks.heldout_pruner --curve-model my_curves.npz
 
 Writes ``benchmarks/results/heldout/raw/pruner_lcbench_*.json`` (git-ignored) and
 ``benchmarks/results/heldout_pruner_lcbench.md``.
@@ -37,6 +42,7 @@ from benchmarks.report import (
     pruner_table_md,
 )
 from optuna_meta import MetaPruner, MetaSampler
+from optuna_meta.curve import CurveModel
 from optuna_meta.data import TEST_INSTANCES
 
 SCENARIO = "lcbench"
@@ -69,15 +75,35 @@ METHODS = [
 ]
 
 
+def curve_model_method(path: Path) -> PrunerMethod:
+    """``TPESampler`` + ``MetaPruner(model=path)``; refuses a model trained on a test instance."""
+    model = CurveModel.load(path)
+    trained = {str(t).rsplit("/", 1)[-1] for t in model.manifest.get("training_tasks", [])}
+    seen = sorted(trained & set(TEST_INSTANCES[SCENARIO]))
+    if seen:
+        raise SystemExit(f"error: {path} was trained on the test instances {seen}")
+    name = str(model.manifest.get("name", path.stem))
+    return PrunerMethod(
+        "tpe_meta_" + name.replace("-", "_"),
+        lambda ctx: (TPESampler(seed=ctx.seed), MetaPruner(model)),
+        label=f"TPE + MetaPruner(model={name!r})",
+        baseline="tpe_nop",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-2")
     parser.add_argument("--epochs", type=int, default=5200)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--curve-model", type=Path, help="also TPE + MetaPruner(model=this)")
     args = parser.parse_args()
     tasks = list(TEST_INSTANCES[SCENARIO])
     heldout_dir = args.out / "heldout"
-    for method in METHODS:
+    methods = list(METHODS)
+    if args.curve_model is not None:
+        methods.append(curve_model_method(args.curve_model))
+    for method in methods:
         run_pruner_method(
             method,
             tasks,
@@ -98,7 +124,8 @@ def main() -> None:
         "MetaSampler use the shipped models (trained without these tasks); the Optuna rows are "
         "their full-protocol runs on the same tasks and seeds.\n\n" + pruner_table_md(summary)
     )
-    text += f"\nCommand: `python -m benchmarks.heldout_pruner --seeds {args.seeds}`\n"
+    extra = f" --curve-model {args.curve_model}" if args.curve_model is not None else ""
+    text += f"\nCommand: `python -m benchmarks.heldout_pruner --seeds {args.seeds}{extra}`\n"
     (args.out / "heldout_pruner_lcbench.md").write_text(text)
     (args.out / "heldout_pruner_lcbench_summary.json").write_text(json.dumps(summary, indent=1))
     print(text)

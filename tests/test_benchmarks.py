@@ -250,6 +250,30 @@ def test_curve_quality_refuses_the_shipped_model_on_its_training_tasks():
         curve_quality.evaluate(tasks=["3945"], shipped=True, verbose=False)
 
 
+def test_a_curve_model_trained_on_a_test_instance_is_refused(tmp_path):
+    """``--model`` / ``--curve-model`` score a user's model on the test instances only if it
+    never saw them: its manifest's training tasks are checked (storage names included)."""
+    from benchmarks import curve_quality, heldout_pruner
+    from optuna_meta.curve import DEFAULT_CURVE_MODEL, CurveModel
+
+    shipped = CurveModel.load(DEFAULT_CURVE_MODEL)
+    tainted = CurveModel(
+        weights=shipped.weights,
+        manifest={**shipped.manifest, "training_tasks": ["lcbench/3945", "lcbench/167168"]},
+    )
+    path = tainted.save(tmp_path / "tainted.npz")
+    with pytest.raises(ValueError, match="trained on"):
+        curve_quality.evaluate(model_path=path, verbose=False)
+    with pytest.raises(SystemExit, match="167168"):
+        heldout_pruner.curve_model_method(path)
+    clean = CurveModel(
+        weights=shipped.weights,
+        manifest={**shipped.manifest, "name": "past-curves", "training_tasks": ["lcbench/3945"]},
+    )
+    method = heldout_pruner.curve_model_method(clean.save(tmp_path / "clean.npz"))
+    assert method.name == "tpe_meta_past_curves" and method.baseline == "tpe_nop"
+
+
 def test_oracle_pruner_stops_exactly_the_trials_that_cannot_beat_the_best():
     from benchmarks.oracle_pruner import OraclePruner
 

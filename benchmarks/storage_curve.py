@@ -1,0 +1,100 @@
+"""MetaPruner with a curve model meta-trained from past studies in an Optuna storage.
+
+Why: the shipped curve model learned from 2,000 YAHPO-sampled curves per LCBench task. A user
+meta-trains from what they have, their past studies (``optuna-meta train-curve --storage ...``),
+usually far fewer trials per task. This benchmark measures that path end to end on the pruner
+protocol, with the same 5-fold task CV as the other pruner rows:
+
+1. Past studies: one study per LCBench task (YAHPO's test instances excluded), each
+   ``N_PAST_TRIALS`` random configurations trained for all 52 epochs (one no-pruning
+   5200-epoch random search), drawn with seed ``PAST_SEED`` (not the shipped model's seed 0),
+   written with :func:`optuna_meta.data.export_to_storage` into a journal file.
+2. Per fold: ``optuna-meta train-curve --storage <journal> --study <task> ...`` with the
+   fold's training tasks, the command a user runs (``optuna_meta.cli.main``).
+3. ``TPESampler`` + ``MetaPruner(model=<that file>)``, every other setting default.
+
+Run (writes ``benchmarks/results/raw/pruner_lcbench_tpe_meta_storage.json``)::
+
+    python -m benchmarks.run_pruners --full --extra benchmarks.storage_curve:TPE_STORAGE
+
+The storage and the fold models are cached under ``benchmarks/results/cache/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from optuna.samplers import TPESampler
+
+from benchmarks.meta_methods import CACHE_DIR, disk_cached
+from benchmarks.meta_pruner_methods import TRAINING_VERSION
+from benchmarks.protocol import BenchContext
+from benchmarks.pruning import PrunerMethod
+from optuna_meta import MetaPruner
+from optuna_meta.curve import FEATURE_NAMES, CurveModel
+from optuna_meta.data import TEST_INSTANCES
+
+N_PAST_TRIALS = 100
+"""Trials of each past study: one 5200-epoch random search without pruning."""
+
+PAST_SEED = 1
+"""Seed of the past studies' configurations (the shipped model's curves used seed 0)."""
+
+STORAGE_VERSION = 1
+"""Bumped when the past studies or the training command change (invalidates the cache)."""
+
+
+def past_studies(n_trials: int = N_PAST_TRIALS, seed: int = PAST_SEED) -> Path:
+    """A journal file with one past study per LCBench task but the test instances (cached)."""
+    from optuna_meta.data import export_to_storage, load_yahpo
+
+    path = CACHE_DIR / f"past_lcbench_{n_trials}_{seed}_v{STORAGE_VERSION}.log"
+    if not path.is_file():
+        data = load_yahpo("lcbench", n_trials, seed=seed)  # test instances excluded
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+        tmp.unlink(missing_ok=True)
+        export_to_storage(data, tmp)
+        tmp.replace(path)
+    return path
+
+
+def storage_fold_model(train_tasks: tuple[str, ...]) -> CurveModel:
+    """The curve model ``optuna-meta train-curve`` writes from the fold's past studies."""
+    from optuna_meta.cli import main
+
+    tasks = sorted(t for t in train_tasks if t not in TEST_INSTANCES["lcbench"])
+    storage = past_studies()
+
+    def build(digest: str) -> CurveModel:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"storage-curve-{digest}.npz"
+            argv = ["train-curve", "--storage", str(storage), "--out", str(out)]
+            argv += ["--name", f"storage-curve-cv-{digest}"]
+            for task in tasks:
+                argv += ["--study", f"lcbench/{task}"]
+            code = main(argv)
+            if code != 0:
+                raise RuntimeError(f"optuna-meta train-curve failed with exit code {code}")
+            return CurveModel.load(out)
+
+    key = [tasks, N_PAST_TRIALS, PAST_SEED, STORAGE_VERSION, list(FEATURE_NAMES), TRAINING_VERSION]
+    return disk_cached("storage_curve_lcbench", key, CurveModel.load, build)
+
+
+def _tpe_storage(ctx: BenchContext) -> tuple[TPESampler, MetaPruner]:
+    key = ("storage-curve-model", ctx.train_tasks)
+    if key not in ctx.cache:
+        ctx.cache[key] = storage_fold_model(ctx.train_tasks)
+    return TPESampler(seed=ctx.seed), MetaPruner(ctx.cache[key])
+
+
+TPE_STORAGE = PrunerMethod(
+    "tpe_meta_storage",
+    _tpe_storage,
+    label=f"TPE + MetaPruner(model=train-curve on {N_PAST_TRIALS}-trial past studies) "
+    "[5-fold task CV]",
+    baseline="tpe_nop",
+    version=f"storage{STORAGE_VERSION}+curve{TRAINING_VERSION}",
+)
