@@ -416,7 +416,7 @@ SWARM_WORKER = textwrap.dedent(
 
     study = optuna.load_study(
         study_name="swarm", storage=url,
-        sampler=MetaSampler(seed=seed, n_candidates=64), pruner=MetaPruner(),
+        sampler=MetaSampler(seed=0, n_candidates=64), pruner=MetaPruner(),
     )
     study.optimize(objective, n_trials=n_trials)
     """
@@ -426,9 +426,10 @@ SWARM_WORKER = textwrap.dedent(
 def test_four_workers_start_together_on_one_rdb_study(fast_dir: Path, rdb_url: str) -> None:
     """Four processes start at once on one study, MetaSampler and MetaPruner in each.
 
-    Design entries, surrogate proposals and pruning decisions interleave across processes:
-    every trial must finish cleanly, carry its attrs, and no two trials get the same
-    configuration (each worker sees the others' RUNNING trials as pending).
+    One script copied to every worker, seed included. Design entries, surrogate proposals and
+    pruning decisions interleave across processes: every trial must finish cleanly, carry its
+    attrs, and no two trials get the same configuration (proposals are seeded by trial
+    number; each worker sees the others' RUNNING trials as pending).
     """
     optuna.create_study(study_name="swarm", storage=rdb_url, direction="maximize")
     script = fast_dir / "swarm.py"
