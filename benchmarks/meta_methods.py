@@ -35,6 +35,10 @@ MODEL_RECIPE = 5
 """Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
+SAMPLER_BEHAVIOUR = 2
+"""Bumped when MetaSampler proposes differently with the same model (results of another
+behaviour are never resumed). 2: design entries after the first ordered by expected
+improvement (session 10; 1: in fixed order)."""
 M = TypeVar("M", bound=Any)
 
 
@@ -106,7 +110,7 @@ def meta_sampler_method(
             )
         return MetaSampler(model=ctx.cache[key], seed=ctx.seed, **sampler_kwargs)  # type: ignore[arg-type]
 
-    version = f"recipe{MODEL_RECIPE}+design{design_length}"
+    version = f"recipe{MODEL_RECIPE}+design{design_length}+sampler{SAMPLER_BEHAVIOUR}"
     return Method(name=name, factory=factory, label=label, version=version)
 
 

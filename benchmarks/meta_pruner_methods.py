@@ -52,6 +52,7 @@ from benchmarks.meta_methods import (
     CACHE_DIR,
     MODEL_RECIPE,
     N_CONFIGS,
+    SAMPLER_BEHAVIOUR,
     disk_cached,
     meta_sampler_method,
 )
@@ -110,8 +111,9 @@ def meta_pruner_method(
     )
 
 
-META_MODELS = f"recipe{MODEL_RECIPE}+design{DEFAULT_DESIGN_LENGTH}"
-"""The MetaSampler fold models' recipe and design length (part of the results' version)."""
+META_MODELS = f"recipe{MODEL_RECIPE}+design{DEFAULT_DESIGN_LENGTH}+sampler{SAMPLER_BEHAVIOUR}"
+"""The MetaSampler fold models' recipe, design length and the sampler's behaviour (part of the
+results' version)."""
 
 
 def _version(sampler: str) -> str:

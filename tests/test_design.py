@@ -410,3 +410,77 @@ def test_categorical_design_entries_reach_the_trials() -> None:
     study = optuna.create_study(direction="maximize", sampler=MetaSampler(model, seed=0))
     study.optimize(user_objective, n_trials=2)
     assert [t.params["act"] for t in study.trials] == [e["act"] for e in model.initial_design]
+
+
+SHIPPED_SPACE = SurrogateModel.load("lcbench-mlp").search_space
+
+
+def _lcbench_like(trial: optuna.Trial) -> float:
+    """The shipped model's own parameter names and ranges (design entries are not clipped)."""
+    p = {name: trial._suggest(name, dist) for name, dist in SHIPPED_SPACE.items()}
+    return -((np.log10(p["learning_rate"]) + 3.5) ** 2) - (p["dropout"] - 0.6) ** 2
+
+
+def _design_index(params: Mapping[str, Any], design: Sequence[Mapping[str, Any]]) -> int:
+    for i, entry in enumerate(design):
+        if all(params[k] == pytest.approx(v) for k, v in entry.items()):
+            return i
+    raise AssertionError(f"{params} is not a design entry")
+
+
+def test_design_entries_after_the_first_follow_expected_improvement() -> None:
+    """Trial 0 takes entry 0; each later design trial takes the untried entry with the highest
+    EI under the surrogate conditioned on the finished trials; the ten trials use all ten."""
+    from optuna_meta.sampler._proposal import expected_improvement
+    from optuna_meta.sampler._sampler import _standardise
+
+    sampler = MetaSampler(seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_lcbench_like, n_trials=10)
+    state = sampler._model_state()
+    design = state.model.initial_design
+    order = [_design_index(t.params, design) for t in study.trials]
+    assert order[0] == 0 and sorted(order) == list(range(10))
+    entries = state.box(SHIPPED_SPACE).clip(np.array(state.design, dtype=float))
+    for k in range(1, 10):
+        done = study.trials[:k]
+        X = np.stack([state.encode(t.params) for t in done])
+        ys, _, _ = _standardise(np.array([t.value for t in done]))
+        free = [i for i in range(10) if i not in order[:k]]
+        pred = state.gp.condition(X, ys).predict(entries[free])
+        ei = expected_improvement(pred.mean, pred.std, float(np.max(ys)))
+        assert order[k] == free[int(np.argmax(ei))]
+
+
+def test_while_other_trials_run_each_takes_its_own_entry_but_never_the_ei_best() -> None:
+    """Workers that decide at the same moment see the same history. With other trials running,
+    trial k takes entry k (numbers are unique), except that the EI-best entry is left to the
+    worker that may be taking it by EI right now: the trial whose number it is gets a
+    surrogate proposal instead."""
+    from optuna_meta.sampler._proposal import expected_improvement
+    from optuna_meta.sampler._sampler import _standardise
+
+    sampler = MetaSampler(seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_lcbench_like, n_trials=2)
+    state = sampler._model_state()
+    design = state.model.initial_design
+    tried = [_design_index(t.params, design) for t in study.trials]
+    entries = state.box(SHIPPED_SPACE).clip(np.array(state.design, dtype=float))
+    X = np.stack([state.encode(t.params) for t in study.trials])
+    ys, _, _ = _standardise(np.array([t.value for t in study.trials]))
+    free = [i for i in range(10) if i not in tried]
+    pred = state.gp.condition(X, ys).predict(entries[free])
+    best = free[int(np.argmax(expected_improvement(pred.mean, pred.std, float(np.max(ys)))))]
+    running = [study.ask() for _ in range(2, 10)]  # trials 2..9, all running at once
+    for trial in running:
+        _lcbench_like(trial)
+    for trial in running:
+        if trial.number == best:
+            with pytest.raises(AssertionError):
+                _design_index(trial.params, design)
+            assert trial.user_attrs[ATTR_SOURCE] == "meta"
+        elif trial.number not in tried:
+            assert _design_index(trial.params, design) == trial.number
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(params)) == len(params)
