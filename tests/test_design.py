@@ -428,28 +428,33 @@ def _design_index(params: Mapping[str, Any], design: Sequence[Mapping[str, Any]]
     raise AssertionError(f"{params} is not a design entry")
 
 
-def test_design_entries_after_the_first_follow_expected_improvement() -> None:
-    """Trial 0 takes entry 0; each later design trial takes the untried entry with the highest
-    EI under the surrogate conditioned on the finished trials; the ten trials use all ten."""
+def _ei_best(
+    sampler: MetaSampler, done: Sequence[optuna.trial.FrozenTrial], tried: list[int]
+) -> int:
+    """The untried design entry with the highest EI given ``done``, recomputed independently."""
     from optuna_meta.sampler._proposal import expected_improvement
     from optuna_meta.sampler._sampler import _standardise
 
+    state = sampler._model_state()
+    entries = state.box(SHIPPED_SPACE).clip(np.array(state.design, dtype=float))
+    X = np.stack([state.encode(t.params) for t in done])
+    ys, _, _ = _standardise(np.array([t.value for t in done]))
+    free = [i for i in range(len(entries)) if i not in tried]
+    pred = state.gp.condition(X, ys).predict(entries[free])
+    return free[int(np.argmax(expected_improvement(pred.mean, pred.std, float(np.max(ys)))))]
+
+
+def test_design_entries_after_the_first_follow_expected_improvement() -> None:
+    """Trial 0 takes entry 0; each later design trial takes the untried entry with the highest
+    EI under the surrogate conditioned on the finished trials; the ten trials use all ten."""
     sampler = MetaSampler(seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_lcbench_like, n_trials=10)
-    state = sampler._model_state()
-    design = state.model.initial_design
+    design = sampler._model_state().model.initial_design
     order = [_design_index(t.params, design) for t in study.trials]
     assert order[0] == 0 and sorted(order) == list(range(10))
-    entries = state.box(SHIPPED_SPACE).clip(np.array(state.design, dtype=float))
     for k in range(1, 10):
-        done = study.trials[:k]
-        X = np.stack([state.encode(t.params) for t in done])
-        ys, _, _ = _standardise(np.array([t.value for t in done]))
-        free = [i for i in range(10) if i not in order[:k]]
-        pred = state.gp.condition(X, ys).predict(entries[free])
-        ei = expected_improvement(pred.mean, pred.std, float(np.max(ys)))
-        assert order[k] == free[int(np.argmax(ei))]
+        assert order[k] == _ei_best(sampler, study.trials[:k], order[:k])
 
 
 def test_while_other_trials_run_each_takes_its_own_entry_but_never_the_ei_best() -> None:
@@ -457,21 +462,12 @@ def test_while_other_trials_run_each_takes_its_own_entry_but_never_the_ei_best()
     trial k takes entry k (numbers are unique), except that the EI-best entry is left to the
     worker that may be taking it by EI right now: the trial whose number it is gets a
     surrogate proposal instead."""
-    from optuna_meta.sampler._proposal import expected_improvement
-    from optuna_meta.sampler._sampler import _standardise
-
     sampler = MetaSampler(seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_lcbench_like, n_trials=2)
-    state = sampler._model_state()
-    design = state.model.initial_design
+    design = sampler._model_state().model.initial_design
     tried = [_design_index(t.params, design) for t in study.trials]
-    entries = state.box(SHIPPED_SPACE).clip(np.array(state.design, dtype=float))
-    X = np.stack([state.encode(t.params) for t in study.trials])
-    ys, _, _ = _standardise(np.array([t.value for t in study.trials]))
-    free = [i for i in range(10) if i not in tried]
-    pred = state.gp.condition(X, ys).predict(entries[free])
-    best = free[int(np.argmax(expected_improvement(pred.mean, pred.std, float(np.max(ys)))))]
+    best = _ei_best(sampler, study.trials, tried)
     running = [study.ask() for _ in range(2, 10)]  # trials 2..9, all running at once
     for trial in running:
         _lcbench_like(trial)
