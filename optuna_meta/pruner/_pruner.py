@@ -114,7 +114,8 @@ default (``n_startup_trials=5``, no ramp):
   2.06x against 1.61x.
 * MetaSampler: 0.0020 / 0.0015 / 0.0007 / 0.0002 against 0.0022 / 0.0011 / 0.0006 / 0.0005
   (no pruning 0.0034 / 0.0011 / 0.0005 / 0.0004): noise-level differences (paired se
-  0.0002-0.0004).
+  0.0002-0.0004). With MetaSampler's design in EI order (session 10) the ramp gets 0.0022 /
+  0.0015 / 0.0010 / 0.0004 (no pruning 0.0034 / 0.0015 / 0.0007 / 0.0004).
 
 A ramp over 3 or 10 trials, or 2 startup trials with the ramp, was level or behind with TPE
 (``benchmarks/README.md``).
@@ -148,7 +149,8 @@ median speed-up and reach (1.24x, 84/102 runs reaching the no-pruning final, aga
 and ends worse with both samplers (TPE 0.1447 / 0.0996 / 0.0605 / 0.0520, MetaSampler 0.0019 /
 0.0013 / 0.0008 / 0.0007). With MetaSampler the session-7 default was behind no pruning
 (0.0034 / 0.0011 / 0.0005 / 0.0004) at 2600 and 5200 epochs by 0.0001; the session-9 ramp is
-ahead at 520 and 5200 epochs over six seeds and level in between.
+ahead at 520 and 5200 epochs over six seeds and level in between, and with the session-10
+design order ahead at 520 epochs (-0.0015, se 0.0003) and level or ahead after.
 On YAHPO's held-out test instances (``python -m benchmarks.heldout_pruner``) calibrated 0.02
 was the only variant that did not end behind MetaSampler alone (task 167168); it was not
 chosen on them.
