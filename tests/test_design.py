@@ -16,6 +16,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna_meta import MetaSampler
 from optuna_meta.data import MetaDataset, TaskData, default_yahpo_dir, yahpo_objective
 from optuna_meta.sampler import ATTR_SOURCE
+from optuna_meta.sampler._sampler import ATTR_DESIGN_ENTRY
 from optuna_meta.surrogate import ModelFileError, SurrogateModel, build_model
 from optuna_meta.surrogate._build import dataset_design
 from optuna_meta.surrogate._design import (
@@ -457,26 +458,57 @@ def test_design_entries_after_the_first_follow_expected_improvement() -> None:
         assert order[k] == _ei_best(sampler, study.trials[:k], order[:k])
 
 
-def test_while_other_trials_run_each_takes_its_own_entry_but_never_the_ei_best() -> None:
-    """Workers that decide at the same moment see the same history. With other trials running,
-    trial k takes entry k (numbers are unique), except that the EI-best entry is left to the
-    worker that may be taking it by EI right now: the trial whose number it is gets a
-    surrogate proposal instead."""
+def test_while_other_trials_run_each_takes_its_own_entry_or_leaves_a_claimed_one() -> None:
+    """Workers that decide at the same moment see the same history, so with other trials
+    running, trial k takes entry k (numbers are unique), and leaves an entry that a running
+    trial has claimed (``optuna_meta:design_entry``) to that trial."""
     sampler = MetaSampler(seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_lcbench_like, n_trials=2)
     design = sampler._model_state().model.initial_design
     tried = [_design_index(t.params, design) for t in study.trials]
-    best = _ei_best(sampler, study.trials, tried)
-    running = [study.ask() for _ in range(2, 10)]  # trials 2..9, all running at once
+    claimer = study.ask()  # trial 2: another worker's, which claimed entry 5 and runs on
+    study._storage.set_trial_system_attr(claimer._trial_id, ATTR_DESIGN_ENTRY, 5)
+    running = [study.ask() for _ in range(3, 10)]  # trials 3..9, all running at once
     for trial in running:
         _lcbench_like(trial)
     for trial in running:
-        if trial.number == best:
+        if trial.number == 5:
             with pytest.raises(AssertionError):
                 _design_index(trial.params, design)
-            assert trial.user_attrs[ATTR_SOURCE] == "meta"
+            assert study.trials[5].user_attrs[ATTR_SOURCE] == "meta"  # a surrogate proposal
         elif trial.number not in tried:
             assert _design_index(trial.params, design) == trial.number
-    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    params = [tuple(sorted(t.params.items())) for t in study.trials if t.params]
     assert len(set(params)) == len(params)
+
+
+def test_an_ei_pick_yields_to_a_trial_that_started_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trial that picks by EI claims the entry, then looks again. A worker that started in
+    between may not have seen the claim and takes the entry of its own number, which may be
+    the one picked; so the EI pick is dropped for the trial's own entry."""
+    sampler = MetaSampler(seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_lcbench_like, n_trials=1)
+    design = sampler._model_state().model.initial_design
+    best = _ei_best(sampler, study.trials, [0])
+    assert best != 1  # otherwise trial 1's own entry is the EI pick and nothing is claimed
+    storage = study._storage
+    claim = storage.set_trial_system_attr
+    others: list[optuna.Trial] = []
+
+    def claim_while_another_starts(trial_id: int, key: str, value: Any) -> None:
+        claim(trial_id, key, value)
+        if key == ATTR_DESIGN_ENTRY and not others:
+            others.append(study.ask())  # another worker asks right after the claim
+
+    monkeypatch.setattr(storage, "set_trial_system_attr", claim_while_another_starts)
+    trial = study.ask()
+    _lcbench_like(trial)
+    assert _design_index(trial.params, design) == 1 == trial.number
+    assert study.trials[1].system_attrs[ATTR_DESIGN_ENTRY] == 1
+    monkeypatch.undo()
+    _lcbench_like(others[0])
+    assert _design_index(others[0].params, design) == others[0].number == 2

@@ -38,6 +38,8 @@ _logger = get_logger(__name__)
 ATTR_SOURCE = ATTR_PREFIX + "source"
 ATTR_PRED_MEAN = ATTR_PREFIX + "predicted_mean"
 ATTR_PRED_STD = ATTR_PREFIX + "predicted_std"
+ATTR_DESIGN_ENTRY = ATTR_PREFIX + "design_entry"
+"""System attr: the design entry a trial takes out of order, so parallel workers leave it."""
 
 DEFAULT_N_META_TRIALS = 100
 """Completed trials served by the surrogate before the fallback takes over (chosen by benchmark).
@@ -317,9 +319,11 @@ class MetaSampler(BaseSampler):
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         X_obs, y_raw, X_pending = [], [], []
         seen: dict[str, BaseDistribution] = dict(trial.distributions)
+        others_running = False  # another worker's trial: the design keeps its order (below)
         for t in trials:
             if t._trial_id == trial._trial_id:
                 continue
+            others_running |= t.state in (TrialState.RUNNING, TrialState.WAITING)
             for k, d in t.distributions.items():
                 seen.setdefault(k, d)
             x = self._encoded(state, t)
@@ -359,16 +363,19 @@ class MetaSampler(BaseSampler):
             # Two proposals that project onto the same user configuration waste a trial.
             return _param_key(self._to_user_params(state, x, user_space), user_space) in taken
 
-        others_running = any(
-            t.state in (TrialState.RUNNING, TrialState.WAITING) and t._trial_id != trial._trial_id
+        claimed = {
+            t.system_attrs.get(ATTR_DESIGN_ENTRY)
             for t in trials
-        )
+            if t._trial_id != trial._trial_id
+            and t.state in (TrialState.RUNNING, TrialState.WAITING)
+        }
         design_x = self._design_point(
+            study,
+            trial,
             state,
-            trial.number,
             seen,
-            (X, ys) if len(ys) else None,
-            others_running,
+            (X, ys) if len(ys) and not others_running else None,
+            claimed,
             is_duplicate if user_space and taken else None,
         )
         if design_x is not None and not (user_space and taken and is_duplicate(design_x)):
@@ -396,30 +403,31 @@ class MetaSampler(BaseSampler):
 
     def _design_point(
         self,
+        study: Study,
+        trial: FrozenTrial,
         state: _ModelState,
-        number: int,
         seen: Mapping[str, BaseDistribution],
-        observed: tuple[np.ndarray, np.ndarray] | None = None,
-        others_running: bool = False,
-        is_duplicate: Callable[[np.ndarray], bool] | None = None,
+        observed: tuple[np.ndarray, np.ndarray] | None,
+        claimed: set[Any],
+        is_duplicate: Callable[[np.ndarray], bool] | None,
     ) -> np.ndarray | None:
-        """The design entry trial ``number`` takes, clipped into the study's ranges, or None.
+        """The design entry ``trial`` takes, clipped into the study's ranges, or None.
 
         Trials ``0 .. n_design - 1`` take the design's entries; trial 0 takes entry 0 (the
-        best single configuration on the training tasks). Once trials have finished
-        (``observed``: their encoded configurations and standardised values), a trial takes
-        the untried entry with the highest expected improvement under the surrogate
-        conditioned on them. The set of entries stays the one chosen to complement each
-        other, but a task whose first results point to, say, small learning rates tries the
-        entries there first (chosen by benchmark, ``benchmarks/README.md``, session 10:
-        regret at 5 trials 0.0041 against 0.0103 in fixed order).
+        best single configuration on the training tasks). With ``observed`` (the finished
+        trials' encoded configurations and standardised values, given only while no other
+        trial runs), a trial takes the untried entry with the highest expected improvement
+        under the surrogate conditioned on them. The set of entries stays the one chosen to
+        complement each other, but a task whose first results point to, say, small learning
+        rates tries the entries there first (chosen by benchmark, ``benchmarks/README.md``,
+        session 10: regret at 5 trials 0.0041 against 0.0103 in fixed order).
 
-        Parallel workers must never take the same entry. While other trials are running
-        (``others_running``), trial ``number`` takes entry ``number``, as numbers are unique.
-        A worker that saw no trial running may at that moment be taking the EI-best entry,
-        so a trial whose own entry is the EI-best one returns None (the surrogate proposes
-        instead). Nothing finished yet: entry ``number``. ``is_duplicate`` marks entries
-        already tried.
+        Parallel workers never take the same entry. While other trials run, trial ``k`` takes
+        entry ``k`` (numbers are unique), unless a running trial claims it (``claimed``: their
+        ``optuna_meta:design_entry`` system attrs). A trial that picks by EI claims its entry
+        first, then looks again: a trial that started meanwhile may not have seen the claim
+        and takes the entry of its own number, so this one then takes its own number's too.
+        ``is_duplicate`` marks entries already tried.
 
         Parameters the study has not suggested yet keep the entry's value (a design entry is
         a whole configuration; in a define-by-run study the next ``suggest_*`` projects it),
@@ -428,12 +436,14 @@ class MetaSampler(BaseSampler):
         design = state.design
         limit = len(design) if self.n_design_trials is None else self.n_design_trials
         n = min(limit, len(design))
+        number = trial.number
         if number >= n:
             return None
         ranges = {**state.model.search_space, **self._user_space_in_model(state, seen)}
         entries = state.box(ranges).clip(np.array(design[:n], dtype=float))
+        own = None if number in claimed else entries[number]
         if observed is None or number == 0:
-            return entries[number]
+            return own
         free = [i for i in range(n) if is_duplicate is None or not is_duplicate(entries[i])]
         if not free:
             return None
@@ -441,9 +451,31 @@ class MetaSampler(BaseSampler):
         with single_threaded_blas():
             pred = state.gp.condition(X, ys).predict(entries[free])
         best = free[int(np.argmax(expected_improvement(pred.mean, pred.std, float(np.max(ys)))))]
-        if not others_running:
+        if best == number or self._claim(study, trial, best):
             return entries[best]
-        return None if number == best else entries[number]
+        return own
+
+    def _claim(self, study: Study, trial: FrozenTrial, entry: int) -> bool:
+        """Announce that ``trial`` takes design entry ``entry``; False if it must not.
+
+        False when the claim cannot be written, or when another trial is running once it is
+        written (it may have decided without seeing the claim); the claim then names the
+        trial's own number, the entry it takes instead.
+        """
+        storage = study._storage
+        try:
+            storage.set_trial_system_attr(trial._trial_id, ATTR_DESIGN_ENTRY, entry)
+            now = study._get_trials(deepcopy=False, use_cache=False)
+            if not any(
+                t._trial_id != trial._trial_id
+                and t.state in (TrialState.RUNNING, TrialState.WAITING)
+                for t in now
+            ):
+                return True
+            storage.set_trial_system_attr(trial._trial_id, ATTR_DESIGN_ENTRY, trial.number)
+        except Exception as e:  # a storage that refuses the write: keep the fixed order
+            _logger.debug(f"Could not claim design entry {entry} for trial {trial.number}: {e}")
+        return False
 
     def _encoded(self, state: _ModelState, t: FrozenTrial) -> np.ndarray | None:
         """A trial's configuration in the model's unit space (cached once it is finished)."""
