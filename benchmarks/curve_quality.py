@@ -40,7 +40,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.curve_baseline import extrapolate
-from benchmarks.meta_pruner_methods import CURVES_CACHE, N_CONFIGS, fold_curve_model
+from benchmarks.meta_pruner_methods import (
+    CURVES_CACHE,
+    N_CONFIGS,
+    curve_model_tasks,
+    fold_curve_model,
+)
 from benchmarks.objectives import all_tasks, scored_tasks
 from benchmarks.protocol import DEFAULT_FOLDS, FOLD_SEED, task_folds
 from optuna_meta.curve import DEFAULT_CURVE_MODEL, CurveModel, build_context, featurize
@@ -89,7 +94,7 @@ def evaluate(
     one_model = CurveModel.load(model_path) if model_path is not None else None
     if one_model is not None:
         tasks = list(tasks) if tasks is not None else sorted(held_out)
-        trained = {str(t).rsplit("/", 1)[-1] for t in one_model.manifest["training_tasks"]}
+        trained = curve_model_tasks(one_model)
         if not set(tasks) <= held_out or trained & set(tasks):
             raise ValueError(
                 f"The model was trained on {sorted(trained)}: score it on the test instances "

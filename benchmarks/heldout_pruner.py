@@ -33,6 +33,7 @@ from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler, TPESampler
 
 from benchmarks._cli import parse_ints
+from benchmarks.meta_pruner_methods import curve_model_tasks
 from benchmarks.pruning import PrunerMethod, run_pruner_method
 from benchmarks.report import (
     RESULTS_DIR,
@@ -78,8 +79,7 @@ METHODS = [
 def curve_model_method(path: Path) -> PrunerMethod:
     """``TPESampler`` + ``MetaPruner(model=path)``; refuses a model trained on a test instance."""
     model = CurveModel.load(path)
-    trained = {str(t).rsplit("/", 1)[-1] for t in model.manifest.get("training_tasks", [])}
-    seen = sorted(trained & set(TEST_INSTANCES[SCENARIO]))
+    seen = sorted(curve_model_tasks(model) & set(TEST_INSTANCES[SCENARIO]))
     if seen:
         raise SystemExit(f"error: {path} was trained on the test instances {seen}")
     name = str(model.manifest.get("name", path.stem))

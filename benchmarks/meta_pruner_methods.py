@@ -54,6 +54,7 @@ from benchmarks.meta_methods import (
     N_CONFIGS,
     SAMPLER_BEHAVIOUR,
     disk_cached,
+    fold_training_tasks,
     meta_sampler_method,
 )
 from benchmarks.protocol import BenchContext
@@ -61,7 +62,6 @@ from benchmarks.pruning import PrunerMethod
 from optuna_meta import MetaPruner
 from optuna_meta.curve import FEATURE_NAMES, CurveModel
 from optuna_meta.curve._train import CurveTrainConfig, build_curve_model, lcbench_curves
-from optuna_meta.data import TEST_INSTANCES
 from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
 
 CURVES_CACHE = CACHE_DIR / f"curves_lcbench_val_accuracy_{N_CONFIGS}_0.npz"
@@ -75,7 +75,7 @@ def fold_curve_model(
 ) -> CurveModel:
     """The curve model meta-trained on ``train_tasks`` minus test instances, cached on disk."""
     cfg = config or CurveTrainConfig()
-    tasks = sorted(t for t in train_tasks if t not in TEST_INSTANCES["lcbench"])
+    tasks = fold_training_tasks("lcbench", train_tasks)
     return disk_cached(
         "curve_lcbench",
         [tasks, N_CONFIGS, vars(cfg), list(FEATURE_NAMES), TRAINING_VERSION],
@@ -86,6 +86,12 @@ def fold_curve_model(
             name=f"lcbench-curve-cv-{digest}",
         ),
     )
+
+
+def curve_model_tasks(model: CurveModel) -> set[str]:
+    """The task ids in a curve model's ``training_tasks`` (storage study names such as
+    ``lcbench/3945`` reduced to ``3945``): what it must never be scored on."""
+    return {str(t).rsplit("/", 1)[-1] for t in model.manifest.get("training_tasks", [])}
 
 
 def meta_pruner_method(

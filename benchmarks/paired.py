@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.reference import load_reference
 from benchmarks.report import RESULTS_DIR, run_regrets
 
 BUDGETS = (520, 1040, 2600, 5200)
@@ -42,7 +43,7 @@ def paired(
     a: str, b: str, dirs: Sequence[Path], budgets: Sequence[int] = BUDGETS
 ) -> dict[str, object]:
     """Mean regret of ``a`` and ``b`` on their common runs, and of ``a - b`` with its se."""
-    reference = json.loads((RESULTS_DIR / f"{SCENARIO}_reference.json").read_text())
+    reference = load_reference(SCENARIO)
     ra, rb = load_runs(a, dirs), load_runs(b, dirs)
     keys = sorted(set(ra) & set(rb))
     if len(keys) < 2:

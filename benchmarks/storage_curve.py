@@ -27,13 +27,12 @@ from pathlib import Path
 
 from optuna.samplers import TPESampler
 
-from benchmarks.meta_methods import CACHE_DIR, disk_cached
+from benchmarks.meta_methods import CACHE_DIR, disk_cached, fold_training_tasks
 from benchmarks.meta_pruner_methods import TRAINING_VERSION
 from benchmarks.protocol import BenchContext
 from benchmarks.pruning import PrunerMethod
 from optuna_meta import MetaPruner
 from optuna_meta.curve import FEATURE_NAMES, CurveModel
-from optuna_meta.data import TEST_INSTANCES
 
 N_PAST_TRIALS = 100
 """Trials of each past study: one 5200-epoch random search without pruning."""
@@ -64,7 +63,7 @@ def storage_fold_model(train_tasks: tuple[str, ...]) -> CurveModel:
     """The curve model ``optuna-meta train-curve`` writes from the fold's past studies."""
     from optuna_meta.cli import main
 
-    tasks = sorted(t for t in train_tasks if t not in TEST_INSTANCES["lcbench"])
+    tasks = fold_training_tasks("lcbench", train_tasks)
     storage = past_studies()
 
     def build(digest: str) -> CurveModel:

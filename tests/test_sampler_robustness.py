@@ -232,16 +232,21 @@ WORKER = textwrap.dedent(
 )
 
 
-def _worker(tmp: Path, url: str, seed: int, n_trials: int, mode: str) -> subprocess.Popen:
-    script = tmp / "worker.py"
-    script.write_text(WORKER)
+def _spawn(tmp: Path, name: str, source: str, *args: object) -> subprocess.Popen:
+    """Run ``source`` (written to ``tmp/name``) in a new Python process with ``args``."""
+    script = tmp / name
+    script.write_text(source)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, str(script), url, str(seed), str(n_trials), mode],
+        [sys.executable, str(script), *map(str, args)],
         env=env,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _worker(tmp: Path, url: str, seed: int, n_trials: int, mode: str) -> subprocess.Popen:
+    return _spawn(tmp, "worker.py", WORKER, url, seed, n_trials, mode)
 
 
 def test_two_processes_on_one_rdb_study(fast_dir: Path, rdb_url: str) -> None:
@@ -432,18 +437,7 @@ def test_four_workers_start_together_on_one_rdb_study(fast_dir: Path, rdb_url: s
     number; each worker sees the others' RUNNING trials as pending).
     """
     optuna.create_study(study_name="swarm", storage=rdb_url, direction="maximize")
-    script = fast_dir / "swarm.py"
-    script.write_text(SWARM_WORKER)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), rdb_url, str(seed), "6"],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for seed in range(4)
-    ]
+    procs = [_spawn(fast_dir, "swarm.py", SWARM_WORKER, rdb_url, seed, 6) for seed in range(4)]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
