@@ -512,3 +512,23 @@ def test_an_ei_pick_yields_to_a_trial_that_started_meanwhile(
     monkeypatch.undo()
     _lcbench_like(others[0])
     assert _design_index(others[0].params, design) == others[0].number == 2
+
+
+def test_a_storage_that_refuses_the_claim_keeps_the_fixed_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claim is best-effort: if the storage refuses it, the trial takes its own number's
+    entry (safe for parallel workers) and the study goes on."""
+    sampler = MetaSampler(seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_lcbench_like, n_trials=1)
+    assert _ei_best(sampler, study.trials, [0]) != 1  # the EI pick would differ
+
+    def refuse(trial_id: int, key: str, value: Any) -> None:
+        raise RuntimeError("read-only storage")
+
+    monkeypatch.setattr(study._storage, "set_trial_system_attr", refuse)
+    study.optimize(_lcbench_like, n_trials=1)
+    design = sampler._model_state().model.initial_design
+    assert study.trials[1].state == optuna.trial.TrialState.COMPLETE
+    assert _design_index(study.trials[1].params, design) == 1
