@@ -42,6 +42,7 @@ labelled "with the ramp".
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from optuna.pruners import NopPruner
@@ -149,7 +150,12 @@ def _label(sampler: str, kwargs: dict[str, Any], tag: str) -> str:
 
 
 def _method(
-    sampler: str, suffix: str, tag: str, *, ramp: bool = False, **kwargs: Any
+    sampler: str,
+    suffix: str,
+    tag: str,
+    *,
+    ramp: bool = False,
+    **kwargs: Any,
 ) -> PrunerMethod:
     """``<sampler>_meta<suffix>``, labelled with its arguments and ``tag`` (e.g. its rule).
 
@@ -171,6 +177,13 @@ TPE_F20 = _method("tpe", "_f20", _V1, threshold=0.05, top_k=0.2)
 TPE_DEFAULT = _method("tpe", "_default", "defaults", ramp=True)
 RANDOM_DEFAULT = _method("random", "_default", "defaults", ramp=True)
 META_DEFAULT = _method("meta", "_default", "defaults", ramp=True)
+_OFFSET = ""
+TPE_OFFSET1 = _method("tpe", "_off1", _OFFSET, ramp=True, median_offset=1)
+TPE_OFFSET2 = _method("tpe", "_off2", _OFFSET, ramp=True, median_offset=2)
+RANDOM_OFFSET2 = _method("random", "_off2", _OFFSET, ramp=True, median_offset=2)
+META_OFFSET2 = _method("meta", "_off2", _OFFSET, ramp=True, median_offset=2)
+"""The target two (one) ranks better than the median while that cap applies (session 11):
+better early, worse late with TPE (not the default)."""
 _S8 = "session-8 default, no ramp"
 TPE_S5 = _method("tpe", "_s5", _S8, n_startup_trials=5)
 RANDOM_S5 = _method("random", "_s5", _S8, n_startup_trials=5)
@@ -263,6 +276,75 @@ TPE_EAGER10 = _eager_method("_df10", 1.0)
 """Eager early pruning (session 8, seeds 0-2): worse than ``TPE_S1`` (not adopted)."""
 
 
+class _FractionThresholdPruner(MetaPruner):
+    """Benchmark-only (session 11, not adopted): the threshold falls with the curve fraction.
+
+    ``slope * threshold * (1 - f)`` (ramped as usual) at curve fraction ``f``: a check early in
+    a curve has most of the trial's cost ahead of it, so it should stop a doubtful trial more
+    readily than a check near the end. Single-threaded use only (it keeps the fraction of the
+    check in progress).
+    """
+
+    def __init__(self, model: Any, *, slope: float, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.slope = slope
+        self._fraction = 0.0
+
+    def _predict(self, study: Any, trial: Any) -> Any:
+        pred = super()._predict(study, trial)
+        if pred is not None:
+            self._fraction = pred.fraction
+        return pred
+
+    def effective_threshold(self, n_completed: int) -> float:
+        return super().effective_threshold(n_completed) * self.slope * (1.0 - self._fraction)
+
+
+class _RankDivisorPruner(MetaPruner):
+    """Benchmark-only (session 11, not adopted): target rank ``ceil(n / divisor)``.
+
+    Or, with ``best_until``, the best completed trial while at most ``best_until`` have
+    completed and the median after. Both capped at ``top_k``.
+    """
+
+    def __init__(
+        self, model: Any, *, divisor: float = 2.0, best_until: int = 0, **kwargs: Any
+    ) -> None:
+        super().__init__(model, **kwargs)
+        self.divisor = divisor
+        self.best_until = best_until
+
+    def _target_rank(self, n_completed: int) -> int:
+        if n_completed <= self.best_until:
+            return 1
+        k = min(int(self.top_k), math.ceil(n_completed / self.divisor))
+        return max(1, min(k, n_completed))
+
+
+def _session11_method(suffix: str, label: str, pruner_class: type[MetaPruner], **kw: Any):
+    return meta_pruner_method(
+        f"tpe_meta{suffix}",
+        f"TPE + MetaPruner() [{label}; 5-fold task CV]",
+        "tpe",
+        pruner_class=pruner_class,
+        **kw,
+    )
+
+
+TPE_FRACTION2 = _session11_method(
+    "_fr2", "threshold 2 x 0.03 x (1 - f)", _FractionThresholdPruner, slope=2.0
+)
+TPE_FRACTION3 = _session11_method(
+    "_fr3", "threshold 3 x 0.03 x (1 - f)", _FractionThresholdPruner, slope=3.0
+)
+TPE_DIVISOR4 = _session11_method("_q4", "target rank ceil(n / 4)", _RankDivisorPruner, divisor=4.0)
+TPE_DIVISOR3 = _session11_method("_q3", "target rank ceil(n / 3)", _RankDivisorPruner, divisor=3.0)
+TPE_BEST4 = _session11_method(
+    "_e4", "best completed until 4, then the median", _RankDivisorPruner, best_until=4
+)
+"""Other ways to stop more early in a study (session 11, seeds 0-2; not adopted)."""
+
+
 _RAMP = "with the ramp"
 TPE_RAMP_S2 = _method("tpe", "_ramp_s2", _RAMP, ramp=True, n_startup_trials=2)
 TPE_RAMP3 = _method("tpe", "_ramp3", _RAMP, ramp=True, n_ramp_trials=3)
@@ -272,6 +354,15 @@ TPE_RAMP_T05 = _method("tpe", "_ramp_t05", _RAMP, ramp=True, threshold=0.05)
 default or behind it (not adopted)."""
 
 VARIANTS = [
+    TPE_OFFSET1,
+    TPE_OFFSET2,
+    RANDOM_OFFSET2,
+    META_OFFSET2,
+    TPE_FRACTION2,
+    TPE_FRACTION3,
+    TPE_DIVISOR4,
+    TPE_DIVISOR3,
+    TPE_BEST4,
     TPE_S5,
     RANDOM_S5,
     META_S5,

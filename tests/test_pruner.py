@@ -169,7 +169,7 @@ def test_startup_warmup_and_min_fraction():
     pruned, frozen = run_partial(study, BAD, STEPS[:15])
     assert pruned is False  # 12 < 15 completed trials
     assert frozen.user_attrs[ATTR_PROB_IMPROVEMENT] < 0.01  # but the prediction is recorded
-    # fewer than top_k completed: the target is the worst completed trial, pruning goes on
+    # fewer than top_k completed: the target is capped near the median, pruning goes on
     study = make_study(MetaPruner(top_k=3, n_startup_trials=1), n_completed=2)
     pruned, frozen = run_partial(study, BAD, STEPS[:15])
     assert pruned is True
@@ -228,15 +228,25 @@ def test_fractional_top_k_targets_a_share_of_the_completed_trials():
     # 25% of 12 completed trials is the 3rd best: the same target as top_k=3
     assert probs["f25"].prob_improvement == pytest.approx(probs["k3"].prob_improvement)
     assert probs["f25"].prob_improvement > probs["k1"].prob_improvement
-    # with few completed trials an int top_k is capped at the median's rank, ceil(n / 2);
-    # a fraction is not (ceil(0.99 * 3) = 3: the worst of the three)
+    # with few completed trials an int top_k is capped at ceil(n / 2) - median_offset (at
+    # least 1); a fraction is not (ceil(0.99 * 3) = 3: the worst of the three)
     few = {}
-    for top_k in (2, 10, 0.99):
-        pruner = MetaPruner(top_k=top_k)
+    for key, kwargs in {
+        "k2": {"top_k": 2},
+        "k10": {"top_k": 10},
+        "f99": {"top_k": 0.99},
+        "offset2": {"top_k": 10, "median_offset": 2},
+        "k1": {"top_k": 1},
+    }.items():
+        pruner = MetaPruner(**kwargs)
         study = make_study(pruner, n_completed=3)
-        few[top_k] = pruner.predict(study, run_partial(study, mid, STEPS[:20])[1])
-    assert few[10].prob_improvement == pytest.approx(few[2].prob_improvement)
-    assert few[0.99].prob_improvement > few[10].prob_improvement
+        few[key] = pruner.predict(study, run_partial(study, mid, STEPS[:20])[1])
+    # with 3 completed: their median (the 2nd best), as top_k=2
+    assert few["k10"].prob_improvement == pytest.approx(few["k2"].prob_improvement)
+    assert few["f99"].prob_improvement > few["k10"].prob_improvement
+    # two ranks better than the median: the best of them, as top_k=1, a harder target
+    assert few["offset2"].prob_improvement == pytest.approx(few["k1"].prob_improvement)
+    assert few["offset2"].prob_improvement < few["k10"].prob_improvement
     # pruning waits for n_startup_trials completed trials only
     study = make_study(MetaPruner(top_k=0.25, n_startup_trials=2), n_completed=2)
     assert run_partial(study, BAD, STEPS[:15])[0] is True
@@ -252,6 +262,41 @@ def test_target_rank_is_capped_at_the_median_for_an_int_top_k(top_k, n, rank):
     from optuna_meta.pruner._pruner import _rank
 
     assert _rank(top_k, n) == rank
+
+
+@pytest.mark.parametrize(
+    ("n", "offset", "rank"),
+    [
+        (1, 2, 1),
+        (6, 2, 1),
+        (7, 2, 2),
+        (9, 2, 3),
+        (21, 2, 9),
+        (23, 2, 10),
+        (100, 2, 10),
+        (6, 1, 2),
+        (6, 3, 1),
+        (9, 3, 2),
+    ],
+)
+def test_median_offset_moves_the_capped_target_towards_the_best(n, offset, rank):
+    from optuna_meta.pruner._pruner import _rank
+
+    assert _rank(10, n, offset) == rank
+    assert _rank(0.2, n, offset) == max(1, math.ceil(0.2 * n))  # a fraction is not capped
+    assert MetaPruner(median_offset=offset)._target_rank(n) == rank
+
+
+def test_default_median_offset_and_old_pickles():
+    assert MetaPruner()._target_rank(6) == 3  # the default targets the median
+    offset = MetaPruner(median_offset=2)
+    assert offset._target_rank(6) == 1
+    assert pickle.loads(pickle.dumps(offset))._target_rank(6) == 1
+    state = offset.__getstate__()
+    del state["median_offset"]  # a pruner pickled before the offset existed
+    old = MetaPruner.__new__(MetaPruner)
+    old.__setstate__(state)
+    assert old._target_rank(6) == 3  # the median, as it was
 
 
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
@@ -280,6 +325,9 @@ def test_constructor_is_lazy_and_validates():
         MetaPruner(max_resource=0)
     with pytest.raises(ValueError, match="n_ramp_trials"):
         MetaPruner(n_ramp_trials=0)
+    for bad_offset in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="median_offset"):
+            MetaPruner(median_offset=bad_offset)
     study = make_study(MetaPruner(), n_completed=3)
     study.pruner = MetaPruner(model="no-such-model")
     t = study.ask()
