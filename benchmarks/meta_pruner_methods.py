@@ -155,16 +155,21 @@ def _method(
     tag: str,
     *,
     ramp: bool = False,
+    offset_by_sampler: bool = False,
     **kwargs: Any,
 ) -> PrunerMethod:
     """``<sampler>_meta<suffix>``, labelled with its arguments and ``tag`` (e.g. its rule).
 
     ``ramp=False`` (the variants measured before session 9) passes ``n_ramp_trials=1``: they
-    ran before the threshold ramp existed, and so rerun as measured.
+    ran before the threshold ramp existed, and so rerun as measured. Likewise every method
+    but the defaults passes ``median_offset=0`` unless it sets one
+    (``offset_by_sampler=False``): the target was the median before session 11.
     """
     label = _label(sampler, kwargs, tag)
     if not ramp:
         kwargs.setdefault("n_ramp_trials", 1)
+    if not offset_by_sampler:
+        kwargs.setdefault("median_offset", 0)
     return meta_pruner_method(f"{sampler}_meta{suffix}", label, sampler, **kwargs)
 
 
@@ -174,13 +179,16 @@ TPE_K5 = _method("tpe", "_k5", _V1, threshold=0.05, top_k=5)
 TPE_K10 = _method("tpe", "_k10", _V1, threshold=0.05, top_k=10)
 TPE_K20 = _method("tpe", "_k20", _V1, threshold=0.05, top_k=20)
 TPE_F20 = _method("tpe", "_f20", _V1, threshold=0.05, top_k=0.2)
-TPE_DEFAULT = _method("tpe", "_default", "defaults", ramp=True)
-RANDOM_DEFAULT = _method("random", "_default", "defaults", ramp=True)
-META_DEFAULT = _method("meta", "_default", "defaults", ramp=True)
+TPE_DEFAULT = _method("tpe", "_default", "defaults", ramp=True, offset_by_sampler=True)
+RANDOM_DEFAULT = _method("random", "_default", "defaults", ramp=True, offset_by_sampler=True)
+META_DEFAULT = _method("meta", "_default", "defaults", ramp=True, offset_by_sampler=True)
+"""``MetaPruner()``: since session 11 its ``median_offset`` is 2 with Random (0 with TPE and
+MetaSampler), so the Random default row was measured again."""
+RANDOM_MED = _method("random", "_med", "median target, sessions 9-10 default", ramp=True)
+"""The default of sessions 9-10 with Random (``median_offset=0``)."""
 _OFFSET = ""
 TPE_OFFSET1 = _method("tpe", "_off1", _OFFSET, ramp=True, median_offset=1)
 TPE_OFFSET2 = _method("tpe", "_off2", _OFFSET, ramp=True, median_offset=2)
-RANDOM_OFFSET2 = _method("random", "_off2", _OFFSET, ramp=True, median_offset=2)
 META_OFFSET2 = _method("meta", "_off2", _OFFSET, ramp=True, median_offset=2)
 """The target two (one) ranks better than the median while that cap applies (session 11):
 better early, worse late with TPE (not the default)."""
@@ -314,7 +322,7 @@ class _RankDivisorPruner(MetaPruner):
         self.divisor = divisor
         self.best_until = best_until
 
-    def _target_rank(self, n_completed: int) -> int:
+    def _target_rank(self, n_completed: int, median_offset: int) -> int:
         if n_completed <= self.best_until:
             return 1
         k = min(int(self.top_k), math.ceil(n_completed / self.divisor))
@@ -327,6 +335,7 @@ def _session11_method(suffix: str, label: str, pruner_class: type[MetaPruner], *
         f"TPE + MetaPruner() [{label}; 5-fold task CV]",
         "tpe",
         pruner_class=pruner_class,
+        median_offset=0,
         **kw,
     )
 
@@ -354,10 +363,10 @@ TPE_RAMP_T05 = _method("tpe", "_ramp_t05", _RAMP, ramp=True, threshold=0.05)
 default or behind it (not adopted)."""
 
 VARIANTS = [
+    RANDOM_MED,
+    META_OFFSET2,
     TPE_OFFSET1,
     TPE_OFFSET2,
-    RANDOM_OFFSET2,
-    META_OFFSET2,
     TPE_FRACTION2,
     TPE_FRACTION3,
     TPE_DIVISOR4,

@@ -8,7 +8,9 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import optuna
@@ -43,12 +45,13 @@ def make_study(
     transform=lambda v: v,
     steps: np.ndarray = STEPS,
     seed: int = 0,
+    sampler: optuna.samplers.BaseSampler | None = None,
 ) -> optuna.Study:
     """A study with ``n_completed`` finished trials whose finals lie in [0.80, 0.90].
 
-    12 by default: more than the default ``top_k=10``.
+    12 by default: more than the default ``top_k=10``. The sampler is Optuna's default (TPE).
     """
-    study = optuna.create_study(direction=direction, pruner=pruner)
+    study = optuna.create_study(direction=direction, pruner=pruner, sampler=sampler)
     rng = np.random.default_rng(seed)
     for _ in range(n_completed):
         c = acc_curve(0.80 + 0.10 * rng.random(), steps)
@@ -284,19 +287,73 @@ def test_median_offset_moves_the_capped_target_towards_the_best(n, offset, rank)
 
     assert _rank(10, n, offset) == rank
     assert _rank(0.2, n, offset) == max(1, math.ceil(0.2 * n))  # a fraction is not capped
-    assert MetaPruner(median_offset=offset)._target_rank(n) == rank
+    pruner = MetaPruner(median_offset=offset)
+    study_offset = pruner.median_offset_for(make_study(pruner, n_completed=0))
+    assert pruner._target_rank(n, study_offset) == rank
 
 
-def test_default_median_offset_and_old_pickles():
-    assert MetaPruner()._target_rank(6) == 3  # the default targets the median
+def _quiet(factory, **kwargs):
+    """``factory(**kwargs)`` without Optuna's ExperimentalWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return factory(**kwargs)
+
+
+def test_default_median_offset_follows_the_sampler():
+    from optuna_meta.pruner._pruner import AUTO_MEDIAN_OFFSET
+
+    pruner = MetaPruner()
+    assert pruner.median_offset is None
+    by_sampler = {
+        "tpe": optuna.samplers.TPESampler(seed=0),
+        "nsga2": optuna.samplers.NSGAIISampler(seed=0),
+        "random": optuna.samplers.RandomSampler(seed=0),
+        "meta": MetaSampler(seed=0),
+        "qmc": _quiet(optuna.samplers.QMCSampler, seed=0),
+        "grid": optuna.samplers.GridSampler({"x": [0, 1]}),
+    }
+    got = {
+        k: pruner.median_offset_for(optuna.create_study(sampler=v)) for k, v in by_sampler.items()
+    }
+    assert got == {
+        "tpe": 0,
+        "nsga2": 0,
+        "meta": 0,
+        "random": AUTO_MEDIAN_OFFSET,
+        "qmc": AUTO_MEDIAN_OFFSET,
+        "grid": AUTO_MEDIAN_OFFSET,
+    }
+    assert AUTO_MEDIAN_OFFSET == 2
+    assert pruner.median_offset_for(SimpleNamespace()) == 0  # a study object without a sampler
+    assert MetaPruner(median_offset=1).median_offset_for(optuna.create_study()) == 1
+    # in a study: with 3 completed trials RandomSampler's target is the best (as top_k=1),
+    # TPE's their median (as top_k=2)
+    mid = acc_curve(0.86)[:20]
+    probs = {}
+    for key, (sampler, kwargs) in {
+        "random": (optuna.samplers.RandomSampler(seed=0), {}),
+        "random_k1": (optuna.samplers.RandomSampler(seed=0), {"top_k": 1}),
+        "tpe": (None, {}),
+        "tpe_k2": (None, {"top_k": 2}),
+    }.items():
+        p = MetaPruner(**kwargs)
+        study = make_study(p, n_completed=3, sampler=sampler)
+        probs[key] = p.predict(study, run_partial(study, mid, STEPS[:20])[1]).prob_improvement
+    assert probs["random"] == pytest.approx(probs["random_k1"])
+    assert probs["tpe"] == pytest.approx(probs["tpe_k2"])
+    assert probs["random"] < probs["tpe"]
+
+
+def test_median_offset_pickles_and_old_pickles_keep_the_median():
     offset = MetaPruner(median_offset=2)
-    assert offset._target_rank(6) == 1
-    assert pickle.loads(pickle.dumps(offset))._target_rank(6) == 1
-    state = offset.__getstate__()
+    assert pickle.loads(pickle.dumps(offset)).median_offset == 2
+    assert pickle.loads(pickle.dumps(MetaPruner())).median_offset is None
+    state = MetaPruner().__getstate__()
     del state["median_offset"]  # a pruner pickled before the offset existed
     old = MetaPruner.__new__(MetaPruner)
     old.__setstate__(state)
-    assert old._target_rank(6) == 3  # the median, as it was
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler())
+    assert old.median_offset_for(study) == 0  # the median, as it was
 
 
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
