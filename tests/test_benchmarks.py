@@ -323,3 +323,15 @@ def test_curve_tails_table_counts_shares_per_range():
     assert early[2].strip() == "1-2" and early[4].strip() == "100.00%"
     assert early[8].strip() == "100.00%" and later[8].strip() == "0.00%"
     assert later[4].strip() == "0.00%"
+
+
+def test_prune_timing_times_first_and_steady_calls(monkeypatch):
+    from benchmarks import prune_timing
+
+    monkeypatch.setattr(prune_timing, "N_PROBES", 2)
+    bench = objectives.get_surrogate("lcbench")
+    task = objectives.scored_tasks("lcbench")[0]
+    r = prune_timing.time_task(bench, task, n_completed=3, seed=0)
+    # one first call (epoch 1, context rebuilt) and 9 steady ones per probe trial
+    assert len(r["first"]) == 2 and len(r["steady"]) == 2 * (prune_timing.PROBE_EPOCHS - 1)
+    assert all(ms > 0 for ms in r["first"] + r["steady"])

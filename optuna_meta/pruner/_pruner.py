@@ -178,11 +178,11 @@ On YAHPO's held-out test instances (``python -m benchmarks.heldout_pruner``) cal
 was the only variant that did not end behind MetaSampler alone (task 167168); it was not
 chosen on them.
 
-Cost (``python -m benchmarks.prune_timing``): a ``prune`` call takes 0.32-0.39 ms (median,
-10 to 500 completed trials, calibrated tail; 0.4-0.5 ms in session 6 on a busier machine); the
-study's normalisation is cached per study and number of completed trials, so the call right
-after a trial completes rebuilds it (median 0.6 ms with 10 completed trials, 1.8 ms with
-500). Torch is never imported.
+Cost (``python -m benchmarks.prune_timing``, session 11): a ``prune`` call takes 0.12-0.16 ms
+(median, 10 to 500 completed trials, calibrated tail; 0.32-0.39 ms in session 7 and 0.4-0.5
+ms in session 6, on busier machines); the study's normalisation is cached per study and
+number of completed trials, so the call right after a trial completes rebuilds it (median
+0.26 ms with 10 completed trials, 0.80 ms with 500). Torch is never imported.
 
 Example:
     .. code-block:: python
