@@ -190,6 +190,13 @@ _OFFSET = ""
 TPE_OFFSET1 = _method("tpe", "_off1", _OFFSET, ramp=True, median_offset=1)
 TPE_OFFSET2 = _method("tpe", "_off2", _OFFSET, ramp=True, median_offset=2)
 META_OFFSET2 = _method("meta", "_off2", _OFFSET, ramp=True, median_offset=2)
+TPE_OFFSET2_RAMP10 = _method(
+    "tpe", "_off2_ramp10", _OFFSET, ramp=True, median_offset=2, n_ramp_trials=10
+)
+TPE_OFFSET1_RAMP10 = _method(
+    "tpe", "_off1_ramp10", _OFFSET, ramp=True, median_offset=1, n_ramp_trials=10
+)
+"""The offset with a longer threshold ramp (session 11)."""
 """The target two (one) ranks better than the median while that cap applies (session 11):
 better early, worse late with TPE (not the default)."""
 _S8 = "session-8 default, no ramp"
@@ -365,6 +372,8 @@ default or behind it (not adopted)."""
 VARIANTS = [
     RANDOM_MED,
     META_OFFSET2,
+    TPE_OFFSET2_RAMP10,
+    TPE_OFFSET1_RAMP10,
     TPE_OFFSET1,
     TPE_OFFSET2,
     TPE_FRACTION2,

@@ -222,6 +222,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from optuna.logging import get_logger
 from optuna.pruners import BasePruner
+from optuna.samplers import GridSampler, QMCSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -605,8 +606,6 @@ def _is_non_adaptive(sampler: object) -> bool:
     completed one, so each good trial stopped by mistake steers it away from a good region,
     and a harder early target costs more late than it gains early (module doc).
     """
-    from optuna.samplers import GridSampler, QMCSampler, RandomSampler
-
     return isinstance(sampler, (RandomSampler, QMCSampler, GridSampler))
 
 
