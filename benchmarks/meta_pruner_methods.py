@@ -155,20 +155,20 @@ def _method(
     tag: str,
     *,
     ramp: bool = False,
-    offset_by_sampler: bool = False,
+    defaults: bool = False,
     **kwargs: Any,
 ) -> PrunerMethod:
     """``<sampler>_meta<suffix>``, labelled with its arguments and ``tag`` (e.g. its rule).
 
-    ``ramp=False`` (the variants measured before session 9) passes ``n_ramp_trials=1``: they
-    ran before the threshold ramp existed, and so rerun as measured. Likewise every method
-    but the defaults passes ``median_offset=0`` unless it sets one
-    (``offset_by_sampler=False``): the target was the median before session 11.
+    Every method but the defaults (``defaults=True``) reruns as it was measured: ``ramp=False``
+    (the variants measured before session 9) passes ``n_ramp_trials=1``, since they ran before
+    the threshold ramp existed, and ``ramp=True`` the ramp of sessions 9-10
+    (``n_ramp_trials=5``) unless it sets one; all pass ``median_offset=0`` (the target of
+    sessions 6-10) unless they set one.
     """
     label = _label(sampler, kwargs, tag)
-    if not ramp:
-        kwargs.setdefault("n_ramp_trials", 1)
-    if not offset_by_sampler:
+    if not defaults:
+        kwargs.setdefault("n_ramp_trials", 5 if ramp else 1)
         kwargs.setdefault("median_offset", 0)
     return meta_pruner_method(f"{sampler}_meta{suffix}", label, sampler, **kwargs)
 
@@ -179,26 +179,32 @@ TPE_K5 = _method("tpe", "_k5", _V1, threshold=0.05, top_k=5)
 TPE_K10 = _method("tpe", "_k10", _V1, threshold=0.05, top_k=10)
 TPE_K20 = _method("tpe", "_k20", _V1, threshold=0.05, top_k=20)
 TPE_F20 = _method("tpe", "_f20", _V1, threshold=0.05, top_k=0.2)
-TPE_DEFAULT = _method("tpe", "_default", "defaults", ramp=True, offset_by_sampler=True)
-RANDOM_DEFAULT = _method("random", "_default", "defaults", ramp=True, offset_by_sampler=True)
-META_DEFAULT = _method("meta", "_default", "defaults", ramp=True, offset_by_sampler=True)
-"""``MetaPruner()``: since session 11 its ``median_offset`` is 2 with Random (0 with TPE and
-MetaSampler), so the Random default row was measured again."""
-RANDOM_MED = _method("random", "_med", "median target, sessions 9-10 default", ramp=True)
-"""The default of sessions 9-10 with Random (``median_offset=0``)."""
+TPE_DEFAULT = _method("tpe", "_default", "defaults", defaults=True)
+RANDOM_DEFAULT = _method("random", "_default", "defaults", defaults=True)
+META_DEFAULT = _method("meta", "_default", "defaults", defaults=True)
+"""``MetaPruner()``. Session 11 changed its defaults (``median_offset=2``; the ramp over 10
+completed trials with TPE, 5 otherwise), so every default row was measured again."""
+_MED = "median target, ramp over 5: sessions 9-10 default"
+TPE_MED = _method("tpe", "_med", _MED, ramp=True)
+RANDOM_MED = _method("random", "_med", _MED, ramp=True)
+META_MED = _method("meta", "_med", _MED, ramp=True)
+"""The defaults of sessions 9-10 (``median_offset=0, n_ramp_trials=5``)."""
 _OFFSET = ""
-TPE_OFFSET1 = _method("tpe", "_off1", _OFFSET, ramp=True, median_offset=1)
-TPE_OFFSET2 = _method("tpe", "_off2", _OFFSET, ramp=True, median_offset=2)
-META_OFFSET2 = _method("meta", "_off2", _OFFSET, ramp=True, median_offset=2)
-TPE_OFFSET2_RAMP10 = _method(
-    "tpe", "_off2_ramp10", _OFFSET, ramp=True, median_offset=2, n_ramp_trials=10
-)
+TPE_OFFSET1 = _method("tpe", "_off1", _OFFSET, ramp=True, median_offset=1, n_ramp_trials=5)
+TPE_OFFSET2 = _method("tpe", "_off2", _OFFSET, ramp=True, median_offset=2, n_ramp_trials=5)
+"""The target one or two ranks better than the median while that cap applies, with the ramp
+over 5 trials (session 11): better early, worse late with TPE."""
 TPE_OFFSET1_RAMP10 = _method(
     "tpe", "_off1_ramp10", _OFFSET, ramp=True, median_offset=1, n_ramp_trials=10
 )
-"""The offset with a longer threshold ramp (session 11)."""
-"""The target two (one) ranks better than the median while that cap applies (session 11):
-better early, worse late with TPE (not the default)."""
+RANDOM_OFFSET2_RAMP10 = _method(
+    "random", "_off2_ramp10", _OFFSET, ramp=True, median_offset=2, n_ramp_trials=10
+)
+META_OFFSET2_RAMP10 = _method(
+    "meta", "_off2_ramp10", _OFFSET, ramp=True, median_offset=2, n_ramp_trials=10
+)
+"""The longer ramp with other offsets or samplers (session 11; seeds 0-2): behind the
+defaults."""
 _S8 = "session-8 default, no ramp"
 TPE_S5 = _method("tpe", "_s5", _S8, n_startup_trials=5)
 RANDOM_S5 = _method("random", "_s5", _S8, n_startup_trials=5)
@@ -283,6 +289,7 @@ def _eager_method(suffix: str, eagerness: float) -> PrunerMethod:
         eagerness=eagerness,
         n_startup_trials=1,
         n_ramp_trials=1,
+        median_offset=0,
     )
 
 
@@ -311,8 +318,9 @@ class _FractionThresholdPruner(MetaPruner):
             self._fraction = pred.fraction
         return pred
 
-    def effective_threshold(self, n_completed: int) -> float:
-        return super().effective_threshold(n_completed) * self.slope * (1.0 - self._fraction)
+    def effective_threshold(self, n_completed: int, study: Any = None) -> float:
+        ramped = super().effective_threshold(n_completed, study)
+        return ramped * self.slope * (1.0 - self._fraction)
 
 
 class _RankDivisorPruner(MetaPruner):
@@ -343,6 +351,7 @@ def _session11_method(suffix: str, label: str, pruner_class: type[MetaPruner], *
         "tpe",
         pruner_class=pruner_class,
         median_offset=0,
+        n_ramp_trials=5,
         **kw,
     )
 
@@ -370,10 +379,12 @@ TPE_RAMP_T05 = _method("tpe", "_ramp_t05", _RAMP, ramp=True, threshold=0.05)
 default or behind it (not adopted)."""
 
 VARIANTS = [
+    TPE_MED,
     RANDOM_MED,
-    META_OFFSET2,
-    TPE_OFFSET2_RAMP10,
+    META_MED,
     TPE_OFFSET1_RAMP10,
+    RANDOM_OFFSET2_RAMP10,
+    META_OFFSET2_RAMP10,
     TPE_OFFSET1,
     TPE_OFFSET2,
     TPE_FRACTION2,

@@ -11,7 +11,8 @@ protocol, with the same 5-fold task CV as the other pruner rows:
    written with :func:`optuna_meta.data.export_to_storage` into a journal file.
 2. Per fold: ``optuna-meta train-curve --storage <journal> --study <task> ...`` with the
    fold's training tasks, the command a user runs (``optuna_meta.cli.main``).
-3. ``TPESampler`` + ``MetaPruner(model=<that file>)``, every other setting default.
+3. ``TPESampler`` + ``MetaPruner(model=<that file>, median_offset=0, n_ramp_trials=5)``:
+   the defaults of session 10, when it was measured.
 
 Run (writes ``benchmarks/results/raw/pruner_lcbench_tpe_meta_storage.json``)::
 
@@ -86,14 +87,17 @@ def _tpe_storage(ctx: BenchContext) -> tuple[TPESampler, MetaPruner]:
     key = ("storage-curve-model", ctx.train_tasks)
     if key not in ctx.cache:
         ctx.cache[key] = storage_fold_model(ctx.train_tasks)
-    return TPESampler(seed=ctx.seed), MetaPruner(ctx.cache[key])
+    # measured in session 10, with that session's defaults (the target capped at the median,
+    # the ramp over 5 completed trials); session 11 changed both
+    pruner = MetaPruner(ctx.cache[key], median_offset=0, n_ramp_trials=5)
+    return TPESampler(seed=ctx.seed), pruner
 
 
 TPE_STORAGE = PrunerMethod(
     "tpe_meta_storage",
     _tpe_storage,
     label=f"TPE + MetaPruner(model=train-curve on {N_PAST_TRIALS}-trial past studies) "
-    "[5-fold task CV]",
+    "[session-10 defaults; 5-fold task CV]",
     baseline="tpe_nop",
     version=f"storage{STORAGE_VERSION}+curve{TRAINING_VERSION}",
 )
