@@ -337,7 +337,7 @@ class _RankDivisorPruner(MetaPruner):
         self.divisor = divisor
         self.best_until = best_until
 
-    def _target_rank(self, n_completed: int, median_offset: int) -> int:
+    def _target_rank(self, n_completed: int) -> int:
         if n_completed <= self.best_until:
             return 1
         k = min(int(self.top_k), math.ceil(n_completed / self.divisor))

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("matplotlib")
 
+from optuna_meta.curve import CurveModel
 from optuna_meta.data import default_yahpo_dir
 
 if default_yahpo_dir() is None:
@@ -335,3 +336,29 @@ def test_prune_timing_times_first_and_steady_calls(monkeypatch):
     # one first call (epoch 1, context rebuilt) and 9 steady ones per probe trial
     assert len(r["first"]) == 2 and len(r["steady"]) == 2 * (prune_timing.PROBE_EPOCHS - 1)
     assert all(ms > 0 for ms in r["first"] + r["steady"])
+
+
+def test_benchmark_pruner_variants_override_the_rule_they_name():
+    from benchmarks import meta_pruner_methods as mpm
+
+    model = CurveModel.load("lcbench-curve")
+    quarter = mpm._RankDivisorPruner(model, divisor=4.0, median_offset=0, n_ramp_trials=5)
+    assert [quarter._target_rank(n) for n in (1, 4, 5, 8, 9, 40, 80)] == [1, 1, 2, 2, 3, 10, 10]
+    best4 = mpm._RankDivisorPruner(model, best_until=4, median_offset=0, n_ramp_trials=5)
+    assert [best4._target_rank(n) for n in (4, 5, 6)] == [1, 3, 3]
+    frac = mpm._FractionThresholdPruner(model, slope=2.0, median_offset=0, n_ramp_trials=5)
+    frac._fraction = 0.25
+    assert frac.effective_threshold(5) == pytest.approx(2.0 * frac.threshold * 0.75)
+    # in a study the subclass's rule is the one applied (a wrong override would fail silently:
+    # prune() logs prediction errors and does not prune)
+    study = optuna.create_study(direction="maximize", pruner=quarter)
+    for v in (0.80, 0.85, 0.90):
+        t = study.ask()
+        for epoch in range(1, 11):
+            t.report(v * epoch / 10, epoch)
+        study.tell(t, v)
+    t = study.ask()
+    for epoch in range(1, 4):
+        t.report(0.5 * epoch / 10, epoch)
+    pred = quarter.predict(study, study._storage.get_trial(t._trial_id))
+    assert pred is not None and 0.0 <= pred.prob_improvement <= 1.0
