@@ -38,6 +38,12 @@ Session 9 made pruning start at the first completion with a threshold ramp
 ``*_meta_s5`` (``TPE_S5``, ``RANDOM_S5``, ``META_S5``), and every variant defined before
 session 9 passes ``n_ramp_trials=1`` so that it reruns as measured; the ramp variants are
 labelled "with the ramp".
+
+Session 11 made the target two ranks better than the median (``median_offset=2``) and the ramp
+run over 10 completed trials with TPE (5 otherwise). The session-10 default rows were renamed
+``*_meta_med`` (``TPE_MED``, ``RANDOM_MED``, ``META_MED``: ``median_offset=0,
+n_ramp_trials=5``), and every variant defined before session 11 passes ``median_offset=0`` and
+its ramp, so it reruns as measured.
 """
 
 from __future__ import annotations
@@ -344,7 +350,11 @@ class _RankDivisorPruner(MetaPruner):
         return max(1, min(k, n_completed))
 
 
-def _session11_method(suffix: str, label: str, pruner_class: type[MetaPruner], **kw: Any):
+def _session11_method(
+    suffix: str, label: str, pruner_class: type[MetaPruner], **kw: Any
+) -> PrunerMethod:
+    """A benchmark-only TPE rule of session 11, with that session's other settings
+    (``median_offset=0``, the ramp over 5 completed trials)."""
     return meta_pruner_method(
         f"tpe_meta{suffix}",
         f"TPE + MetaPruner() [{label}; 5-fold task CV]",
