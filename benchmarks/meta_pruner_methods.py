@@ -39,11 +39,10 @@ Session 9 made pruning start at the first completion with a threshold ramp
 session 9 passes ``n_ramp_trials=1`` so that it reruns as measured; the ramp variants are
 labelled "with the ramp".
 
-Session 11 made the target two ranks better than the median (``median_offset=2``) and the ramp
-run over 10 completed trials with TPE (5 otherwise). The session-10 default rows were renamed
-``*_meta_med`` (``TPE_MED``, ``RANDOM_MED``, ``META_MED``: ``median_offset=0,
-n_ramp_trials=5``), and every variant defined before session 11 passes ``median_offset=0`` and
-its ramp, so it reruns as measured.
+Session 11 added ``median_offset``, whose default follows the sampler (2 with random,
+quasi-random and grid search, 0 otherwise). The session-10 Random default row was renamed
+``random_meta_med`` (``RANDOM_MED``), and every variant defined before session 11 passes
+``median_offset=0`` and its ramp, so it reruns as measured.
 """
 
 from __future__ import annotations
@@ -188,18 +187,22 @@ TPE_F20 = _method("tpe", "_f20", _V1, threshold=0.05, top_k=0.2)
 TPE_DEFAULT = _method("tpe", "_default", "defaults", defaults=True)
 RANDOM_DEFAULT = _method("random", "_default", "defaults", defaults=True)
 META_DEFAULT = _method("meta", "_default", "defaults", defaults=True)
-"""``MetaPruner()``. Session 11 changed its defaults (``median_offset=2``; the ramp over 10
-completed trials with TPE, 5 otherwise), so every default row was measured again."""
-_MED = "median target, ramp over 5: sessions 9-10 default"
-TPE_MED = _method("tpe", "_med", _MED, ramp=True)
-RANDOM_MED = _method("random", "_med", _MED, ramp=True)
-META_MED = _method("meta", "_med", _MED, ramp=True)
-"""The defaults of sessions 9-10 (``median_offset=0, n_ramp_trials=5``)."""
+"""``MetaPruner()``. Since session 11 its ``median_offset`` follows the sampler (2 with random,
+quasi-random and grid search, 0 otherwise), so the Random default row was measured again; the
+TPE and MetaSampler rows stand."""
+RANDOM_MED = _method("random", "_med", "median target, sessions 9-10 default", ramp=True)
+"""The default of sessions 9-10 with Random (``median_offset=0``)."""
 _OFFSET = ""
 TPE_OFFSET1 = _method("tpe", "_off1", _OFFSET, ramp=True, median_offset=1, n_ramp_trials=5)
 TPE_OFFSET2 = _method("tpe", "_off2", _OFFSET, ramp=True, median_offset=2, n_ramp_trials=5)
+META_OFFSET2 = _method("meta", "_off2", _OFFSET, ramp=True, median_offset=2, n_ramp_trials=5)
 """The target one or two ranks better than the median while that cap applies, with the ramp
-over 5 trials (session 11): better early, worse late with TPE."""
+over 5 trials (session 11): better early, worse late with TPE; level with MetaSampler."""
+TPE_OFFSET2_RAMP10 = _method(
+    "tpe", "_off2_ramp10", _OFFSET, ramp=True, median_offset=2, n_ramp_trials=10
+)
+"""Offset 2 with the ramp over 10 (session 11): the default for part of the session, until
+three fresh seeds (9-11) put it behind no pruning at 5200 epochs over twelve seeds."""
 TPE_OFFSET1_RAMP10 = _method(
     "tpe", "_off1_ramp10", _OFFSET, ramp=True, median_offset=1, n_ramp_trials=10
 )
@@ -209,8 +212,8 @@ RANDOM_OFFSET2_RAMP10 = _method(
 META_OFFSET2_RAMP10 = _method(
     "meta", "_off2_ramp10", _OFFSET, ramp=True, median_offset=2, n_ramp_trials=10
 )
-"""The longer ramp with other offsets or samplers (session 11; seeds 0-2): behind the
-defaults."""
+"""The longer ramp with offset 1 (TPE, nine seeds) and with Random and MetaSampler (seeds
+0-2; behind their defaults)."""
 _S8 = "session-8 default, no ramp"
 TPE_S5 = _method("tpe", "_s5", _S8, n_startup_trials=5)
 RANDOM_S5 = _method("random", "_s5", _S8, n_startup_trials=5)
@@ -324,8 +327,8 @@ class _FractionThresholdPruner(MetaPruner):
             self._fraction = pred.fraction
         return pred
 
-    def effective_threshold(self, n_completed: int, study: Any = None) -> float:
-        ramped = super().effective_threshold(n_completed, study)
+    def effective_threshold(self, n_completed: int) -> float:
+        ramped = super().effective_threshold(n_completed)
         return ramped * self.slope * (1.0 - self._fraction)
 
 
@@ -343,7 +346,7 @@ class _RankDivisorPruner(MetaPruner):
         self.divisor = divisor
         self.best_until = best_until
 
-    def _target_rank(self, n_completed: int) -> int:
+    def _target_rank(self, n_completed: int, median_offset: int) -> int:
         if n_completed <= self.best_until:
             return 1
         k = min(int(self.top_k), math.ceil(n_completed / self.divisor))
@@ -389,9 +392,9 @@ TPE_RAMP_T05 = _method("tpe", "_ramp_t05", _RAMP, ramp=True, threshold=0.05)
 default or behind it (not adopted)."""
 
 VARIANTS = [
-    TPE_MED,
     RANDOM_MED,
-    META_MED,
+    META_OFFSET2,
+    TPE_OFFSET2_RAMP10,
     TPE_OFFSET1_RAMP10,
     RANDOM_OFFSET2_RAMP10,
     META_OFFSET2_RAMP10,

@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     rows = []
     for method, baseline, compare in (
-        ("tpe_oracle", "tpe_nop", ("tpe_meta_default", "tpe_meta_med", "tpe_meta_v2")),
+        ("tpe_oracle", "tpe_nop", ("tpe_meta_default", "tpe_meta_v2")),
         # the MetaSampler oracle ran with the 5-entry-design fold models of session 5
         ("meta_oracle", "meta_nop_design5", ("meta_meta_design5", "meta_meta_v2")),
     ):

@@ -343,9 +343,9 @@ def test_benchmark_pruner_variants_override_the_rule_they_name():
 
     model = CurveModel.load("lcbench-curve")
     quarter = mpm._RankDivisorPruner(model, divisor=4.0, median_offset=0, n_ramp_trials=5)
-    assert [quarter._target_rank(n) for n in (1, 4, 5, 8, 9, 40, 80)] == [1, 1, 2, 2, 3, 10, 10]
+    assert [quarter._target_rank(n, 0) for n in (1, 4, 5, 8, 9, 40, 80)] == [1, 1, 2, 2, 3, 10, 10]
     best4 = mpm._RankDivisorPruner(model, best_until=4, median_offset=0, n_ramp_trials=5)
-    assert [best4._target_rank(n) for n in (4, 5, 6)] == [1, 3, 3]
+    assert [best4._target_rank(n, 0) for n in (4, 5, 6)] == [1, 3, 3]
     frac = mpm._FractionThresholdPruner(model, slope=2.0, median_offset=0, n_ramp_trials=5)
     frac._fraction = 0.25
     assert frac.effective_threshold(5) == pytest.approx(2.0 * frac.threshold * 0.75)

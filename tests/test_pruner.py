@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -193,24 +194,12 @@ def test_threshold_ramps_up_over_the_first_completed_trials():
     p = probe.predict(study, run_partial(study, mid, STEPS[:15])[1]).prob_improvement
     assert 0.0 < p < 1.0
     threshold = min(1.0, 2.0 * p)  # above p, but threshold / 5 is below it
-    ramped = MetaPruner(threshold=threshold)  # the default ramp: over 10 trials with TPE
+    ramped = MetaPruner(threshold=threshold)  # the default n_ramp_trials=5
     assert run_partial(make_study(ramped, n_completed=1), mid, STEPS[:15])[0] is False
     flat = MetaPruner(threshold=threshold, n_ramp_trials=1)
     assert run_partial(make_study(flat, n_completed=1), mid, STEPS[:15])[0] is True
-    # with TPE (make_study's sampler) the ramp runs over 10 completed trials, else over 5
-    tpe_study = make_study(MetaPruner(), n_completed=0)
-    assert ramped.ramp_trials_for(tpe_study) == 10
-    assert ramped.effective_threshold(1, tpe_study) == pytest.approx(threshold / 10)
-    assert ramped.effective_threshold(5, tpe_study) == pytest.approx(threshold / 2)
-    assert ramped.effective_threshold(10, tpe_study) == threshold
-    for sampler in (optuna.samplers.RandomSampler(seed=0), MetaSampler(seed=0)):
-        study = optuna.create_study(sampler=sampler)
-        assert ramped.ramp_trials_for(study) == 5
-        assert ramped.effective_threshold(1, study) == pytest.approx(threshold / 5)
-    assert ramped.ramp_trials_for(SimpleNamespace()) == 5  # a study object without a sampler
     assert ramped.effective_threshold(1) == pytest.approx(threshold / 5)
     assert ramped.effective_threshold(5) == ramped.effective_threshold(50) == threshold
-    assert MetaPruner(n_ramp_trials=3).ramp_trials_for(tpe_study) == 3
     # a pruner pickled before the ramp existed keeps its old behaviour
     state = flat.__getstate__()
     del state["n_ramp_trials"]
@@ -249,18 +238,18 @@ def test_fractional_top_k_targets_a_share_of_the_completed_trials():
         "k2": {"top_k": 2},
         "k10": {"top_k": 10},
         "f99": {"top_k": 0.99},
-        "median": {"top_k": 10, "median_offset": 0},
+        "offset2": {"top_k": 10, "median_offset": 2},
         "k1": {"top_k": 1},
     }.items():
         pruner = MetaPruner(**kwargs)
         study = make_study(pruner, n_completed=3)
         few[key] = pruner.predict(study, run_partial(study, mid, STEPS[:20])[1])
-    # the default offset 2 with 3 completed: the best of them, as top_k=1 (and top_k=2)
-    assert few["k10"].prob_improvement == pytest.approx(few["k1"].prob_improvement)
+    # with 3 completed: their median (the 2nd best), as top_k=2
     assert few["k10"].prob_improvement == pytest.approx(few["k2"].prob_improvement)
-    # offset 0: their median (the 2nd best), an easier target
-    assert few["median"].prob_improvement > few["k10"].prob_improvement
-    assert few["f99"].prob_improvement > few["median"].prob_improvement
+    assert few["f99"].prob_improvement > few["k10"].prob_improvement
+    # two ranks better than the median: the best of them, as top_k=1, a harder target
+    assert few["offset2"].prob_improvement == pytest.approx(few["k1"].prob_improvement)
+    assert few["offset2"].prob_improvement < few["k10"].prob_improvement
     # pruning waits for n_startup_trials completed trials only
     study = make_study(MetaPruner(top_k=0.25, n_startup_trials=2), n_completed=2)
     assert run_partial(study, BAD, STEPS[:15])[0] is True
@@ -298,19 +287,73 @@ def test_median_offset_moves_the_capped_target_towards_the_best(n, offset, rank)
 
     assert _rank(10, n, offset) == rank
     assert _rank(0.2, n, offset) == max(1, math.ceil(0.2 * n))  # a fraction is not capped
-    assert MetaPruner(median_offset=offset)._target_rank(n) == rank
+    pruner = MetaPruner(median_offset=offset)
+    study_offset = pruner.median_offset_for(make_study(pruner, n_completed=0))
+    assert pruner._target_rank(n, study_offset) == rank
 
 
-def test_default_median_offset_and_pickles():
-    assert MetaPruner().median_offset == 2
-    assert MetaPruner()._target_rank(6) == 1 and MetaPruner()._target_rank(7) == 2
-    assert MetaPruner(median_offset=0)._target_rank(6) == 3  # the median
-    assert pickle.loads(pickle.dumps(MetaPruner(median_offset=1))).median_offset == 1
+def _quiet(factory, **kwargs):
+    """``factory(**kwargs)`` without Optuna's ExperimentalWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return factory(**kwargs)
+
+
+def test_default_median_offset_follows_the_sampler():
+    from optuna_meta.pruner._pruner import AUTO_MEDIAN_OFFSET
+
+    pruner = MetaPruner()
+    assert pruner.median_offset is None
+    by_sampler = {
+        "tpe": optuna.samplers.TPESampler(seed=0),
+        "nsga2": optuna.samplers.NSGAIISampler(seed=0),
+        "random": optuna.samplers.RandomSampler(seed=0),
+        "meta": MetaSampler(seed=0),
+        "qmc": _quiet(optuna.samplers.QMCSampler, seed=0),
+        "grid": optuna.samplers.GridSampler({"x": [0, 1]}),
+    }
+    got = {
+        k: pruner.median_offset_for(optuna.create_study(sampler=v)) for k, v in by_sampler.items()
+    }
+    assert got == {
+        "tpe": 0,
+        "nsga2": 0,
+        "meta": 0,
+        "random": AUTO_MEDIAN_OFFSET,
+        "qmc": AUTO_MEDIAN_OFFSET,
+        "grid": AUTO_MEDIAN_OFFSET,
+    }
+    assert AUTO_MEDIAN_OFFSET == 2
+    assert pruner.median_offset_for(SimpleNamespace()) == 0  # a study object without a sampler
+    assert MetaPruner(median_offset=1).median_offset_for(optuna.create_study()) == 1
+    # in a study: with 3 completed trials RandomSampler's target is the best (as top_k=1),
+    # TPE's their median (as top_k=2)
+    mid = acc_curve(0.86)[:20]
+    probs = {}
+    for key, (sampler, kwargs) in {
+        "random": (optuna.samplers.RandomSampler(seed=0), {}),
+        "random_k1": (optuna.samplers.RandomSampler(seed=0), {"top_k": 1}),
+        "tpe": (None, {}),
+        "tpe_k2": (None, {"top_k": 2}),
+    }.items():
+        p = MetaPruner(**kwargs)
+        study = make_study(p, n_completed=3, sampler=sampler)
+        probs[key] = p.predict(study, run_partial(study, mid, STEPS[:20])[1]).prob_improvement
+    assert probs["random"] == pytest.approx(probs["random_k1"])
+    assert probs["tpe"] == pytest.approx(probs["tpe_k2"])
+    assert probs["random"] < probs["tpe"]
+
+
+def test_median_offset_pickles_and_old_pickles_keep_the_median():
+    offset = MetaPruner(median_offset=2)
+    assert pickle.loads(pickle.dumps(offset)).median_offset == 2
+    assert pickle.loads(pickle.dumps(MetaPruner())).median_offset is None
     state = MetaPruner().__getstate__()
     del state["median_offset"]  # a pruner pickled before the offset existed
     old = MetaPruner.__new__(MetaPruner)
     old.__setstate__(state)
-    assert old._target_rank(6) == 3  # the median, as it was
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler())
+    assert old.median_offset_for(study) == 0  # the median, as it was
 
 
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])

@@ -24,15 +24,13 @@ Decision at each ``trial.should_prune()`` (``prune``):
    ``k = max(1, min(top_k, ceil(n / 2) - median_offset))`` for ``n`` completed trials:
    while fewer than ``2 * (top_k + median_offset)`` have completed, the target is
    ``median_offset`` ranks better than their median, so a trial must be likely to reach the
-   better part of them (the default 2: the best completed trial until 6 have completed; a
-   fractional ``top_k`` gives ``k = ceil(top_k * n)``). The ramp: with few completed curves
-   as context the model cannot yet tell a slow starter from a bad trial well, so the first
-   checks stop only trials it is very sure about (one completed trial: ``threshold / 5``, or
-   ``threshold / 10`` with TPE), instead of waiting for several completions. Its length
-   follows the sampler (``n_ramp_trials=None``): 10 completed trials with a TPESampler, which
-   ranks pruned trials below completed ones by their early values, so a good trial stopped
-   by mistake early in a study steers it away from a good region; 5 with any other sampler
-   (see "Session 11" below).
+   better part of them (a fractional ``top_k`` gives ``k = ceil(top_k * n)``). By default the
+   offset follows the sampler: 2 (the best completed trial until 6 have completed) with
+   samplers that do not adapt to results (random, quasi-random, grid), 0 (the median) with
+   TPE, MetaSampler and any other sampler (see "The offset" below). The ramp: with few
+   completed curves as context the model cannot yet tell a slow starter from a bad trial
+   well, so the first checks stop only trials it is very sure about (one completed trial:
+   ``threshold / 5``), instead of waiting for five completions.
 4. A prediction that fails never fails the user's trial: a curve model file that cannot be
    loaded (missing, foreign, corrupt) logs one warning and disables pruning in this process,
    as MetaSampler falls back to its fallback sampler; any other error logs a warning and the
@@ -117,7 +115,7 @@ default (``n_startup_trials=5``, no ramp):
   -0.0186 (se 0.0046) / -0.0127 (0.0025) / -0.0040 (0.0026) / -0.0041 (0.0029)); median
   speed-up 1.30x against 1.24x, 87 against 84 of 102 runs reach the no-pruning final.
 * Random: 0.1345 / 0.1074 / 0.0831 / 0.0719 against 0.1565 / 0.1183 / 0.0915 / 0.0736;
-  2.06x against 1.61x.
+  2.06x against 1.61x (both with the median target; the offset below improved it again).
 * MetaSampler: 0.0020 / 0.0015 / 0.0007 / 0.0002 against 0.0022 / 0.0011 / 0.0006 / 0.0005
   (no pruning 0.0034 / 0.0011 / 0.0005 / 0.0004): noise-level differences (paired se
   0.0002-0.0004). With MetaSampler's design in EI order (session 10) the ramp gets 0.0022 /
@@ -126,31 +124,34 @@ default (``n_startup_trials=5``, no ramp):
 A ramp over 3 or 10 trials, or 2 startup trials with the ramp, was level or behind with TPE
 (``benchmarks/README.md``).
 
-Session 11: ``median_offset=2`` (the target two ranks better than the median while the
-median caps it; 0 until then) and the ramp by sampler. Regret at 520 / 1040 / 2600 / 5200
-epochs, paired against the session-10 default (``median_offset=0, n_ramp_trials=5``), se in
-brackets:
+The offset (session 11): ``median_offset=k`` moves the early target ``k`` ranks above the
+median of the completed trials. Regret at 520 / 1040 / 2600 / 5200 epochs, paired against
+``median_offset=0`` (se):
 
-* TPE, nine seeds (306 runs): 0.1406 / 0.0972 / 0.0652 / 0.0543 against 0.1497 / 0.1049 /
-  0.0682 / 0.0540: -0.0092 (0.0020) / -0.0077 (0.0024) / -0.0030 (0.0025) / +0.0003
-  (0.0027), and ahead of WilcoxonPruner (0.1421 / 0.1103 / 0.0911 / 0.0789) and of no pruning
-  (0.1879 / 0.1227 / 0.0742 / 0.0565) at every budget, which the old default was not against
-  Wilcoxon at 520 epochs. The offset with the old ramp over 5 trials gains as much early and
-  loses late (0.1360 / 0.0972 / 0.0723 / 0.0603: +0.0063 (0.0029) at 5200 epochs, behind no
-  pruning); the longer ramp keeps the late budgets. Chosen on seeds 0-2 among ten variants;
-  seeds 3-8 alone confirm it (-0.0104 / -0.0085 / -0.0033 / +0.0006).
-* Random, seeds 0-2 (ramp over 5): 0.1233 / 0.0987 / 0.0777 / 0.0650 against 0.1345 / 0.1074 /
-  0.0831 / 0.0719: -0.0112 (0.0041) / -0.0086 (0.0023) / -0.0054 (0.0023) / -0.0069
-  (0.0030); median speed-up 2.54x against 2.06x. The ramp over 10 loses 0.0108 (0.0032) of
-  that at 520 epochs.
-* MetaSampler, seeds 0-5 (ramp over 5): 0.0020 / 0.0012 / 0.0006 / 0.0001 against 0.0019 /
-  0.0013 / 0.0008 / 0.0003: level (+0.0001 / -0.0001 / -0.0002 / -0.0001, se
-  0.0001-0.0002) and ahead of no pruning at every budget. The ramp over 10 (seeds 0-2) ends
-  behind (+0.0004, se 0.0002, at 5200 epochs).
+* TPE, nine seeds (306 runs): ``k=2`` gets 0.1360 / 0.0972 / 0.0723 / 0.0603 against 0.1497 /
+  0.1049 / 0.0682 / 0.0540: -0.0137 (0.0024) / -0.0077 (0.0024) / +0.0041 (0.0028) / +0.0063
+  (0.0029), behind no pruning (0.0565) at the end; ``k=1``: -0.0116 / -0.0035 / +0.0017 /
+  +0.0034 (0.0024). Ahead of WilcoxonPruner at every budget, which ``k=0`` is not at 520
+  epochs, but worse late, so 0 stays TPE's default.
+* TPE with ``k=2`` and ``n_ramp_trials=10``: over the same nine seeds 0.1406 / 0.0972 /
+  0.0652 / 0.0543, -0.0092 (0.0020) / -0.0077 (0.0024) / -0.0030 (0.0025) / +0.0003
+  (0.0027), and ahead of Wilcoxon and no pruning at every budget, so it was made the default
+  for a while. A check on three fresh seeds (9-11) then gave -0.0002 / -0.0060 / +0.0048 /
+  +0.0100 (0.0065); over the twelve seeds it is +0.0027 (0.0026) at 5200 epochs and behind no
+  pruning there (+0.0013, se 0.0027; ``k=0`` with the ramp over 5: -0.0014, se 0.0020), and
+  it ends worse than no pruning in more runs (142 of 408 against 84). Not the default: a
+  pruner must not make the final result worse. ``MetaPruner(median_offset=2,
+  n_ramp_trials=10)`` is better in the first ~1000 epochs with TPE (-0.0069 / -0.0072 over the
+  twelve seeds), for small budgets.
+* Random, seeds 0-2: ``k=2`` gets 0.1233 / 0.0987 / 0.0777 / 0.0650 against 0.1345 / 0.1074 /
+  0.0831 / 0.0719: -0.0112 (0.0041) / -0.0086 (0.0023) / -0.0054 (0.0023) / -0.0069 (0.0030);
+  median speed-up 2.54x against 2.06x.
+* MetaSampler, seeds 0-5: +0.0001 / -0.0001 / -0.0002 / -0.0001 (se 0.0001-0.0002): level,
+  so 0 stays its default.
 
 Other ways to stop more early (a threshold falling with the curve fraction, a rank
-``ceil(n / 3)`` or ``ceil(n / 4)``, the best completed trial until 4 have completed, offset 1)
-did no better with TPE (``benchmarks/README.md``).
+``ceil(n / 3)`` or ``ceil(n / 4)``, the best completed trial until 4 have completed) did no
+better with TPE (``benchmarks/README.md``).
 
 The median cap (session 6) replaced the second rule's "worst completed trial" target, which
 stopped almost nothing before ``top_k`` trials had completed (seeds 0-2, 102 runs each, regret
@@ -231,7 +232,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from optuna.logging import get_logger
 from optuna.pruners import BasePruner
-from optuna.samplers import TPESampler
+from optuna.samplers import GridSampler, QMCSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -272,17 +273,12 @@ DEFAULT_N_STARTUP_TRIALS = 1
 """Prune from the first completed trial on (with the ramp below; chosen by benchmark)."""
 
 DEFAULT_N_RAMP_TRIALS = 5
-"""``n_ramp_trials=None`` (the default): the threshold grows linearly to ``threshold`` over the
-first 5 completed trials..."""
+"""The threshold grows linearly to ``threshold`` over the first 5 completed trials."""
 
-DEFAULT_N_RAMP_TRIALS_TPE = 10
-"""...and over the first 10 when the study's sampler is a TPESampler, which ranks pruned trials
-by their early values, so that a good trial stopped by mistake early in a study does not steer
-it away from a good region (chosen by benchmark: module doc)."""
-
-DEFAULT_MEDIAN_OFFSET = 2
-"""While the median caps the target's rank, the target is 2 ranks better than the median: the
-best completed trial until 6 have completed (chosen by benchmark: module doc)."""
+AUTO_MEDIAN_OFFSET = 2
+"""``median_offset=None`` (the default) uses this offset when the study's sampler does not
+adapt to results (:class:`~optuna.samplers.RandomSampler`, ``QMCSampler``, ``GridSampler``),
+and 0 (the median itself) with any other sampler (chosen by benchmark: module doc)."""
 
 _CACHE_SIZE = 32
 
@@ -319,10 +315,7 @@ class MetaPruner(BasePruner):
         threshold: Prune when the probability of beating the target is below this.
         n_startup_trials: No pruning until this many trials have completed.
         n_ramp_trials: While ``n < n_ramp_trials`` trials have completed, the threshold is
-            ``threshold * n / n_ramp_trials`` (``1``: no ramp). ``None`` (the default)
-            chooses by the study's sampler: 10 with a TPESampler, which ranks pruned trials
-            by their early values (a good trial stopped by mistake would steer it away from a
-            good region), 5 with any other sampler.
+            ``threshold * n / n_ramp_trials`` (``1``: no ramp).
         n_warmup_steps: No pruning while ``step < n_warmup_steps``.
         min_fraction: No pruning while ``step / T < min_fraction``.
         top_k: The target is the ``top_k``-th best completed final value (1 = the best;
@@ -335,9 +328,12 @@ class MetaPruner(BasePruner):
         median_offset: For an ``int`` ``top_k``, the target's rank is at most
             ``ceil(n / 2) - median_offset`` (at least 1) for ``n`` completed trials: while
             fewer than ``2 * (top_k + median_offset)`` have completed, the target is
-            ``median_offset`` ranks better than their median (the default 2: the best
-            completed trial until 6 have completed; ``0``: the median itself, the rule of
-            sessions 6-10). A larger offset prunes more early in a study.
+            ``median_offset`` ranks better than their median (``2``: the best completed
+            trial until 6 have completed; ``0``: the median itself). A positive offset
+            prunes more early in a study. ``None`` (the default) chooses by the study's
+            sampler: 2 with RandomSampler, QMCSampler and GridSampler, 0 otherwise. With
+            TPE on LCBench ``2`` gets better results in the first ~1000 epochs and worse
+            ones later, so pass it with TPE only when the budget is small (module doc).
         margin: Added to the target in the direction of improvement, in the user's units:
             a trial must be likely to beat the target by ``margin`` to continue (``> 0`` prunes
             more, ``< 0`` less).
@@ -360,11 +356,11 @@ class MetaPruner(BasePruner):
         *,
         threshold: float = DEFAULT_THRESHOLD,
         n_startup_trials: int = DEFAULT_N_STARTUP_TRIALS,
-        n_ramp_trials: int | None = None,
+        n_ramp_trials: int = DEFAULT_N_RAMP_TRIALS,
         n_warmup_steps: int = 0,
         min_fraction: float = DEFAULT_MIN_FRACTION,
         top_k: int | float = DEFAULT_TOP_K,
-        median_offset: int = DEFAULT_MEDIAN_OFFSET,
+        median_offset: int | None = None,
         margin: float = 0.0,
         max_resource: int | float | None = None,
         prune_non_finite: bool = True,
@@ -374,8 +370,8 @@ class MetaPruner(BasePruner):
             raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
         if n_startup_trials < 0:
             raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}.")
-        if n_ramp_trials is not None and not n_ramp_trials >= 1:
-            raise ValueError(f"n_ramp_trials must be None or >= 1, got {n_ramp_trials}.")
+        if n_ramp_trials < 1:
+            raise ValueError(f"n_ramp_trials must be >= 1, got {n_ramp_trials}.")
         if n_warmup_steps < 0:
             raise ValueError(f"n_warmup_steps must be >= 0, got {n_warmup_steps}.")
         if not 0.0 <= min_fraction <= 1.0:
@@ -387,10 +383,13 @@ class MetaPruner(BasePruner):
             raise ValueError(
                 f"top_k must be an int >= 1 or a float in (0, 1) (a fraction), got {top_k!r}."
             )
-        if isinstance(median_offset, bool) or not (
-            isinstance(median_offset, (int, np.integer)) and median_offset >= 0
+        if median_offset is not None and (
+            isinstance(median_offset, bool)
+            or not (isinstance(median_offset, (int, np.integer)) and median_offset >= 0)
         ):
-            raise ValueError(f"median_offset must be an int >= 0, got {median_offset!r}.")
+            raise ValueError(
+                f"median_offset must be None (by sampler) or an int >= 0, got {median_offset!r}."
+            )
         if not math.isfinite(margin):
             raise ValueError(f"margin must be finite, got {margin}.")
         if max_resource is not None and not max_resource > 0:
@@ -398,11 +397,11 @@ class MetaPruner(BasePruner):
         self.model = model
         self.threshold = float(threshold)
         self.n_startup_trials = int(n_startup_trials)
-        self.n_ramp_trials = None if n_ramp_trials is None else int(n_ramp_trials)
+        self.n_ramp_trials = int(n_ramp_trials)
         self.n_warmup_steps = int(n_warmup_steps)
         self.min_fraction = float(min_fraction)
         self.top_k = top_k if isinstance(top_k, float) else int(top_k)
-        self.median_offset = int(median_offset)
+        self.median_offset = None if median_offset is None else int(median_offset)
         self.margin = float(margin)
         self.max_resource = max_resource
         self.prune_non_finite = bool(prune_non_finite)
@@ -472,31 +471,25 @@ class MetaPruner(BasePruner):
             return False
         if step < self.n_warmup_steps or pred.fraction < self.min_fraction:
             return False
-        return pred.prob_improvement < self.effective_threshold(pred.n_completed, study)
+        return pred.prob_improvement < self.effective_threshold(pred.n_completed)
 
-    def effective_threshold(self, n_completed: int, study: Study | None = None) -> float:
-        """The threshold with ``n_completed`` completed trials (``threshold`` after the ramp).
+    def effective_threshold(self, n_completed: int) -> float:
+        """The threshold with ``n_completed`` completed trials (``threshold`` after the ramp)."""
+        return self.threshold * min(1.0, n_completed / self.n_ramp_trials)
 
-        ``study`` resolves ``n_ramp_trials=None`` by its sampler (without one: 5).
-        """
-        ramp = self.ramp_trials_for(study)
-        return self.threshold * min(1.0, n_completed / ramp)
-
-    def ramp_trials_for(self, study: Study | None) -> int:
-        """The ``n_ramp_trials`` used in ``study`` (``None`` resolved by its sampler)."""
-        if self.n_ramp_trials is not None:
-            return self.n_ramp_trials
+    def median_offset_for(self, study: Study) -> int:
+        """The ``median_offset`` used in ``study`` (``None`` resolved by its sampler)."""
+        if self.median_offset is not None:
+            return self.median_offset
         try:
-            sampler = study.sampler if study is not None else None
+            sampler = study.sampler
         except AttributeError:  # a restricted study object without its sampler
-            sampler = None
-        if isinstance(sampler, TPESampler):
-            return DEFAULT_N_RAMP_TRIALS_TPE
-        return DEFAULT_N_RAMP_TRIALS
+            return 0
+        return AUTO_MEDIAN_OFFSET if _is_non_adaptive(sampler) else 0
 
-    def _target_rank(self, n_completed: int) -> int:
+    def _target_rank(self, n_completed: int, median_offset: int) -> int:
         """The target's rank among ``n_completed`` completed finals (1 = the best)."""
-        return _rank(self.top_k, n_completed, self.median_offset)
+        return _rank(self.top_k, n_completed, median_offset)
 
     def _model_unusable(self, error: Exception) -> None:
         """Disable pruning in this process; warn once (the sampler's fallback, for a pruner)."""
@@ -532,7 +525,7 @@ class MetaPruner(BasePruner):
                 return None
             mean_a, std_a = net.predict(x[None, :])
         mu, sd = float(mean_a[0]), float(std_a[0])
-        k = self._target_rank(len(ctx.finals))
+        k = self._target_rank(len(ctx.finals), self.median_offset_for(study))
         target = float(ctx.finals[k - 1]) + self.margin
         t_a = float(ctx.a(target))
         if cal is None:
@@ -612,6 +605,18 @@ def _reference(obj: object) -> _Ref:
         return weakref.ref(obj)
     except TypeError:
         return lambda: obj
+
+
+def _is_non_adaptive(sampler: object) -> bool:
+    """Whether ``sampler``'s proposals ignore the results (random, quasi-random, grid).
+
+    With such a sampler pruning only saves epochs: a good trial stopped by mistake costs that
+    trial and nothing else, so a harder early target pays (measured with RandomSampler).
+    An adaptive sampler learns from what is pruned: TPE ranks pruned trials below every
+    completed one, so each good trial stopped by mistake steers it away from a good region,
+    and a harder early target costs more late than it gains early (module doc).
+    """
+    return isinstance(sampler, (RandomSampler, QMCSampler, GridSampler))
 
 
 def _rank(top_k: int | float, n: int, median_offset: int = 0) -> int:
