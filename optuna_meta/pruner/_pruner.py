@@ -145,7 +145,8 @@ median of the completed trials. Regret at 520 / 1040 / 2600 / 5200 epochs, paire
   twelve seeds), for small budgets.
 * Random, seeds 0-2: ``k=2`` gets 0.1233 / 0.0987 / 0.0777 / 0.0650 against 0.1345 / 0.1074 /
   0.0831 / 0.0719: -0.0112 (0.0041) / -0.0086 (0.0023) / -0.0054 (0.0023) / -0.0069 (0.0030);
-  median speed-up 2.54x against 2.06x.
+  median speed-up 2.54x against 2.06x. Seeds 3-5, run afterwards to check: -0.0113 / -0.0193
+  / -0.0154 / -0.0046 (se 0.0020-0.0037).
 * MetaSampler, seeds 0-5: +0.0001 / -0.0001 / -0.0002 / -0.0001 (se 0.0001-0.0002): level,
   so 0 stays its default.
 
