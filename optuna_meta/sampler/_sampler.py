@@ -41,6 +41,9 @@ ATTR_PRED_STD = ATTR_PREFIX + "predicted_std"
 ATTR_DESIGN_ENTRY = ATTR_PREFIX + "design_entry"
 """System attr: the design entry a trial takes out of order, so parallel workers leave it."""
 
+_ACTIVE = (TrialState.RUNNING, TrialState.WAITING)
+"""States of a trial that has not finished (another worker's, when it is not ours)."""
+
 DEFAULT_N_META_TRIALS = 100
 """Completed trials served by the surrogate before the fallback takes over (chosen by benchmark).
 
@@ -319,11 +322,16 @@ class MetaSampler(BaseSampler):
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         X_obs, y_raw, X_pending = [], [], []
         seen: dict[str, BaseDistribution] = dict(trial.distributions)
-        others_running = False  # another worker's trial: the design keeps its order (below)
+        # Other workers' trials and the design entries they claimed: while any runs, the
+        # design keeps its order (``_design_point``).
+        others_running = False
+        claimed: set[Any] = set()
         for t in trials:
             if t._trial_id == trial._trial_id:
                 continue
-            others_running |= t.state in (TrialState.RUNNING, TrialState.WAITING)
+            if t.state in _ACTIVE:
+                others_running = True
+                claimed.add(t.system_attrs.get(ATTR_DESIGN_ENTRY))
             for k, d in t.distributions.items():
                 seen.setdefault(k, d)
             x = self._encoded(state, t)
@@ -331,9 +339,7 @@ class MetaSampler(BaseSampler):
                 continue
             y = _observed_value(t)
             if y is None:
-                if t.state in (TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL) or (
-                    t.state == TrialState.PRUNED
-                ):
+                if t.state in (*_ACTIVE, TrialState.FAIL) or (t.state == TrialState.PRUNED):
                     X_pending.append(x)
                 continue
             X_obs.append(x)
@@ -363,12 +369,6 @@ class MetaSampler(BaseSampler):
             # Two proposals that project onto the same user configuration waste a trial.
             return _param_key(self._to_user_params(state, x, user_space), user_space) in taken
 
-        claimed = {
-            t.system_attrs.get(ATTR_DESIGN_ENTRY)
-            for t in trials
-            if t._trial_id != trial._trial_id
-            and t.state in (TrialState.RUNNING, TrialState.WAITING)
-        }
         design_x = self._design_point(
             study,
             trial,
@@ -466,11 +466,7 @@ class MetaSampler(BaseSampler):
         try:
             storage.set_trial_system_attr(trial._trial_id, ATTR_DESIGN_ENTRY, entry)
             now = study._get_trials(deepcopy=False, use_cache=False)
-            if not any(
-                t._trial_id != trial._trial_id
-                and t.state in (TrialState.RUNNING, TrialState.WAITING)
-                for t in now
-            ):
+            if not any(t._trial_id != trial._trial_id and t.state in _ACTIVE for t in now):
                 return True
             storage.set_trial_system_attr(trial._trial_id, ATTR_DESIGN_ENTRY, trial.number)
         except Exception as e:  # a storage that refuses the write: keep the fixed order
