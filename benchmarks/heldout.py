@@ -1,17 +1,19 @@
-"""The shipped MetaSampler model on YAHPO's held-out LCBench test instances.
+"""A shipped MetaSampler model on YAHPO's held-out test instances of its scenario.
 
-The shipped ``lcbench-mlp`` model never saw YAHPO's test instances (167168, 189873, 189906), so
-it can be scored on them directly, without task cross-validation. This script runs the default
-``MetaSampler()`` (the model a user gets) on those tasks, seeds 0-4, 100 trials, through the
-same sampler protocol, and writes a table that puts it beside every peer's runs on the same
-tasks and seeds (taken from the saved full-protocol results).
+The shipped models never saw YAHPO's test instances (``lcbench-mlp``: LCBench 167168, 189873,
+189906; ``rbv2-xgboost``: rbv2_xgboost 12, 1501, 16, 40499), so they can be scored on them
+directly, without task cross-validation. This script runs ``MetaSampler(model=...)`` with the
+scenario's shipped model (for LCBench the default a user gets) on those tasks, seeds 0-4, 100
+trials, through the same sampler protocol, and writes a table that puts it beside every peer's
+runs on the same tasks and seeds (taken from the saved full-protocol results).
 
 Run::
 
-    python -m benchmarks.heldout
+    python -m benchmarks.heldout                           # LCBench
+    python -m benchmarks.heldout --scenario rbv2_xgboost
 
-Writes ``benchmarks/results/heldout/raw/sampler_lcbench_meta_shipped.json`` (git-ignored) and
-``benchmarks/results/heldout_lcbench.md``.
+Writes ``benchmarks/results/heldout/raw/sampler_<scenario>_meta_shipped.json`` (git-ignored)
+and ``benchmarks/results/heldout_<scenario>.md``.
 """
 
 from __future__ import annotations
@@ -32,25 +34,29 @@ from benchmarks.report import (
 from optuna_meta import MetaSampler
 from optuna_meta.data import TEST_INSTANCES
 
-SCENARIO = "lcbench"
+SHIPPED_MODEL = {"lcbench": "lcbench-mlp", "rbv2_xgboost": "rbv2-xgboost"}
+"""The shipped model of each scenario (trained without its test instances)."""
 
 
 def _shipped(ctx: BenchContext) -> MetaSampler:
-    return MetaSampler(seed=ctx.seed)  # the default model: trained without these tasks
+    return MetaSampler(model=SHIPPED_MODEL[ctx.scenario], seed=ctx.seed)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="lcbench", choices=sorted(SHIPPED_MODEL))
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--n-trials", type=int, default=100)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
-    tasks = list(TEST_INSTANCES[SCENARIO])
-    method = Method("meta_shipped", _shipped, label="MetaSampler (shipped lcbench-mlp)")
+    scenario = args.scenario
+    tasks = list(TEST_INSTANCES[scenario])
+    model = SHIPPED_MODEL[scenario]
+    method = Method("meta_shipped", _shipped, label=f"MetaSampler (shipped {model})")
     heldout_dir = args.out / "heldout"
     run_method(
         method,
-        SCENARIO,
+        scenario,
         tasks,
         parse_ints(args.seeds),
         args.n_trials,
@@ -59,19 +65,21 @@ def main() -> None:
         verbose=True,
         resume=False,
     )
-    results = load_results(heldout_dir, "sampler", SCENARIO)
-    results += peer_results_on(args.out, "sampler", SCENARIO, tasks)
-    summary = sampler_summary(results, SCENARIO)
+    results = load_results(heldout_dir, "sampler", scenario)
+    results += peer_results_on(args.out, "sampler", scenario, tasks)
+    summary = sampler_summary(results, scenario)
     text = (
-        "Held-out YAHPO test instances of LCBench (167168, 189873, 189906), normalised regret "
-        "as in the main table. MetaSampler uses the shipped model (trained on the other 31 "
-        "tasks); peers are their full-protocol runs on the same tasks and seeds. The portfolio "
-        "rows are CV portfolios built without the scored task.\n\n" + sampler_tables_md(summary)
+        f"Held-out YAHPO test instances of {scenario} ({', '.join(tasks)}), normalised regret "
+        f"as in the main table. MetaSampler uses the shipped model {model} (trained on the "
+        "scenario's other tasks); peers are their full-protocol runs on the same tasks and "
+        "seeds. The portfolio rows are CV portfolios built without the scored task.\n\n"
+        + sampler_tables_md(summary)
     )
-    text += f"\nCommand: `python -m benchmarks.heldout --seeds {args.seeds} --n-trials "
+    flag = "" if scenario == "lcbench" else f"--scenario {scenario} "
+    text += f"\nCommand: `python -m benchmarks.heldout {flag}--seeds {args.seeds} --n-trials "
     text += f"{args.n_trials}`\n"
-    (args.out / "heldout_lcbench.md").write_text(text)
-    (args.out / "heldout_lcbench_summary.json").write_text(json.dumps(summary, indent=1))
+    (args.out / f"heldout_{scenario}.md").write_text(text)
+    (args.out / f"heldout_{scenario}_summary.json").write_text(json.dumps(summary, indent=1))
     print(text)
 
 

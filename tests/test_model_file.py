@@ -163,6 +163,23 @@ def test_shipped_model(shipped: SurrogateModel) -> None:
         assert dist._contains(dist.to_internal_repr(value))
 
 
+def test_shipped_xgboost_model() -> None:
+    model = SurrogateModel.load("rbv2-xgboost")
+    assert "rbv2-xgboost" in shipped_models()
+    assert resolve_model_path("rbv2-xgboost").stat().st_size < 5 * 1024 * 1024
+    assert model.manifest["name"] == "rbv2-xgboost"
+    known = {"booster", "learning_rate", "max_depth", "n_estimators", "subsample", "reg_lambda"}
+    assert known <= set(model.search_space)
+    tasks = model.manifest["training_tasks"]
+    assert len(tasks) > 100
+    assert all(t.startswith("rbv2_xgboost/") for t in tasks)
+    for test_id in TEST_INSTANCES["rbv2_xgboost"]:
+        assert f"rbv2_xgboost/{test_id}" not in tasks
+    assert {"rbv2_xgboost/12", "rbv2_xgboost/1501", "rbv2_xgboost/16"}.isdisjoint(tasks)
+    assert "rbv2_xgboost/40499" not in tasks
+    assert len(model.initial_design) == 10
+
+
 # -- refusals ------------------------------------------------------------------------------------
 def test_missing_path(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="No model file"):
