@@ -8,8 +8,8 @@ sampler and pruner protocols) share them.
 Run:
     .. code-block:: bash
 
-        python -m benchmarks.run_samplers --scenario lcbench --full --methods none \\
-            --extra benchmarks.meta_methods:SAMPLER_METHODS -v
+        python -m benchmarks.run_samplers --scenario lcbench --full \\
+            --extra benchmarks.meta_methods:SAMPLER_METHODS -v    # only the extras run
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ SAMPLER_BEHAVIOUR = 2
 """Bumped when MetaSampler proposes differently with the same model (results of another
 behaviour are never resumed). 2: design entries after the first ordered by expected
 improvement (session 10; 1: in fixed order)."""
+COVERAGE_RULE = 1
+"""Bumped when the rule for studies the model only partly knows changes. 0: the surrogate
+served every parameter it knew, however few (before session 12); 1: ``MIN_KNOWN_PARAMS``."""
 M = TypeVar("M", bound=Any)
 
 
@@ -126,3 +129,14 @@ DESIGN_VARIANTS = [
     for k in (0, 3, 5, 10)
 ]
 """The design-length study behind DEFAULT_DESIGN_LENGTH (``n_design_trials`` 0 = no design)."""
+
+SHIPPED_ON_OTHER_SCENARIO = [
+    Method(
+        name="meta_shipped_mlp",
+        factory=lambda ctx: MetaSampler(seed=ctx.seed),  # the shipped default, lcbench-mlp
+        label="MetaSampler() with the shipped lcbench-mlp model (not trained on this scenario)",
+        version=f"sampler{SAMPLER_BEHAVIOUR}+coverage{COVERAGE_RULE}",
+    )
+]
+"""The drop-in default on a study its model was not trained for (``--scenario rbv2_xgboost``:
+the MLP model knows only ``eta``, through the ``learning_rate`` alias)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import optuna
@@ -194,7 +195,8 @@ def test_params_unknown_to_the_model_go_to_the_fallback() -> None:
         return x**2 + (opt == "adam")
 
     study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
-    study.optimize(objective, n_trials=5)
+    with pytest.warns(UserWarning, match="knows 0 of this study's 2 parameters"):
+        study.optimize(objective, n_trials=5)
     assert sorted(set(fallback.asked)) == ["foo", "optimizer"]
     assert len(fallback.asked) == 10
     for t in study.trials:
@@ -219,6 +221,107 @@ def test_mixed_trial_is_meta_whatever_the_order(known_first: bool) -> None:
     study.optimize(objective, n_trials=4)
     assert fallback.asked == ["optimizer"] * 4
     assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 4
+
+
+def test_a_study_the_model_barely_knows_goes_to_the_fallback_with_one_warning() -> None:
+    # An XGBoost study: the MLP model knows only `eta` (through its learning-rate alias).
+    fallback = RecordingSampler()
+
+    def objective(trial: optuna.Trial) -> float:
+        eta = trial.suggest_float("eta", 1e-3, 1.0, log=True)
+        depth = trial.suggest_int("max_depth", 1, 15)
+        rounds = trial.suggest_int("n_estimators", 10, 1000, log=True)
+        return eta * depth + rounds
+
+    study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
+    with pytest.warns(UserWarning, match=r"knows 1 of this study's 3 parameters \(eta\)") as rec:
+        study.optimize(objective, n_trials=5)
+    assert sum("of this study's" in str(w.message) for w in rec) == 1
+    assert any("MetaSampler(model='rbv2-xgboost')" in str(w.message) for w in rec)
+    # Trial 0 is asked `eta` before the other names exist: the model serves it.
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] + ["fallback"] * 4
+    assert fallback.asked.count("eta") == 4
+    assert all(ATTR_PRED_MEAN not in t.user_attrs for t in study.trials)
+
+
+def test_the_xgboost_model_serves_a_conditional_xgboost_study() -> None:
+    fallback = RecordingSampler()
+
+    def objective(trial: optuna.Trial) -> float:
+        booster = trial.suggest_categorical("booster", ["gbtree", "gblinear"])
+        eta = trial.suggest_float("eta", 0.01, 0.3, log=True)
+        rounds = trial.suggest_int("n_estimators", 50, 500, log=True)
+        if booster == "gbtree":
+            depth = trial.suggest_int("max_depth", 2, 10)
+            sub = trial.suggest_float("subsample", 0.5, 1.0)
+            return eta * depth * sub + 1.0 / rounds
+        return eta + trial.suggest_float("lambda", 1e-3, 10.0, log=True) + 1.0 / rounds
+
+    sampler = MetaSampler(model="rbv2-xgboost", fallback=fallback, seed=0, **FAST)
+    study = optuna.create_study(sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every name is known: no coverage warning
+        study.optimize(objective, n_trials=12)
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 12
+    assert fallback.asked == []
+    for t in study.trials:
+        assert 0.01 <= t.params["eta"] <= 0.3 and 50 <= t.params["n_estimators"] <= 500
+        assert set(t.params) in (
+            {"booster", "eta", "n_estimators", "max_depth", "subsample"},
+            {"booster", "eta", "n_estimators", "lambda"},
+        )
+    assert ATTR_PRED_MEAN in study.trials[-1].user_attrs
+
+
+def test_a_barely_known_study_is_sampled_exactly_as_the_fallback_would() -> None:
+    # Relative (multivariate) sampling goes to the fallback too, not only suggest by suggest:
+    # after TPE's 10 random startup trials its multivariate proposals must be the same.
+    def objective(trial: optuna.Trial) -> float:
+        depth = trial.suggest_int("max_depth", 1, 15)
+        sub = trial.suggest_float("subsample", 0.1, 1.0)
+        eta = trial.suggest_float("eta", 1e-3, 1.0, log=True)  # asked with 1 of 3 known
+        return (depth - 6) ** 2 + math.log(eta) ** 2 + sub
+
+    meta = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    with pytest.warns(UserWarning, match="knows 1 of this study's 3"):
+        meta.optimize(objective, n_trials=16)
+    tpe = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    tpe.optimize(objective, n_trials=16)
+    assert [t.params for t in meta.trials] == [t.params for t in tpe.trials]
+    assert {t.user_attrs[ATTR_SOURCE] for t in meta.trials} == {"fallback"}
+
+
+def test_two_known_parameters_are_served_beside_unknown_ones() -> None:
+    fallback = RecordingSampler()
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        bs = trial.suggest_int("batch_size", 16, 512, log=True)
+        warmup = trial.suggest_float("warmup_ratio", 0.0, 0.2)
+        smoothing = trial.suggest_float("label_smoothing", 0.0, 0.2)
+        sched = trial.suggest_categorical("scheduler", ["cosine", "linear"])
+        return lr * bs + warmup + smoothing + (sched == "linear")
+
+    study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no coverage warning
+        study.optimize(objective, n_trials=4)
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 4
+    assert "lr" not in fallback.asked and "batch_size" not in fallback.asked
+
+
+def test_a_sampler_pickled_before_the_coverage_rule_loads() -> None:
+    state = MetaSampler(seed=0).__getstate__()
+    del state["_warned_coverage"]
+    sampler = MetaSampler.__new__(MetaSampler)
+    sampler.__setstate__(state)
+    study = optuna.create_study(sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        return sum(trial.suggest_float(n, 0.001, 1.0) for n in ("eta", "gamma", "subsample"))
+
+    with pytest.warns(UserWarning, match="knows 1 of this study's 3"):
+        study.optimize(objective, n_trials=3)
 
 
 def test_conditional_define_by_run_space() -> None:

@@ -7,7 +7,7 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +28,7 @@ from optuna_meta.space import (
     normalize_name,
     project_value,
 )
-from optuna_meta.surrogate import DEFAULT_MODEL, SurrogateModel
+from optuna_meta.surrogate import DEFAULT_MODEL, SurrogateModel, shipped_models
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -51,6 +51,20 @@ Pruned trials do not count: under a pruner most trials stop after a few steps, a
 study to the fallback after 100 *started* trials would end the meta phase after a few full
 trials' worth of compute (MetaPruner's pruned trials still inform the surrogate through their
 predicted final value)."""
+
+MIN_KNOWN_PARAMS = 2
+"""The surrogate serves a study only while it knows at least this many of the study's
+parameters, or at least half of them (a study of ``lr`` and ``optimizer`` is served).
+
+Why: a model that shares a single name with a larger study was trained on another kind of
+model -- an XGBoost study's ``eta``, or scikit-learn's ``learning_rate`` beside ``max_depth``
+and ``n_estimators``, is the only name the MLP model ``lcbench-mlp`` knows there -- and what it
+knows of that one parameter (an SGD learning rate) does not carry over. Measured on the
+rbv2_xgboost benchmark (30 tasks, seeds 0-4, ``benchmarks/README.md``, session 12), the shipped
+MLP model serving ``eta`` alone against TPE: ahead for the first 3 trials (its design's
+learning rates happen to be moderate ``eta`` values), then behind from 5 to 50 trials (regret
+0.1878 vs 0.1531 at 5, 0.0988 vs 0.0847 at 20). Such a study goes to the fallback, with a
+warning that names a shipped model that knows it better."""
 
 MAX_OBSERVATIONS = 256
 """Cap on the trials the GP conditions on (the best half and the most recent half are kept)."""
@@ -137,6 +151,7 @@ class MetaSampler(BaseSampler):
         self._name_map: dict[str, str | None] = {}
         self._encodings: dict[int, tuple[dict[str, Any], np.ndarray | None]] = {}
         self._warned_multi = False
+        self._warned_coverage = False
 
     # -- pickling (Ray Tune pickles searchers) -----------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -153,6 +168,7 @@ class MetaSampler(BaseSampler):
         model = state.get("model")
         if isinstance(model, tuple) and len(model) == 2 and model[0] == "__bytes__":
             state["model"] = SurrogateModel.from_bytes(model[1])
+        state.setdefault("_warned_coverage", False)  # pickled before the coverage rule
         self.__dict__.update(state)
         self._lock = threading.RLock()
 
@@ -164,14 +180,14 @@ class MetaSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        if self._use_fallback(study):
+        if self._use_fallback(study, trial):
             return self._fallback.infer_relative_search_space(study, trial)
         return {}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if self._use_fallback(study):
+        if self._use_fallback(study, trial):
             params = self._fallback.sample_relative(study, trial, search_space)
             if params:
                 set_user_attr(study, trial, ATTR_SOURCE, "fallback")
@@ -185,7 +201,7 @@ class MetaSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        if not self._use_fallback(study):
+        if not self._use_fallback(study, trial):
             try:
                 value = self._sample_meta(study, trial, param_name, param_distribution)
             except Exception as e:  # never crash a user's study: fall back and say why
@@ -219,7 +235,7 @@ class MetaSampler(BaseSampler):
         self._fallback.after_trial(study, trial, state, values)
 
     # -- internals ----------------------------------------------------------------------------
-    def _use_fallback(self, study: Study) -> bool:
+    def _use_fallback(self, study: Study, trial: FrozenTrial) -> bool:
         if study._is_multi_objective():
             if not self._warned_multi:
                 self._warned_multi = True
@@ -233,7 +249,28 @@ class MetaSampler(BaseSampler):
         if limit <= 0:
             return True
         done = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True)
-        return len(done) >= limit
+        return len(done) >= limit or self._barely_known(study, trial)
+
+    def _barely_known(self, study: Study, trial: FrozenTrial) -> bool:
+        """Whether the model knows too few of the parameters the study's other trials used.
+
+        Then the fallback samples the whole study, relative sampling included (TPE is
+        multivariate by default since Optuna 5). The trial being sampled is judged again with
+        its own names in ``_compute_proposal``: trial 0 has no predecessors to judge by.
+        """
+        names = {
+            k
+            for t in study._get_trials(deepcopy=False, use_cache=True)
+            if t._trial_id != trial._trial_id  # its names so far are a partial set
+            for k in t.distributions
+        }
+        if not names:
+            return False
+        try:
+            state = self._model_state()
+        except Exception:  # an unusable model: ``sample_independent`` falls back and says why
+            return False
+        return self._too_few_known(state, names)
 
     def _model_state(self) -> _ModelState:
         with self._lock:
@@ -288,7 +325,7 @@ class MetaSampler(BaseSampler):
         model_name = self._model_name(state, name)
         if model_name is None:
             return None
-        proposal = self._proposal(study, trial, state)
+        proposal = self._proposal(study, trial, state, {name: dist})
         if proposal is None or model_name not in proposal:
             return None
         try:
@@ -297,15 +334,26 @@ class MetaSampler(BaseSampler):
             return None
         return (value,)
 
-    def _proposal(self, study: Study, trial: FrozenTrial, state: _ModelState) -> dict[str, Any]:
+    def _proposal(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: _ModelState,
+        asked: Mapping[str, BaseDistribution],
+    ) -> dict[str, Any] | None:
+        """The surrogate's configuration for ``trial`` (computed once), or None: fallback.
+
+        ``asked`` is the parameter being sampled: not in ``trial.distributions`` yet.
+        """
         with self._lock:
-            cached = self._proposals.get(trial._trial_id)
-            if cached is not None:
-                return cached
-            proposal, pred = self._compute_proposal(study, trial, state)
+            if trial._trial_id in self._proposals:
+                return self._proposals[trial._trial_id]
+            proposal, pred = self._compute_proposal(study, trial, state, asked)
             self._proposals[trial._trial_id] = proposal
             while len(self._proposals) > _PROPOSAL_CACHE_SIZE:
                 self._proposals.popitem(last=False)
+        if proposal is None or pred is None:
+            return None
         sign, scale, shift, n_obs = pred
         set_user_attr(study, trial, ATTR_SOURCE, "meta")
         if n_obs >= 2:  # before that the standardisation does not know the user's units
@@ -316,8 +364,12 @@ class MetaSampler(BaseSampler):
         return proposal
 
     def _compute_proposal(
-        self, study: Study, trial: FrozenTrial, state: _ModelState
-    ) -> tuple[dict[str, Any], tuple[float, float, float, int]]:
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: _ModelState,
+        asked: Mapping[str, BaseDistribution],
+    ) -> tuple[dict[str, Any] | None, tuple[float, float, float, int] | None]:
         trials = study._get_trials(deepcopy=False, use_cache=False)
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         X_obs, y_raw, X_pending = [], [], []
@@ -344,6 +396,9 @@ class MetaSampler(BaseSampler):
                 continue
             X_obs.append(x)
             y_raw.append(sign * y)
+        names = {**asked, **seen}  # the parameter being asked is not in a distribution yet
+        if self._too_few_known(state, names):
+            return None, None
         y = np.asarray(y_raw, dtype=float)
         X = np.asarray(X_obs, dtype=float).reshape(len(X_obs), state.n_features)
         finite = np.isfinite(y)
@@ -373,7 +428,7 @@ class MetaSampler(BaseSampler):
             study,
             trial,
             state,
-            seen,
+            names,  # the entry is clipped into the asked parameter's range or choices too
             (X, ys) if len(ys) and not others_running else None,
             claimed,
             is_duplicate if user_space and taken else None,
@@ -400,6 +455,33 @@ class MetaSampler(BaseSampler):
         params["__mean__"] = prop.mean
         params["__std__"] = prop.std
         return params, (sign, sd, mu, len(y))
+
+    def _too_few_known(self, state: _ModelState, names: Collection[str]) -> bool:
+        """The coverage rule (:data:`MIN_KNOWN_PARAMS`); warns once when it sends a study away."""
+        known = [k for k in names if self._model_name(state, k) is not None]
+        if len(known) >= min(MIN_KNOWN_PARAMS, math.ceil(len(names) / 2)):
+            return False
+        with self._lock:
+            if self._warned_coverage:
+                return True
+            self._warned_coverage = True
+        name = state.model.manifest.get("name", "the model")
+        hint = ""
+        better = _best_shipped_model(names, exclude=state.model)
+        if better is not None and better[1] > len(known):
+            hint = (
+                f" The shipped model {better[0]!r} knows {better[1]}: "
+                f"MetaSampler(model={better[0]!r})."
+            )
+        warnings.warn(
+            f"MetaSampler's model {name!r} knows {len(known)} of this study's {len(names)} "
+            f"parameters ({', '.join(known) or 'none'}), too few to help (it was trained on "
+            f"another kind of model), so {type(self._fallback).__name__} samples this study."
+            f"{hint} Train a model on studies like this one with `optuna-meta train`, or map "
+            "names with `param_mapping`.",
+            stacklevel=5,
+        )
+        return True
 
     def _design_point(
         self,
@@ -523,6 +605,23 @@ class MetaSampler(BaseSampler):
             if model_name is not None:
                 out[model_name] = dist
         return out
+
+
+def _best_shipped_model(names: Collection[str], exclude: SurrogateModel) -> tuple[str, int] | None:
+    """The shipped surrogate that knows most of ``names``: ``(name, how many)``."""
+    best: tuple[str, int] | None = None
+    for name in shipped_models():
+        try:
+            model = SurrogateModel.load(name)
+        except Exception:  # a curve model, or a file this version cannot read
+            continue
+        if model.manifest.get("name") == exclude.manifest.get("name"):
+            continue
+        other = _ModelState(model)
+        n = sum(other.match(k) is not None for k in names)
+        if best is None or n > best[1]:
+            best = (name, n)
+    return best
 
 
 def _fresh_seed() -> int:
