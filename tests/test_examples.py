@@ -91,3 +91,22 @@ def test_pytorch_loop_with_meta_pruner_reports_every_epoch_and_records_predictio
     assert later and all(c[6] != "-" and (c[5] != "-" or c[4] == "nan") for c in later)
     spent = sum(int(c[3]) for c in cells)
     assert f"epochs trained {spent} of {8 * epochs}" in stdout
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("xgboost") is None or importlib.util.find_spec("sklearn") is None,
+    reason="xgboost/scikit-learn not installed (the `examples` extra)",
+)
+def test_xgboost_example_tunes_real_fits_with_the_xgboost_model() -> None:
+    rows, stdout = run_example(
+        "xgboost_tuning.py", "--trials", "3", "--seeds", "1", "--datasets", "wine", **ONE_THREAD
+    )
+    assert rows[0] == "| sampler | @1 | @3 |"
+    assert [r.split("|")[1].strip() for r in rows[1:3]] == [
+        "MetaSampler(rbv2-xgboost)",
+        "TPESampler",
+    ]
+    for row in rows[1:3]:
+        assert all(0.0 < float(c) <= 1.0 for c in row.split("|")[2:4])
+    assert "MetaSampler(rbv2-xgboost): @1" in stdout
+    assert "3/3 trials from the model" in stdout  # every name known: the model served all
