@@ -151,6 +151,16 @@ def test_dataset_then_export(fast_dir: Path, capsys: pytest.CaptureFixture[str])
     assert optuna.get_all_study_names(url) == ["lcbench/3945"]
 
 
+def test_models_lists_every_shipped_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    by_name = {line.split(":")[0]: line for line in lines}
+    assert set(by_name) == {"lcbench-curve", "lcbench-mlp", "rbv2-xgboost"}
+    assert "curve model" in by_name["lcbench-curve"]
+    assert "learning_rate" in by_name["lcbench-mlp"] and "booster" not in by_name["lcbench-mlp"]
+    assert "booster" in by_name["rbv2-xgboost"] and "max_depth" in by_name["rbv2-xgboost"]
+
+
 def test_info_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "lcbench-mlp"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -14,6 +14,7 @@ Examples:
         optuna-meta dataset --yahpo lcbench --n-configs 200 --out lcbench.npz
         optuna-meta export lcbench.npz --storage sqlite:///lcbench.db
         optuna-meta info lcbench-mlp
+        optuna-meta models        # the shipped models and the parameters each one knows
         # Meta-train MetaPruner's curve model on the learning curves of past studies
         # (trials that reported intermediate values up to the last step):
         optuna-meta train-curve --storage sqlite:///past.db --out my_curves.npz
@@ -162,6 +163,26 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from optuna_meta.curve import CurveModel
+    from optuna_meta.surrogate import ModelFileError, SurrogateModel, shipped_models
+
+    for name in shipped_models():
+        try:
+            model = SurrogateModel.load(name)
+        except ModelFileError:
+            curve = CurveModel.load(name)
+            tasks = len(curve.manifest.get("training_tasks", []))
+            print(f"{name}: MetaPruner curve model, {tasks} training tasks")
+            continue
+        tasks = len(model.manifest.get("training_tasks", []))
+        print(
+            f"{name}: MetaSampler surrogate, {tasks} training tasks; knows "
+            + ", ".join(model.search_space)
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from optuna_meta.curve._train import CurveTrainConfig  # numpy only; torch when training
 
@@ -210,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="", help="prefix of the study names")
     p.add_argument("--overwrite", action="store_true", help="replace studies of the same name")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("models", help="list the shipped models and what they know")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("info", help="show a model file's manifest")
     p.add_argument("model", help="shipped model name or path")
