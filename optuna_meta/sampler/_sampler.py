@@ -82,12 +82,14 @@ class MetaSampler(BaseSampler):
     start from the best configuration under their meta-mean); then the surrogate conditions on
     the trials observed so far (few-shot) and maximises expected improvement. User
     parameter names are matched to the model's through aliases (``lr`` -> ``learning_rate``);
-    parameters the model does not know, multi-objective studies, and trials after the meta phase
-    go to ``fallback``, which sees every trial of the study.
+    parameters the model does not know, studies it knows too few parameters of
+    (:data:`MIN_KNOWN_PARAMS`), multi-objective studies, and trials after the meta phase go to
+    ``fallback``, which sees every trial of the study.
 
     Args:
-        model: A shipped model name (default ``"lcbench-mlp"``), a path to a model file, or a
-            loaded :class:`~optuna_meta.surrogate.SurrogateModel`.
+        model: A shipped model name (default ``"lcbench-mlp"``, MLPs trained with SGD;
+            ``"rbv2-xgboost"`` for XGBoost; ``optuna-meta models`` lists them), a path to a
+            model file, or a loaded :class:`~optuna_meta.surrogate.SurrogateModel`.
         fallback: The sampler for everything the surrogate does not serve. Defaults to
             ``TPESampler(seed=seed)``.
         task: Optional task meta-features (e.g. ``{"n_samples": 50000}``); recorded, and used
