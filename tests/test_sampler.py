@@ -291,6 +291,28 @@ def test_a_barely_known_study_is_sampled_exactly_as_the_fallback_would() -> None
     assert {t.user_attrs[ATTR_SOURCE] for t in meta.trials} == {"fallback"}
 
 
+def test_design_entries_of_another_branch_are_skipped_when_the_study_does_not_tune_it() -> None:
+    # The study runs XGBoost's default trees (no `booster`): the model's `gblinear` entries
+    # (entry 5: 8 rounds at learning rate ~0.0009) mean little for it and are not tried.
+    model = SurrogateModel.load("rbv2-xgboost")
+    linear = [e for e in model.initial_design if e["booster"] != model.defaults["booster"]]
+    assert linear  # the shipped design has some
+
+    def objective(trial: optuna.Trial) -> float:
+        rounds = trial.suggest_int("n_estimators", 5, 3000, log=True)
+        eta = trial.suggest_float("eta", 1e-4, 1.0, log=True)
+        depth = trial.suggest_int("max_depth", 1, 15)
+        return math.log(eta) ** 2 + depth / rounds
+
+    study = optuna.create_study(sampler=MetaSampler(model=model, seed=0, **FAST))
+    study.optimize(objective, n_trials=len(model.initial_design))
+    tried = {(t.params["n_estimators"], round(t.params["eta"], 6)) for t in study.trials}
+    for e in linear:
+        key = (round(e["n_estimators"]), round(e["learning_rate"], 6))
+        assert key not in tried
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+
+
 def test_two_known_parameters_are_served_beside_unknown_ones() -> None:
     fallback = RecordingSampler()
 

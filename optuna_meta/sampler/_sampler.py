@@ -523,12 +523,19 @@ class MetaSampler(BaseSampler):
         number = trial.number
         if number >= n:
             return None
-        ranges = {**state.model.search_space, **self._user_space_in_model(state, seen)}
-        entries = state.box(ranges).clip(np.array(design[:n], dtype=float))
-        own = None if number in claimed else entries[number]
+        tuned = self._user_space_in_model(state, seen)
+        ranges = {**state.model.search_space, **tuned}
+        raw = np.array(design[:n], dtype=float)
+        entries = state.box(ranges).clip(raw)
+        other_branch = state.off_default_branch(raw, tuned)
+        own = None if number in claimed or number in other_branch else entries[number]
         if observed is None or number == 0:
             return own
-        free = [i for i in range(n) if is_duplicate is None or not is_duplicate(entries[i])]
+        free = [
+            i
+            for i in range(n)
+            if i not in other_branch and (is_duplicate is None or not is_duplicate(entries[i]))
+        ]
         if not free:
             return None
         X, ys = observed
@@ -716,6 +723,22 @@ class _ModelState:
 
     def decode(self, x: np.ndarray) -> dict[str, Any]:
         return self.encoder.decode(x[None, :])[0]
+
+    def off_default_branch(self, X: np.ndarray, tuned: Mapping[str, BaseDistribution]) -> set[int]:
+        """Rows of ``X`` whose choice of a categorical the study does not tune is not the default.
+
+        Such a design entry was chosen for another branch of the space (XGBoost's
+        ``gblinear`` when the study runs XGBoost's default trees): its other values mean
+        little there, so the design skips it.
+        """
+        out: set[int] = set()
+        for name, dist in self.model.search_space.items():
+            if name in tuned or not isinstance(dist, CategoricalDistribution):
+                continue
+            sl = self.encoder.feature_slices[name]
+            default = int(np.argmax(self.default_x[sl]))
+            out.update(np.flatnonzero(np.argmax(X[:, sl], axis=1) != default).tolist())
+        return out
 
     def box(self, user_space: Mapping[str, BaseDistribution]) -> Box:
         lower = self.default_x.copy()
