@@ -25,6 +25,7 @@ from optuna_meta.space import (
     SpaceEncoder,
     canonical_name,
     encode_value,
+    map_names,
     normalize_name,
     project_value,
 )
@@ -250,10 +251,11 @@ class MetaSampler(BaseSampler):
         limit = DEFAULT_N_META_TRIALS if self.n_meta_trials is None else self.n_meta_trials
         if limit <= 0:
             return True
-        done = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True)
-        return len(done) >= limit or self._barely_known(study, trial)
+        trials = study._get_trials(deepcopy=False, use_cache=True)
+        done = sum(t.state == TrialState.COMPLETE for t in trials)
+        return done >= limit or self._barely_known(trials, trial)
 
-    def _barely_known(self, study: Study, trial: FrozenTrial) -> bool:
+    def _barely_known(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> bool:
         """Whether the model knows too few of the parameters the study's other trials used.
 
         Then the fallback samples the whole study, relative sampling included (TPE is
@@ -262,7 +264,7 @@ class MetaSampler(BaseSampler):
         """
         names = {
             k
-            for t in study._get_trials(deepcopy=False, use_cache=True)
+            for t in trials
             if t._trial_id != trial._trial_id  # its names so far are a partial set
             for k in t.distributions
         }
@@ -626,8 +628,7 @@ def _best_shipped_model(names: Collection[str], exclude: SurrogateModel) -> tupl
             continue
         if model.manifest.get("name") == exclude.manifest.get("name"):
             continue
-        other = _ModelState(model)
-        n = sum(other.match(k) is not None for k in names)
+        n = len(map_names(names, model.search_space))
         if best is None or n > best[1]:
             best = (name, n)
     return best
