@@ -91,7 +91,11 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="xgboost")
     data = datasets()
     if args.datasets:
-        data = {k: data[k] for k in args.datasets.split(",")}
+        names = args.datasets.split(",")
+        unknown = [k for k in names if k not in data]
+        if unknown:
+            parser.error(f"unknown dataset(s) {unknown}; choose from {sorted(data)}")
+        data = {k: data[k] for k in names}
     budgets = [b for b in BUDGETS if b <= args.trials]
     samplers: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
         "MetaSampler(rbv2-xgboost)": lambda s: MetaSampler(model="rbv2-xgboost", seed=s),

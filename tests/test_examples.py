@@ -110,3 +110,19 @@ def test_xgboost_example_tunes_real_fits_with_the_xgboost_model() -> None:
         assert all(0.0 < float(c) <= 1.0 for c in row.split("|")[2:4])
     assert "MetaSampler(rbv2-xgboost): @1" in stdout
     assert "3/3 trials from the model" in stdout  # every name known: the model served all
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("xgboost") is None or importlib.util.find_spec("sklearn") is None,
+    reason="xgboost/scikit-learn not installed (the `examples` extra)",
+)
+def test_xgboost_example_refuses_an_unknown_dataset_clearly() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "xgboost_tuning.py"), "--datasets", "iris"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert "unknown dataset(s) ['iris']" in result.stderr and "breast_cancer" in result.stderr
