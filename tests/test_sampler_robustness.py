@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 import optuna_meta.sampler._sampler as sampler_module
 from optuna_meta import MetaSampler
 from optuna_meta.sampler import ATTR_PREDICTED_FINAL, ATTR_SOURCE
-from optuna_meta.surrogate import DeepKernelGP, SurrogateModel
+from optuna_meta.surrogate import DeepKernelGP, SurrogateModel, resolve_model_path
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -451,3 +451,70 @@ def test_four_workers_start_together_on_one_rdb_study(fast_dir: Path, rdb_url: s
     assert len(set(params_of(study))) == 24
     checked = [t for t in trials if "optuna_meta:prob_improvement" in t.user_attrs]
     assert checked  # the pruner ran once trials had completed
+
+
+def _wide_is_better(trial: optuna.Trial) -> float:
+    lr = trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+    units = trial.suggest_int("max_units", 64, 1024, log=True)
+    trial.suggest_int("num_layers", 1, 5)
+    return -((math.log10(lr) + 2.5) ** 2) + math.log2(units) / 5
+
+
+def _feasible_share_study(tell: bool) -> optuna.Study:
+    def objective(trial: optuna.Trial) -> float:
+        value = _wide_is_better(trial)
+        if tell:
+            trial.set_constraint("units", trial.params["max_units"] - 128)
+        return value
+
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(seed=0, **FAST))
+    study.optimize(objective, n_trials=12)
+    return study
+
+
+def test_constraints_steer_proposals_to_the_feasible_region():
+    # Optuna 5 constraints (trial.set_constraint): the best trial is the best feasible one. Wide
+    # networks score best here but break the constraint, so the sampler must propose more
+    # feasible trials when the study tells it the constraint than when it does not.
+    told, blind = _feasible_share_study(True), _feasible_share_study(False)
+    for study in (told, blind):
+        assert all(t.user_attrs[ATTR_SOURCE] == "meta" for t in study.trials)
+    n_told, n_blind = (sum(t.params["max_units"] <= 128 for t in s.trials) for s in (told, blind))
+    assert n_told >= n_blind + 3, (n_told, n_blind)
+    assert told.best_trial.params["max_units"] <= 128  # best_trial: the best feasible one
+
+
+def test_infeasible_everywhere_and_infinite_constraints_do_not_break_sampling():
+    def objective(trial: optuna.Trial) -> float:
+        value = _wide_is_better(trial)
+        if trial.number % 3 != 2:  # some trials set no constraint at all
+            trial.set_constraint("a", math.inf if trial.number % 2 else 5.0)
+            trial.set_constraint("b", -1.0)
+        return value
+
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(seed=0, **FAST))
+    study.optimize(objective, n_trials=4)  # trial 2 (no constraint) is the only feasible one
+    assert study.best_trial.number == 2
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(seed=1, **GP_PATH))
+    for _ in range(6):
+        trial = study.ask()
+        value = _wide_is_better(trial)
+        trial.set_constraint("a", math.inf if trial.number % 2 else 5.0)  # never feasible
+        study.tell(trial, value)
+    assert all(t.user_attrs[ATTR_SOURCE] == "meta" for t in study.trials)
+    assert len({t.params["max_units"] for t in study.trials}) > 1
+
+
+def test_a_constraint_borrows_the_kernel_but_not_the_objectives_meta_mean():
+    gp = SurrogateModel.load(resolve_model_path("lcbench-mlp")).network()
+    rng = np.random.default_rng(0)
+    X = rng.random((6, gp.weights["W1"].shape[0]))
+    Q = rng.random((4, X.shape[1]))
+    b0 = float(gp.weights["b0"])
+    prior = gp.condition(X[:0], np.zeros(0), meta_mean=False).predict(Q)
+    np.testing.assert_allclose(prior.mean, 0.0)
+    with_mean = gp.condition(X[:0], np.zeros(0)).predict(Q)
+    np.testing.assert_allclose(with_mean.mean, b0 * gp.meta_mean(Q))
+    y = rng.standard_normal(6)
+    post = gp.condition(X, y, meta_mean=False).predict(X)
+    assert np.corrcoef(post.mean, y)[0, 1] > 0.9  # it still fits the observations

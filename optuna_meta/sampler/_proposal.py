@@ -18,7 +18,7 @@ import numpy as np
 from optuna_meta.space import Box
 from optuna_meta.surrogate import DeepKernelGP
 
-__all__ = ["Box", "Proposal", "expected_improvement", "propose"]
+__all__ = ["Box", "Proposal", "expected_improvement", "norm_cdf", "propose"]
 
 N_RANDOM_CANDIDATES = 512
 N_LOCAL_STARTS = 4
@@ -39,7 +39,7 @@ class Proposal:
     std: float
 
 
-def _norm_cdf(u: np.ndarray) -> np.ndarray:
+def norm_cdf(u: np.ndarray) -> np.ndarray:
     # Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): avoids a scipy dependency in the core.
     z = np.abs(u) / np.sqrt(2.0)
     t = 1.0 / (1.0 + 0.3275911 * z)
@@ -55,7 +55,7 @@ def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> np.n
     std = np.maximum(std, 1e-9)
     u = (mean - best) / std
     pdf = np.exp(-0.5 * u * u) / np.sqrt(2 * np.pi)
-    return std * (u * _norm_cdf(u) + pdf)
+    return std * (u * norm_cdf(u) + pdf)
 
 
 def propose(

@@ -8,6 +8,7 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
-from optuna_meta.sampler._proposal import Box, Proposal, expected_improvement, propose
+from optuna_meta.sampler._proposal import (
+    Box,
+    Proposal,
+    expected_improvement,
+    norm_cdf,
+    propose,
+)
 from optuna_meta.space import (
     ProjectionError,
     SpaceEncoder,
@@ -67,6 +74,11 @@ learning rates happen to be moderate ``eta`` values), then behind from 5 to 50 t
 0.1878 vs 0.1531 at 5, 0.0988 vs 0.0847 at 20). Such a study goes to the fallback, with a
 warning that names a shipped model that knows it better."""
 
+DESIGN_MIN_FEASIBILITY = 0.3
+"""In a study with constraints, the design is left for the surrogate's proposals once its
+best remaining entry is feasible with a probability below this: the design was learned
+without the study's constraints (chosen on ``benchmarks/constrained.py``, seeds 0-2)."""
+
 MAX_OBSERVATIONS = 256
 """Cap on the trials the GP conditions on (the best half and the most recent half are kept)."""
 
@@ -85,7 +97,10 @@ class MetaSampler(BaseSampler):
     parameter names are matched to the model's through aliases (``lr`` -> ``learning_rate``);
     parameters the model does not know, studies it knows too few parameters of
     (:data:`MIN_KNOWN_PARAMS`), multi-objective studies, and trials after the meta phase go to
-    ``fallback``, which sees every trial of the study.
+    ``fallback``, which sees every trial of the study. Optuna 5 constraints
+    (``trial.set_constraint``) are respected as TPE respects them: an infeasible trial ranks
+    below every feasible one, and design entries are ranked by expected improvement times the
+    probability of being feasible (see :func:`_feasibility`, :data:`DESIGN_MIN_FEASIBILITY`).
 
     Args:
         model: A shipped model name (default ``"lcbench-mlp"``, MLPs trained with SGD;
@@ -376,7 +391,8 @@ class MetaSampler(BaseSampler):
     ) -> tuple[dict[str, Any] | None, tuple[float, float, float, int] | None]:
         trials = study._get_trials(deepcopy=False, use_cache=False)
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
-        X_obs, y_raw, X_pending = [], [], []
+        X_obs, y_raw, margins, X_pending = [], [], [], []
+        constrained = False
         seen: dict[str, BaseDistribution] = dict(trial.distributions)
         # Other workers' trials and the design entries they claimed: while any runs, the
         # design keeps its order (``_design_point``).
@@ -400,6 +416,9 @@ class MetaSampler(BaseSampler):
                 continue
             X_obs.append(x)
             y_raw.append(sign * y)
+            margin = _margin(t)
+            constrained |= margin is not None
+            margins.append(-math.inf if margin is None else margin)  # none set: feasible
         names = {**asked, **seen}  # the parameter being asked is not in a distribution yet
         if self._too_few_known(state, names):
             return None, None
@@ -412,8 +431,12 @@ class MetaSampler(BaseSampler):
                 X, y = X[:0], y[:0]
             else:
                 y = np.where(finite, y, worst)
-        X, y = _cap(X, y)
+        g = np.asarray(margins, dtype=float)[: len(y)]
+        if constrained and (g <= 0.0).any():  # infeasible trials rank below every feasible one
+            y = np.where(g <= 0.0, y, np.min(y[g <= 0.0]))
+        X, y, g = _cap(X, y, g)
         ys, mu, sd = _standardise(y)
+        feasibility = _feasibility(state, X, g) if constrained and len(y) else None
         box = state.box(self._user_space_in_model(state, seen))
         rng = np.random.default_rng([self._base_seed, trial.number])
         P = np.asarray(X_pending, dtype=float).reshape(len(X_pending), state.n_features)
@@ -433,7 +456,7 @@ class MetaSampler(BaseSampler):
             trial,
             state,
             names,  # the entry is clipped into the asked parameter's range or choices too
-            (X, ys) if len(ys) and not others_running else None,
+            (X, ys, feasibility) if len(ys) and not others_running else None,
             claimed,
             is_duplicate if user_space and taken else None,
         )
@@ -493,7 +516,7 @@ class MetaSampler(BaseSampler):
         trial: FrozenTrial,
         state: _ModelState,
         seen: Mapping[str, BaseDistribution],
-        observed: tuple[np.ndarray, np.ndarray] | None,
+        observed: tuple[np.ndarray, np.ndarray, Feasibility | None] | None,
         claimed: set[Any],
         is_duplicate: Callable[[np.ndarray], bool] | None,
     ) -> np.ndarray | None:
@@ -513,7 +536,10 @@ class MetaSampler(BaseSampler):
         ``optuna_meta:design_entry`` system attrs). A trial that picks by EI claims its entry
         first, then looks again: a trial that started meanwhile may not have seen the claim
         and takes the entry of its own number, so this one then takes its own number's too.
-        ``is_duplicate`` marks entries already tried.
+        ``is_duplicate`` marks entries already tried. In a study with constraints the
+        entries are ranked by expected improvement times their probability of being feasible
+        (that alone while no trial is feasible), and the design is left for the surrogate's
+        proposals (None) once the best entry's is below :data:`DESIGN_MIN_FEASIBILITY`.
 
         Parameters the study has not suggested yet keep the entry's value (a design entry is
         a whole configuration; in a define-by-run study the next ``suggest_*`` projects it),
@@ -540,10 +566,17 @@ class MetaSampler(BaseSampler):
         ]
         if not free:
             return None
-        X, ys = observed
+        X, ys, feasibility = observed
         with single_threaded_blas():
             pred = state.gp.condition(X, ys).predict(entries[free])
-        best = free[int(np.argmax(expected_improvement(pred.mean, pred.std, float(np.max(ys)))))]
+            acq = expected_improvement(pred.mean, pred.std, float(np.max(ys)))
+            if feasibility is not None:
+                p_feasible = feasibility.prob(entries[free])
+                acq = acq * p_feasible if feasibility.any_feasible else p_feasible
+        pick = int(np.argmax(acq))
+        if feasibility is not None and p_feasible[pick] < DESIGN_MIN_FEASIBILITY:
+            return None  # the design was learned without this study's constraints
+        best = free[pick]
         if best == number or self._claim(study, trial, best):
             return entries[best]
         return own
@@ -670,6 +703,55 @@ def _observed_value(t: FrozenTrial) -> float | None:
     return None
 
 
+def _margin(t: FrozenTrial) -> float | None:
+    """The largest of ``t``'s constraint values (``<= 0``: feasible), None without constraints.
+
+    Constraints are Optuna's (``trial.set_constraint``, or TPE's deprecated
+    ``constraints_func``): a trial is feasible when every value is 0 or less. NaN counts as
+    infinitely violated, as Optuna's own check calls it infeasible.
+    """
+    values = list(t.constraints.values())
+    if not values:
+        return None
+    worst = max(math.inf if math.isnan(c) else float(c) for c in values)
+    return worst
+
+
+@dataclass(frozen=True)
+class Feasibility:
+    """A study's constraints as a model: ``prob(X)``, the probability ``X`` is feasible."""
+
+    prob: Callable[[np.ndarray], np.ndarray]
+    any_feasible: bool
+
+
+def _feasibility(state: _ModelState, X: np.ndarray, g: np.ndarray) -> Feasibility:
+    """A feasibility model from the observations' constraint margins ``g`` (``<= 0``: feasible).
+
+    The margins are modelled by a GP with the surrogate's learned kernel but without its
+    meta-mean (which predicts the objective, not a constraint), standardised like the values.
+    Non-finite margins are clipped: ``+inf`` (or NaN) to twice the largest finite one, ``-inf``
+    (a trial with no constraint values, e.g. pruned before it set them) to the smallest.
+    """
+    finite = np.isfinite(g)
+    low = float(np.min(g[finite])) if finite.any() else -1.0
+    high = float(np.max(g[finite])) if finite.any() else 1.0
+    g = np.where(np.isnan(g) | (g == math.inf), max(2.0 * high, 1.0), g)
+    g = np.where(g == -math.inf, min(low, 0.0), g)
+    mu = float(np.mean(g))
+    sd = float(np.std(g)) if len(g) > 1 else 0.0
+    if not sd > 1e-12:  # one observation, or all equal: their size sets the scale
+        sd = max(float(np.max(np.abs(g))), 1e-12)
+    post = state.gp.condition(X, (g - mu) / sd, meta_mean=False)
+    threshold = -mu / sd
+
+    def prob(C: np.ndarray) -> np.ndarray:
+        pred = post.predict(C)
+        return norm_cdf((threshold - pred.mean) / np.maximum(pred.std, 1e-9))
+
+    return Feasibility(prob=prob, any_feasible=bool((g <= 0.0).any()))
+
+
 def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
     """``((y - mu) / sd, mu, sd)``: per-context z-scores, the scale the surrogate trained on."""
     mu = float(np.mean(y)) if len(y) else 0.0
@@ -678,14 +760,14 @@ def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (y - mu) / sd, mu, sd
 
 
-def _cap(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cap(X: np.ndarray, y: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len(y) <= MAX_OBSERVATIONS:
-        return X, y
+        return X, y, g
     half = MAX_OBSERVATIONS // 2
     best = np.argsort(-y)[:half]
     recent = np.setdiff1d(np.arange(len(y) - MAX_OBSERVATIONS, len(y)), best)[-half:]
     keep = np.concatenate([best, recent])
-    return X[keep], y[keep]
+    return X[keep], y[keep], g[keep]
 
 
 class _ModelState:

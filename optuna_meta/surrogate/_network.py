@@ -113,16 +113,22 @@ class DeepKernelGP:
         y_obs: np.ndarray,
         *,
         extra_noise: np.ndarray | None = None,
+        meta_mean: bool = True,
     ) -> Posterior:
         """Condition on observations once; the returned posterior predicts many queries.
 
         ``y_obs`` must already be standardised (mean 0, std 1 over the observations, or centred
         when there is a single one) and oriented so that larger is better. ``extra_noise`` adds
-        per-observation variance (used for "fantasised" pending trials).
+        per-observation variance (used for "fantasised" pending trials). ``meta_mean=False``
+        drops the prior mean ``b0 * m(x)``, for a quantity other than the objective (a
+        constraint) that only borrows the learned similarity; the kernel's ``m(x) m(x')``
+        term still lets such a quantity follow the meta-mean up or down.
         """
         amp2, noise, sa2, b0, sb2 = self._hyper()
+        if not meta_mean:
+            b0 = 0.0
         if len(X_obs) == 0:
-            return Posterior(self, None, None, None, None, None)
+            return Posterior(self, None, None, None, None, None, b0)
         phi_o, m_o = self.embed(X_obs)
         K = _kernel(phi_o, phi_o, m_o, m_o, amp2, sa2, sb2)
         K[np.diag_indices_from(K)] += noise + _JITTER
@@ -131,7 +137,7 @@ class DeepKernelGP:
         L = np.linalg.cholesky(K)
         resid = np.asarray(y_obs, dtype=np.float64) - b0 * m_o
         alpha = _cho_solve(L, resid)
-        return Posterior(self, phi_o, m_o, L, alpha, np.linalg.inv(L))
+        return Posterior(self, phi_o, m_o, L, alpha, np.linalg.inv(L), b0)
 
     def predict(
         self,
@@ -160,12 +166,15 @@ class Posterior:
         L: np.ndarray | None,
         alpha: np.ndarray | None,
         L_inv: np.ndarray | None,
+        b0: float,
     ) -> None:
         self.gp = gp
         self._phi_o, self._m_o, self._L, self._alpha, self._L_inv = phi_o, m_o, L, alpha, L_inv
+        self._b0 = b0
 
     def predict(self, X_query: np.ndarray) -> Prediction:
-        amp2, _, sa2, b0, sb2 = self.gp._hyper()
+        amp2, _, sa2, _, sb2 = self.gp._hyper()
+        b0 = self._b0
         phi_q, m_q = self.gp.embed(X_query)
         prior_var = amp2 + sa2 + sb2 * m_q**2
         if self._phi_o is None:
