@@ -620,9 +620,54 @@ def test_one_pruner_over_many_in_memory_studies_never_reads_another_studys_trial
         )
         study.optimize(objective_at(0.9 if rep % 2 == 0 else 0.3), n_trials=3)
         completed = [t.value for t in study.trials if t.state == TrialState.COMPLETE]
-        ctx = pruner._context(study, 1.0)
-        stale += ctx is None or not math.isclose(float(ctx.finals[0]), max(completed))
+        found = pruner._context(study, 1.0)
+        stale += found is None or not math.isclose(float(found[0].finals[0]), max(completed))
         del study
         if rep % 3 == 0:
             gc.collect()
     assert stale == 0
+
+
+def _constrained_study(pruner: MetaPruner, infeasible_finals: list[float]) -> optuna.Study:
+    """12 feasible completed trials in [0.80, 0.90], then ones over ``set_constraint``'s limit."""
+    study = make_study(pruner)
+    for final in infeasible_finals:
+        t = study.ask()
+        for s, v in zip(STEPS, acc_curve(final), strict=True):
+            t.report(float(v), int(s))
+        t.set_constraint("size", 1.0)  # > 0: infeasible
+        study.tell(t, final)
+    return study
+
+
+def test_infeasible_completed_trials_are_no_target_to_beat():
+    # Optuna 5 constraints: study.best_trial is the best *feasible* trial, so a trial that
+    # can beat the feasible ones must not be pruned for being behind infeasible ones.
+    mid = acc_curve(0.88)[:20]
+    probs = {}
+    for key, infeasible in {"none": [], "high": [0.99] * 12}.items():
+        pruner = MetaPruner(top_k=1)
+        study = _constrained_study(pruner, infeasible)
+        pred = pruner.predict(study, run_partial(study, mid, STEPS[:20])[1])
+        assert pred is not None
+        probs[key] = pred
+    assert probs["high"].n_completed == probs["none"].n_completed == 12
+    # the same target (the best feasible final), so nearly the same probability; had the
+    # infeasible 0.99s been the target it would be close to 0
+    assert probs["none"].prob_improvement > 0.2
+    assert probs["high"].prob_improvement > 0.5 * probs["none"].prob_improvement
+
+
+def test_no_feasible_completed_trial_never_prunes():
+    pruner = MetaPruner(n_startup_trials=1)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for final in (0.9, 0.95):
+        t = study.ask()
+        for s, v in zip(STEPS, acc_curve(final), strict=True):
+            t.report(float(v), int(s))
+        t.set_constraint("latency", 3.0)
+        study.tell(t, final)
+    pruned, frozen = run_partial(study, BAD, STEPS[:15])
+    assert pruned is False
+    assert frozen.user_attrs[ATTR_PROB_IMPROVEMENT] == 1.0
+    assert ATTR_PREDICTED_FINAL in frozen.user_attrs  # the prediction is still recorded

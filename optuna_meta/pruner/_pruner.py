@@ -20,7 +20,9 @@ Decision at each ``trial.should_prune()`` (``prune``):
    prune only when all of these hold: at least ``n_startup_trials`` completed trials;
    ``step >= n_warmup_steps``; ``step / T >= min_fraction``; and
    ``P(final better than the k-th best completed final + margin) < threshold * min(1, n /
-   n_ramp_trials)`` with
+   n_ramp_trials)`` (completed trials that break the study's constraints,
+   ``trial.set_constraint``, are not among those finals, as ``study.best_trial`` ignores
+   them; while none is feasible nothing is pruned) with
    ``k = max(1, min(top_k, ceil(n / 2) - median_offset))`` for ``n`` completed trials:
    while fewer than ``2 * (top_k + median_offset)`` have completed, the target is
    ``median_offset`` ranks better than their median, so a trial must be likely to reach the
@@ -284,6 +286,8 @@ and 0 (the median itself) with any other sampler (chosen by benchmark: module do
 _CACHE_SIZE = 32
 
 _Ref = Callable[[], object | None]
+_CacheEntry = tuple[int, StudyContext | None, dict, _Ref, np.ndarray]
+"""Per study: completed count, context, cleaned curves by trial id, storage, feasible finals."""
 
 
 @dataclass(frozen=True)
@@ -295,7 +299,8 @@ class CurvePrediction:
         std: Predictive standard deviation.
         prob_improvement: P(final better than the ``top_k``-th best completed final + margin).
         fraction: The trial's progress ``step / T`` (at most 1).
-        n_completed: Completed trials the prediction used as context.
+        n_completed: Completed trials the target was chosen among: those with a finite value
+            that meet the study's constraints (all of them in a study without constraints).
     """
 
     mean: float
@@ -410,9 +415,7 @@ class MetaPruner(BasePruner):
         self.calibrated = bool(calibrated)
         self._lock = threading.RLock()
         self._net: tuple[CurveNetwork, TailCalibration | None] | None = None
-        self._contexts: OrderedDict[tuple, tuple[int, StudyContext | None, dict, _Ref]] = (
-            OrderedDict()
-        )
+        self._contexts: OrderedDict[tuple, _CacheEntry] = OrderedDict()
         self._model_failed = False  # the curve model could not be loaded (warned once)
 
     # -- pickling ------------------------------------------------------------------------------
@@ -516,9 +519,10 @@ class MetaPruner(BasePruner):
 
     def _predict(self, study: Study, trial: FrozenTrial) -> CurvePrediction | None:
         sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
-        ctx = self._context(study, sign)
-        if ctx is None:
+        found = self._context(study, sign)
+        if found is None:
             return None
+        ctx, targets = found
         steps, values = _curve(trial, sign)
         net, cal = self._network()
         with single_threaded_blas():
@@ -527,19 +531,21 @@ class MetaPruner(BasePruner):
                 return None
             mean_a, std_a = net.predict(x[None, :])
         mu, sd = float(mean_a[0]), float(std_a[0])
-        k = self._target_rank(len(ctx.finals), self.median_offset_for(study))
-        target = float(ctx.finals[k - 1]) + self.margin
-        t_a = float(ctx.a(target))
-        if cal is None:
-            prob = 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
-        else:
-            prob = cal.survival((t_a - mu) / sd, float(x[F_INDEX]))
+        if len(targets):
+            k = self._target_rank(len(targets), self.median_offset_for(study))
+            t_a = float(ctx.a(float(targets[k - 1]) + self.margin))
+            if cal is None:
+                prob = 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
+            else:
+                prob = cal.survival((t_a - mu) / sd, float(x[F_INDEX]))
+        else:  # no feasible completed trial: any feasible result improves on nothing
+            prob = 1.0
         return CurvePrediction(
             mean=float(ctx.to_user(mu)),
             std=_user_std(ctx, mu, sd),
             prob_improvement=prob,
             fraction=float(min(steps[-1] / ctx.T, 1.0)),
-            n_completed=ctx.n_completed,
+            n_completed=len(targets),
         )
 
     def _network(self) -> tuple[CurveNetwork, TailCalibration | None]:
@@ -557,7 +563,15 @@ class MetaPruner(BasePruner):
                 self._net = (model.network(), cal)
             return self._net
 
-    def _context(self, study: Study, sign: float) -> StudyContext | None:
+    def _context(self, study: Study, sign: float) -> tuple[StudyContext, np.ndarray] | None:
+        """The study's completed trials as context, and the finals a trial must beat.
+
+        The second array holds the oriented finals of the *feasible* completed trials, best
+        first (``ctx.finals`` itself when the study sets no constraints): a trial that broke
+        the study's constraints (``trial.set_constraint``) is no result to beat, so the
+        target comes from the others, while its curve still tells the model how curves of
+        this task evolve.
+        """
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not completed:
             return None
@@ -576,14 +590,15 @@ class MetaPruner(BasePruner):
                 hit = None
             if hit is not None and hit[0] == n:
                 self._contexts.move_to_end(key)
-                return hit[1]
+                return None if hit[1] is None else (hit[1], hit[4])
             # Completed trials never change: their cleaned curves are kept between rebuilds.
             known = dict(hit[2]) if hit is not None else {}
         for t in completed:
             if t._trial_id not in known:
                 v = t.value
                 final = sign * v if v is not None else math.nan
-                known[t._trial_id] = (_curve(t, sign), final, t.number)
+                feasible = all(c <= 0.0 for c in t.constraints.values())
+                known[t._trial_id] = (_curve(t, sign), final, t.number, feasible)
         rows = [known[t._trial_id] for t in completed]
         T = float(self.max_resource) if self.max_resource is not None else None
         ctx = build_context(
@@ -593,12 +608,16 @@ class MetaPruner(BasePruner):
             T,
             np.array([r[2] for r in rows]),
         )
+        targets = ctx.finals if ctx is not None else np.empty(0)
+        if ctx is not None and not all(r[3] for r in rows):
+            ok = np.array([r[3] and math.isfinite(r[1]) for r in rows])
+            targets = np.sort(np.array([r[1] for r in rows])[ok])[::-1]
         with self._lock:
-            self._contexts[key] = (n, ctx, known, _reference(storage))
+            self._contexts[key] = (n, ctx, known, _reference(storage), targets)
             self._contexts.move_to_end(key)
             while len(self._contexts) > _CACHE_SIZE:
                 self._contexts.popitem(last=False)
-        return ctx
+        return None if ctx is None else (ctx, targets)
 
 
 def _reference(obj: object) -> _Ref:
