@@ -362,3 +362,19 @@ def test_benchmark_pruner_variants_override_the_rule_they_name():
         t.report(0.5 * epoch / 10, epoch)
     pred = quarter.predict(study, study._storage.get_trial(t._trial_id))
     assert pred is not None and 0.0 <= pred.prob_improvement <= 1.0
+
+
+def test_constrained_benchmark_scores_the_best_feasible_trial():
+    from benchmarks import constrained
+
+    task = objectives.scored_tasks("lcbench")[0]
+    budget, top, worst = constrained.task_setting(task)
+    assert budget > 0 and worst < top
+    run = {"task": task, "values": [top + 1.0, worst, top], "feasible": [False, True, True]}
+    # an infeasible trial never counts, however good; then regret 1, 0 once the best feasible
+    np.testing.assert_allclose(constrained.regret_curve(run), [1.0, 1.0, 0.0])
+    ctx = protocol.make_contexts("lcbench", [task], [0], n_folds=0)[0]
+    told = constrained.run_one(ctx, "random", 3)
+    assert len(told["values"]) == 3 and len(told["feasible"]) == 3
+    text = constrained.report({"random": [told]}, "cmd")
+    assert "| random | 1 |" in text

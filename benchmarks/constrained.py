@@ -1,0 +1,185 @@
+"""Constrained LCBench: maximise accuracy under a training-time budget (Optuna 5 constraints).
+
+Why: Optuna 5 made constraints first-class (``trial.set_constraint``); TPE and the GP sampler
+use them, and ``study.best_trial`` is the best *feasible* trial. A sampler that ignores them
+keeps proposing the neighbourhood of an accurate but infeasible trial. This benchmark measures
+what MetaSampler's constraint handling (infeasible trials rank below every feasible one) buys.
+
+Protocol: the LCBench sampler protocol's tasks, seeds and 5-fold task CV (the fold models of
+``benchmarks.meta_methods``), objective ``val_accuracy`` at epoch 52, and one constraint per
+task: YAHPO's predicted training ``time`` must not exceed the task's :data:`TIME_QUANTILE`
+quantile over :data:`N_REFERENCE` random configurations (so about three quarters of the space
+is infeasible, and on most tasks the unconstrained optimum too). The regret after ``n`` trials
+is that of the best *feasible* trial so far, normalised per task by the best feasible value of
+the same random configurations and the worst value of all of them (floored at 0; 1 while no
+trial is feasible). Methods:
+
+* ``meta``: ``MetaSampler`` (fold model); the objective calls ``trial.set_constraint``;
+* ``meta_blind``: the same sampler, but the objective keeps the constraint to itself, as
+  MetaSampler saw every study before it read constraints (feasibility only enters the score);
+* ``tpe``: ``TPESampler`` with the constraint set (Optuna's TPE reads it);
+* ``random``: ``RandomSampler``.
+
+Run (about 4 minutes on one core):
+    .. code-block:: bash
+
+        python -m benchmarks.constrained --seeds 0-4 --n-trials 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from benchmarks.objectives import get_surrogate, scored_tasks, suggest_config
+from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna
+from benchmarks.run_samplers import parse_ints
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SCENARIO = "lcbench"
+TIME_QUANTILE = 0.25
+"""The time budget: this quantile of the random configurations' predicted training time."""
+N_REFERENCE = 100_000
+"""Random configurations per task behind the budget and the normalisation."""
+REFERENCE_SEED = 0
+BUDGETS = (1, 2, 3, 5, 10, 20, 30, 50)
+
+
+@functools.cache
+def task_setting(task: str) -> tuple[float, float, float]:
+    """``(time budget, best feasible value, worst value)`` of ``task``'s random configurations."""
+    surrogate = get_surrogate(SCENARIO)
+    cols = surrogate.sample_columns(N_REFERENCE, np.random.default_rng(REFERENCE_SEED))
+    out = surrogate.evaluate(task, cols, outputs=["val_accuracy", "time"])
+    acc, seconds = out["val_accuracy"], out["time"]
+    budget = float(np.quantile(seconds, TIME_QUANTILE))
+    return budget, float(np.max(acc[seconds <= budget])), float(np.min(acc))
+
+
+def _meta(ctx: BenchContext) -> optuna.samplers.BaseSampler:
+    from benchmarks.meta_methods import fold_model
+    from optuna_meta import MetaSampler
+
+    key = ("meta-model", ctx.scenario, ctx.train_tasks)
+    if key not in ctx.cache:
+        ctx.cache[key] = fold_model(ctx.scenario, ctx.train_tasks)
+    return MetaSampler(model=ctx.cache[key], seed=ctx.seed)
+
+
+METHODS: dict[str, tuple[Callable[[BenchContext], optuna.samplers.BaseSampler], bool]] = {
+    "meta": (_meta, True),
+    "meta_blind": (_meta, False),
+    "tpe": (lambda ctx: optuna.samplers.TPESampler(seed=ctx.seed), True),
+    "random": (lambda ctx: optuna.samplers.RandomSampler(seed=ctx.seed), True),
+}
+"""name -> (sampler factory, whether the objective tells the study its constraint)."""
+
+
+def run_one(ctx: BenchContext, method: str, n_trials: int) -> dict[str, Any]:
+    factory, tell_constraint = METHODS[method]
+    surrogate = ctx.surrogate
+    budget, _, _ = task_setting(ctx.task)
+    study = optuna.create_study(direction="maximize", sampler=factory(ctx))
+    values, feasible, ms = [], [], []
+    for _ in range(n_trials):
+        a = time.perf_counter()
+        trial = study.ask()
+        params = suggest_config(trial, surrogate)
+        b = time.perf_counter()
+        out = surrogate.evaluate(ctx.task, [params], outputs=["val_accuracy", "time"])
+        value, seconds = float(out["val_accuracy"][0]), float(out["time"][0])
+        c = time.perf_counter()
+        if tell_constraint:
+            trial.set_constraint("time", seconds - budget)
+        study.tell(trial, value)
+        d = time.perf_counter()
+        values.append(value)
+        feasible.append(seconds <= budget)
+        ms.append(round(((b - a) + (d - c)) * 1e3, 3))
+    return {"task": ctx.task, "seed": ctx.seed, "values": values, "feasible": feasible, "ms": ms}
+
+
+def regret_curve(run: dict[str, Any]) -> np.ndarray:
+    """Normalised regret of the best feasible trial after each trial (1 while none is)."""
+    _, top, worst = task_setting(run["task"])
+    vals = np.where(run["feasible"], run["values"], -np.inf)
+    best = np.maximum.accumulate(vals)
+    with np.errstate(invalid="ignore"):
+        r = (np.maximum(top, best) - best) / (np.maximum(top, best) - worst)
+    return np.clip(np.where(np.isfinite(best), r, 1.0), 0.0, 1.0)
+
+
+def report(runs: dict[str, list[dict[str, Any]]], command: str) -> str:
+    n = max(len(r["values"]) for rs in runs.values() for r in rs)
+    budgets = [b for b in BUDGETS if b <= n]
+    regrets = {m: np.array([regret_curve(r) for r in rs]) for m, rs in runs.items()}
+    head = "| method | runs | " + " | ".join(f"@{b}" for b in budgets)
+    lines = [
+        f"Constrained LCBench (`time` <= the task's {TIME_QUANTILE:.0%} quantile over "
+        f"{N_REFERENCE:,} random configurations), mean normalised regret of the best feasible "
+        "trial; 5-fold task CV for MetaSampler.",
+        "",
+        head + " | feasible trials | ms/trial |",
+        "|---" * (len(budgets) + 4) + "|",
+    ]
+    for m, R in regrets.items():
+        feas = np.mean([np.mean(r["feasible"]) for r in runs[m]])
+        ms = np.median([np.median(r["ms"]) for r in runs[m]])
+        cells = " | ".join(f"{R[:, b - 1].mean():.4f}" for b in budgets)
+        lines.append(f"| {m} | {len(R)} | {cells} | {feas:.0%} | {ms:.1f} |")
+    if "meta" in regrets:
+        lines += ["", "Paired differences, meta minus other (negative: meta better), mean (se):"]
+        lines += [""]
+        lines += [head + " |", "|---" * (len(budgets) + 2) + "|"]
+        for m, R in regrets.items():
+            if m == "meta" or R.shape != regrets["meta"].shape:
+                continue
+            D = regrets["meta"] - R
+            se = D.std(axis=0, ddof=1) / np.sqrt(len(D))
+            cells = " | ".join(f"{D[:, b - 1].mean():+.4f} ({se[b - 1]:.4f})" for b in budgets)
+            lines.append(f"| meta - {m} | {len(D)} | {cells} |")
+    lines += ["", f"Command: `{command}`", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0-4")
+    parser.add_argument("--n-trials", type=int, default=50)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    quiet_optuna()
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown methods {unknown}; known: {sorted(METHODS)}")
+    contexts = make_contexts(SCENARIO, scored_tasks(SCENARIO), parse_ints(args.seeds))
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for m in methods:
+        t0 = time.perf_counter()
+        runs[m] = [run_one(ctx, m, args.n_trials) for ctx in contexts]
+        print(f"== {m} done in {time.perf_counter() - t0:.1f}s", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "raw").mkdir(exist_ok=True)
+    raw = args.out / "raw" / f"constrained_{SCENARIO}.json"
+    raw.write_text(json.dumps({"runs": runs}, separators=(",", ":")))
+    command = (
+        f"python -m benchmarks.constrained --seeds {args.seeds} --n-trials {args.n_trials}"
+        + (f" --methods {args.methods}" if args.methods != ",".join(METHODS) else "")
+    )
+    text = report(runs, command)
+    (args.out / f"constrained_{SCENARIO}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
