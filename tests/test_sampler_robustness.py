@@ -518,3 +518,26 @@ def test_a_constraint_borrows_the_kernel_but_not_the_objectives_meta_mean():
     y = rng.standard_normal(6)
     post = gp.condition(X, y, meta_mean=False).predict(X)
     assert np.corrcoef(post.mean, y)[0, 1] > 0.9  # it still fits the observations
+
+
+def test_propose_weight_steers_the_proposal_where_it_is_high():
+    from optuna_meta.sampler._proposal import propose
+    from optuna_meta.space import Box, SpaceEncoder
+
+    model = SurrogateModel.load(resolve_model_path("lcbench-mlp"))
+    gp = model.network()
+    box = Box.unit(SpaceEncoder(model.search_space))
+    rng = np.random.default_rng(0)
+    X = box.sample(5, rng)
+    y = rng.standard_normal(5)
+
+    empty = np.empty((0, X.shape[1]))
+    free = propose(gp, box, X, y, empty, np.random.default_rng(1), n_candidates=256)
+
+    def far_from_free(C: np.ndarray) -> np.ndarray:  # ~0 near the unweighted proposal
+        return np.where(np.abs(C[:, 0] - free.x[0]) > 0.4, 1.0, 1e-6)
+
+    steered = propose(
+        gp, box, X, y, empty, np.random.default_rng(1), n_candidates=256, weight=far_from_free
+    )
+    assert abs(steered.x[0] - free.x[0]) > 0.4

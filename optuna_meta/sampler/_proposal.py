@@ -68,6 +68,7 @@ def propose(
     *,
     n_candidates: int = N_RANDOM_CANDIDATES,
     is_duplicate: Callable[[np.ndarray], bool] | None = None,
+    weight: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Proposal:
     """Maximise the acquisition over ``box``.
 
@@ -77,6 +78,8 @@ def propose(
     acquisition around them so parallel workers do not propose the same point. ``is_duplicate``
     rejects a winner that would repeat an existing configuration once projected (e.g. at a
     corner of the box, where clipping maps nearby points onto one); the next best is taken.
+    ``weight(X)`` multiplies the expected improvement (MetaSampler passes the probability of
+    being feasible while none of a constrained study's trials is).
     """
     X_fit, y_fit = X_obs, y_obs
     extra: np.ndarray | None = None
@@ -91,6 +94,10 @@ def propose(
 
     def score(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pred = posterior.predict(C)
+        if weight is not None:
+            ref = best if best is not None else float(np.max(y_fit))
+            ei = expected_improvement(pred.mean, pred.std, ref)
+            return ei * weight(C), pred.mean, pred.std
         if best is None and len(X_fit) == 0:
             return pred.mean, pred.mean, pred.std
         ref = best if best is not None else float(np.max(y_fit))
