@@ -408,3 +408,26 @@ def test_param_mapping_to_a_missing_model_param_falls_back_with_a_clear_warning(
     # Only the badly mapped parameter falls back: "dropout" is still served by the model.
     assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 3
     assert all(dist._contains(t.params["lr"]) for t in study.trials)
+
+
+def test_a_conditional_study_never_repeats_a_configuration() -> None:
+    # A trial on XGBoost's gblinear branch lacks the tree parameters; a proposal that agrees
+    # with it on all of its own parameters repeats it, whatever it says about the others.
+    # Here only a few boosting rounds are feasible and more rounds score better, so the
+    # surrogate keeps being drawn to the same near-feasible gblinear configuration.
+    def objective(trial: optuna.Trial) -> float:
+        booster = trial.suggest_categorical("booster", ["gbtree", "gblinear", "dart"])
+        rounds = trial.suggest_int("n_estimators", 7, 2981, log=True)
+        sub = trial.suggest_float("subsample", 0.1, 1.0)
+        if booster != "gblinear":
+            trial.suggest_int("max_depth", 1, 15)
+        trial.set_constraint("rounds", rounds - 6)  # never feasible
+        return math.log(rounds) + sub
+
+    study = optuna.create_study(
+        direction="maximize", sampler=MetaSampler(model="rbv2-xgboost", seed=0, **FAST)
+    )
+    study.optimize(objective, n_trials=10)
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 10
+    configs = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(configs)) == len(configs), configs

@@ -443,15 +443,20 @@ class MetaSampler(BaseSampler):
         rng = np.random.default_rng([self._base_seed, trial.number])
         P = np.asarray(X_pending, dtype=float).reshape(len(X_pending), state.n_features)
         user_space = {k: d for k, d in seen.items() if self._model_name(state, k) is not None}
-        taken = {
-            _param_key(t.params, user_space)
-            for t in trials
-            if t._trial_id != trial._trial_id and t.params
-        }
+        # Existing configurations, keyed on the served parameters each trial has: in a
+        # conditional space (XGBoost's ``booster``) a trial lacks the parameters inactive on
+        # its branch, and a proposal that agrees with it on all of its own parameters (the
+        # branch's parents included) repeats it.
+        taken: dict[frozenset[str], set[tuple[tuple[str, Any], ...]]] = {}
+        for t in trials:
+            if t._trial_id != trial._trial_id and t.params:
+                own = frozenset(k for k in t.params if k in user_space)
+                taken.setdefault(own, set()).add(_param_key(t.params, own))
 
         def is_duplicate(x: np.ndarray) -> bool:
             # Two proposals that project onto the same user configuration waste a trial.
-            return _param_key(self._to_user_params(state, x, user_space), user_space) in taken
+            params = self._to_user_params(state, x, user_space)
+            return any(_param_key(params, own) in keys for own, keys in taken.items())
 
         design_x = self._design_point(
             study,
