@@ -1,15 +1,16 @@
-"""Constrained LCBench: maximise accuracy under a training-time budget (Optuna 5 constraints).
+"""Constrained HPO: maximise accuracy under a training-time budget (Optuna 5 constraints).
 
 Why: Optuna 5 made constraints first-class (``trial.set_constraint``); TPE and the GP sampler
 use them, and ``study.best_trial`` is the best *feasible* trial. A sampler that ignores them
 keeps proposing the neighbourhood of an accurate but infeasible trial. This benchmark measures
 what MetaSampler's constraint handling (infeasible trials rank below every feasible one) buys.
 
-Protocol: the LCBench sampler protocol's tasks, seeds and 5-fold task CV (the fold models of
-``benchmarks.meta_methods``), objective ``val_accuracy`` at epoch 52, and one constraint per
-task: YAHPO's predicted training ``time`` must not exceed the task's :data:`TIME_QUANTILE`
-quantile over :data:`N_REFERENCE` random configurations (so about three quarters of the space
-is infeasible, and on most tasks the unconstrained optimum too). The regret after ``n`` trials
+Protocol: the sampler protocol's tasks, seeds and 5-fold task CV (the fold models of
+``benchmarks.meta_methods``) and objective (LCBench: ``val_accuracy`` at epoch 52;
+rbv2_xgboost: ``acc``), and one constraint per task: YAHPO's predicted training time (``time``;
+``timetrain``) must not exceed the task's :data:`TIME_QUANTILE` quantile over
+:data:`N_REFERENCE` random configurations (so about three quarters of the space is
+infeasible, and on most tasks the unconstrained optimum too). The regret after ``n`` trials
 is that of the best *feasible* trial so far, normalised per task by the best feasible value of
 the same random configurations and the worst value of all of them (floored at 0; 1 while no
 trial is feasible). Methods:
@@ -25,6 +26,7 @@ Run (about 2 minutes on one core):
 
         python -m benchmarks.constrained --seeds 0-4 --n-trials 50
         python -m benchmarks.constrained --heldout   # YAHPO's test instances, shipped model
+        python -m benchmarks.constrained --scenario rbv2_xgboost   # about 6 minutes
 """
 
 from __future__ import annotations
@@ -40,34 +42,38 @@ from typing import Any
 import numpy as np
 import optuna
 
+from benchmarks.heldout import SHIPPED_MODEL
 from benchmarks.objectives import get_surrogate, scored_tasks, suggest_config
 from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna
 from benchmarks.run_samplers import parse_ints
 from optuna_meta.data import TEST_INSTANCES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SCENARIO = "lcbench"
+OUTPUTS = {"lcbench": ("val_accuracy", "time"), "rbv2_xgboost": ("acc", "timetrain")}
+"""scenario -> (the metric maximised, the training time the budget limits)."""
 TIME_QUANTILE = 0.25
 """The time budget: this quantile of the random configurations' predicted training time."""
 N_REFERENCE = 100_000
 """Random configurations per task behind the budget and the normalisation."""
 REFERENCE_SEED = 0
 BUDGETS = (1, 2, 3, 5, 10, 20, 30, 50)
-SHIPPED_MODEL = "lcbench-mlp"
 SHIPPED_KEY = "use the shipped model"
 
 
 @functools.cache
-def _task_outputs(task: str) -> tuple[np.ndarray, np.ndarray]:
-    surrogate = get_surrogate(SCENARIO)
+def _task_outputs(scenario: str, task: str) -> tuple[np.ndarray, np.ndarray]:
+    surrogate = get_surrogate(scenario)
     cols = surrogate.sample_columns(N_REFERENCE, np.random.default_rng(REFERENCE_SEED))
-    out = surrogate.evaluate(task, cols, outputs=["val_accuracy", "time"])
-    return out["val_accuracy"], out["time"]
+    metric, cost = OUTPUTS[scenario]
+    out = surrogate.evaluate(task, cols, outputs=[metric, cost])
+    return out[metric], out[cost]
 
 
-def task_setting(task: str, quantile: float = TIME_QUANTILE) -> tuple[float, float, float]:
+def task_setting(
+    task: str, quantile: float = TIME_QUANTILE, scenario: str = "lcbench"
+) -> tuple[float, float, float]:
     """``(time budget, best feasible value, worst value)`` of ``task``'s random configurations."""
-    acc, seconds = _task_outputs(task)
+    acc, seconds = _task_outputs(scenario, task)
     budget = float(np.quantile(seconds, quantile))
     return budget, float(np.max(acc[seconds <= budget])), float(np.min(acc))
 
@@ -77,7 +83,7 @@ def _meta(ctx: BenchContext) -> optuna.samplers.BaseSampler:
     from optuna_meta import MetaSampler
 
     if ctx.cache.get(SHIPPED_KEY):
-        return MetaSampler(model=SHIPPED_MODEL, seed=ctx.seed)
+        return MetaSampler(model=SHIPPED_MODEL[ctx.scenario], seed=ctx.seed)
     key = ("meta-model", ctx.scenario, ctx.train_tasks)
     if key not in ctx.cache:
         ctx.cache[key] = fold_model(ctx.scenario, ctx.train_tasks)
@@ -98,7 +104,8 @@ def run_one(
 ) -> dict[str, Any]:
     factory, tell_constraint = METHODS[method]
     surrogate = ctx.surrogate
-    budget, _, _ = task_setting(ctx.task, quantile)
+    budget, _, _ = task_setting(ctx.task, quantile, ctx.scenario)
+    metric, cost = OUTPUTS[ctx.scenario]
     study = optuna.create_study(direction="maximize", sampler=factory(ctx))
     values, feasible, ms = [], [], []
     for _ in range(n_trials):
@@ -106,8 +113,8 @@ def run_one(
         trial = study.ask()
         params = suggest_config(trial, surrogate)
         b = time.perf_counter()
-        out = surrogate.evaluate(ctx.task, [params], outputs=["val_accuracy", "time"])
-        value, seconds = float(out["val_accuracy"][0]), float(out["time"][0])
+        out = surrogate.evaluate(ctx.task, [params], outputs=[metric, cost])
+        value, seconds = float(out[metric][0]), float(out[cost][0])
         c = time.perf_counter()
         if tell_constraint:
             trial.set_constraint("time", seconds - budget)
@@ -119,6 +126,7 @@ def run_one(
     return {
         "task": ctx.task,
         "seed": ctx.seed,
+        "scenario": ctx.scenario,
         "quantile": quantile,
         "values": values,
         "feasible": feasible,
@@ -128,7 +136,9 @@ def run_one(
 
 def regret_curve(run: dict[str, Any]) -> np.ndarray:
     """Normalised regret of the best feasible trial after each trial (1 while none is)."""
-    _, top, worst = task_setting(run["task"], run.get("quantile", TIME_QUANTILE))
+    _, top, worst = task_setting(
+        run["task"], run.get("quantile", TIME_QUANTILE), run.get("scenario", "lcbench")
+    )
     vals = np.where(run["feasible"], run["values"], -np.inf)
     best = np.maximum.accumulate(vals)
     with np.errstate(invalid="ignore"):
@@ -137,16 +147,19 @@ def regret_curve(run: dict[str, Any]) -> np.ndarray:
 
 
 def report(
-    runs: dict[str, list[dict[str, Any]]], command: str, quantile: float = TIME_QUANTILE
+    runs: dict[str, list[dict[str, Any]]],
+    command: str,
+    quantile: float = TIME_QUANTILE,
+    scenario: str = "lcbench",
 ) -> str:
     n = max(len(r["values"]) for rs in runs.values() for r in rs)
     budgets = [b for b in BUDGETS if b <= n]
     regrets = {m: np.array([regret_curve(r) for r in rs]) for m, rs in runs.items()}
     head = "| method | runs | " + " | ".join(f"@{b}" for b in budgets)
     lines = [
-        f"Constrained LCBench (`time` <= the task's {quantile:.0%} quantile over "
-        f"{N_REFERENCE:,} random configurations), mean normalised regret of the best feasible "
-        "trial; 5-fold task CV for MetaSampler.",
+        f"Constrained {scenario} (`{OUTPUTS[scenario][1]}` <= the task's {quantile:.0%} "
+        f"quantile over {N_REFERENCE:,} random configurations), mean normalised regret of the "
+        "best feasible trial; 5-fold task CV for MetaSampler.",
         "",
         head + " | feasible trials | ms/trial |",
         "|---" * (len(budgets) + 4) + "|",
@@ -173,6 +186,7 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="lcbench", choices=sorted(OUTPUTS))
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--n-trials", type=int, default=50)
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -190,10 +204,14 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown methods {unknown}; known: {sorted(METHODS)}")
     if args.heldout:
-        tasks, cache = list(TEST_INSTANCES[SCENARIO]), {SHIPPED_KEY: True}
-        contexts = make_contexts(SCENARIO, tasks, parse_ints(args.seeds), n_folds=0, cache=cache)
+        tasks, cache = list(TEST_INSTANCES[args.scenario]), {SHIPPED_KEY: True}
+        contexts = make_contexts(
+            args.scenario, tasks, parse_ints(args.seeds), n_folds=0, cache=cache
+        )
     else:
-        contexts = make_contexts(SCENARIO, scored_tasks(SCENARIO), parse_ints(args.seeds))
+        contexts = make_contexts(
+            args.scenario, scored_tasks(args.scenario), parse_ints(args.seeds)
+        )
     runs: dict[str, list[dict[str, Any]]] = {}
     for m in methods:
         t0 = time.perf_counter()
@@ -202,24 +220,27 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "raw").mkdir(exist_ok=True)
     stem = (
-        f"constrained_{SCENARIO}"
+        f"constrained_{args.scenario}"
         + ("" if args.quantile == TIME_QUANTILE else f"_q{round(100 * args.quantile)}")
         + ("_heldout" if args.heldout else "")
     )
     raw = args.out / "raw" / f"{stem}.json"
     raw.write_text(json.dumps({"runs": runs}, separators=(",", ":")))
     command = (
-        f"python -m benchmarks.constrained --seeds {args.seeds} --n-trials {args.n_trials}"
+        "python -m benchmarks.constrained"
+        + ("" if args.scenario == "lcbench" else f" --scenario {args.scenario}")
+        + f" --seeds {args.seeds} --n-trials {args.n_trials}"
         + (f" --methods {args.methods}" if args.methods != ",".join(METHODS) else "")
         + (f" --quantile {args.quantile:g}" if args.quantile != TIME_QUANTILE else "")
         + (" --heldout" if args.heldout else "")
     )
-    text = report(runs, command, args.quantile)
+    text = report(runs, command, args.quantile, args.scenario)
     if args.heldout:
         text = text.replace(
             "5-fold task CV for MetaSampler.",
-            f"YAHPO's held-out test instances {', '.join(TEST_INSTANCES[SCENARIO])}; "
-            f"MetaSampler with the shipped model {SHIPPED_MODEL} (never trained on them).",
+            f"YAHPO's held-out test instances {', '.join(TEST_INSTANCES[args.scenario])}; "
+            f"MetaSampler with the shipped model {SHIPPED_MODEL[args.scenario]} "
+            "(never trained on them).",
         )
     (args.out / f"{stem}.md").write_text(text)
     print(text)
