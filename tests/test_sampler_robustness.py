@@ -541,3 +541,23 @@ def test_propose_weight_steers_the_proposal_where_it_is_high():
         gp, box, X, y, empty, np.random.default_rng(1), n_candidates=256, weight=far_from_free
     )
     assert abs(steered.x[0] - free.x[0]) > 0.4
+
+
+def test_one_huge_violation_does_not_make_the_other_infeasible_trials_look_feasible(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Constraint values such as a training time are heavy-tailed: 1688 s against a budget
+    # that three other trials miss by 12-20 s. Those are clearly infeasible, and the
+    # feasibility model must say so at their own configurations; without the robust
+    # compression (MAD_TO_SD = 0 turns it off) the huge one dwarfs them and they look like
+    # coin flips.
+    state = sampler_module._ModelState(SurrogateModel.load(resolve_model_path("lcbench-mlp")))
+    rng = np.random.default_rng(0)
+    X = rng.random((5, state.n_features))
+    g = np.array([1688.0, 0.3, 20.0, 12.0, 14.0])
+    feasibility = sampler_module._feasibility(state, X, g)
+    assert not feasibility.any_feasible
+    assert np.all(feasibility.prob(X[2:]) < 0.1)
+    monkeypatch.setattr(sampler_module, "MAD_TO_SD", 0.0)
+    uncompressed = sampler_module._feasibility(state, X, g)
+    assert np.all(uncompressed.prob(X[2:]) > 0.3)
