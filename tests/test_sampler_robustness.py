@@ -561,3 +561,22 @@ def test_one_huge_violation_does_not_make_the_other_infeasible_trials_look_feasi
     monkeypatch.setattr(sampler_module, "MAD_TO_SD", 0.0)
     uncompressed = sampler_module._feasibility(state, X, g)
     assert np.all(uncompressed.prob(X[2:]) > 0.3)
+
+
+def test_a_trial_without_served_parameters_repeats_nothing(spy_propose):
+    # Trial 0 suggests only a parameter the model does not know. It must not count as a
+    # configuration that every proposal repeats: the later trials still take design entries
+    # (the surrogate's optimiser is never called) instead of being pushed to random points.
+    # (Trial 1 goes to the fallback: by the coverage rule, judged on trial 0's names.)
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 0:
+            return trial.suggest_float("mystery", 0.0, 1.0)
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        return math.log10(lr) + trial.suggest_int("num_layers", 1, 5)
+
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.optimize(objective, n_trials=5)
+    assert [t.user_attrs.get(ATTR_SOURCE) for t in study.trials[2:]] == ["meta"] * 3
+    assert spy_propose == []

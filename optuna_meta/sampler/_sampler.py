@@ -454,7 +454,8 @@ class MetaSampler(BaseSampler):
         for t in trials:
             if t._trial_id != trial._trial_id and t.params:
                 own = frozenset(k for k in t.params if k in user_space)
-                taken.setdefault(own, set()).add(_param_key(t.params, own))
+                if own:  # a trial of parameters the model does not serve repeats nothing
+                    taken.setdefault(own, set()).add(_param_key(t.params, own))
 
         def is_duplicate(x: np.ndarray) -> bool:
             # Two proposals that project onto the same user configuration waste a trial.
