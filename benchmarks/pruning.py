@@ -73,8 +73,18 @@ class PrunerMethod:
         return self.label or self.name
 
 
-def run_one_pruned(ctx: BenchContext, factory: PrunerFactory, epoch_budget: int) -> dict[str, Any]:
-    """One (task, seed) run; each trial is recorded as ``[epochs, state, epoch-52 value]``."""
+def run_one_pruned(
+    ctx: BenchContext,
+    factory: PrunerFactory,
+    epoch_budget: int,
+    constraint: Callable[[dict[str, Any]], float] | None = None,
+) -> dict[str, Any]:
+    """One (task, seed) run; each trial is recorded as ``[epochs, state, epoch-52 value]``.
+
+    With ``constraint`` (``params -> value``, feasible when ``<= 0``) a completed trial calls
+    ``trial.set_constraint("constraint", value)`` before it is told, as a user does with a
+    quantity known at the end of training, and the result gains ``feasible`` per trial.
+    """
     n_epochs = SCENARIO_CONFIGS[ctx.scenario].n_epochs
     assert n_epochs is not None
     t0 = time.perf_counter()
@@ -88,6 +98,7 @@ def run_one_pruned(ctx: BenchContext, factory: PrunerFactory, epoch_budget: int)
         study_name=f"{ctx.scenario}-{ctx.task}-seed{ctx.seed}",
     )
     trials: list[list[float]] = []
+    feasible: list[bool] = []
     ms: list[float] = []
     spent = 0
     while spent < epoch_budget:
@@ -116,8 +127,12 @@ def run_one_pruned(ctx: BenchContext, factory: PrunerFactory, epoch_budget: int)
             if prune:
                 state = STATE_PRUNED
                 break
+        margin = constraint(params) if constraint is not None else 0.0
+        feasible.append(margin <= 0.0)
         c = time.perf_counter()
         if state == STATE_COMPLETE:
+            if constraint is not None:
+                trial.set_constraint("constraint", margin)
             study.tell(trial, float(curve[-1]))
         elif state == STATE_PRUNED:
             study.tell(trial, state=TrialState.PRUNED)
@@ -126,7 +141,7 @@ def run_one_pruned(ctx: BenchContext, factory: PrunerFactory, epoch_budget: int)
         overhead += time.perf_counter() - c
         ms.append(overhead * 1e3)
         trials.append([used, state, float(curve[-1]) if state == STATE_COMPLETE else float("nan")])
-    return {
+    out: dict[str, Any] = {
         "task": ctx.task,
         "seed": ctx.seed,
         "fold": ctx.fold,
@@ -134,6 +149,9 @@ def run_one_pruned(ctx: BenchContext, factory: PrunerFactory, epoch_budget: int)
         "ms": [round(x, 4) for x in ms],
         "setup_s": round(setup_s, 4),
     }
+    if constraint is not None:
+        out["feasible"] = feasible
+    return out
 
 
 def run_pruner_method(

@@ -378,3 +378,18 @@ def test_constrained_benchmark_scores_the_best_feasible_trial():
     assert len(told["values"]) == 3 and len(told["feasible"]) == 3
     text = constrained.report({"random": [told]}, "cmd")
     assert "| random | 1 |" in text
+
+
+def test_constrained_pruning_benchmark_records_feasibility_and_scores_feasible_trials():
+    from benchmarks import constrained_pruning as cp
+
+    task = objectives.scored_tasks("lcbench")[0]
+    ctx = protocol.make_contexts("lcbench", [task], [0], n_folds=0, epoch_budget=300)[0]
+    run = pruning.run_one_pruned(ctx, cp._factory("tpe_nop"), 300, lambda params: 1.0)
+    assert len(run["feasible"]) == len(run["trials"]) and not any(run["feasible"])
+    np.testing.assert_allclose(cp.regret_at(run, (104, 300)), [1.0, 1.0])  # none feasible
+    run["feasible"] = [True] * len(run["trials"])
+    assert cp.regret_at(run, (300,))[0] < 1.0
+    plain = pruning.run_one_pruned(ctx, cp._factory("tpe_nop"), 300)
+    assert "feasible" not in plain
+    np.testing.assert_array_equal(plain["trials"], run["trials"])  # NaN-aware
