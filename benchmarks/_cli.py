@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 
@@ -26,6 +27,15 @@ def parse_list(text: str | None) -> list[str] | None:
     if text is None:
         return None
     return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def parse_methods(parser: argparse.ArgumentParser, text: str, known: Collection[str]) -> list[str]:
+    """``"a,b"`` -> ["a", "b"], every name one of ``known``; otherwise a clear CLI error."""
+    methods = parse_list(text) or []
+    unknown = sorted(set(methods) - set(known))
+    if unknown:
+        parser.error(f"unknown methods {unknown}; known: {sorted(known)}")
+    return methods
 
 
 def load_extra(spec: str, method_cls: type, wrap: Any) -> list[Any]:

@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 import optuna
 
+from benchmarks._cli import parse_ints, parse_methods
 from benchmarks.heldout import SHIPPED_MODEL
 from benchmarks.objectives import get_surrogate, scored_tasks, suggest_config
 from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna
-from benchmarks.run_samplers import parse_ints
 from optuna_meta.data import TEST_INSTANCES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -199,10 +199,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     quiet_optuna()
-    methods = [m for m in args.methods.split(",") if m]
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        parser.error(f"unknown methods {unknown}; known: {sorted(METHODS)}")
+    methods = parse_methods(parser, args.methods, METHODS)
     if args.heldout:
         tasks, cache = list(TEST_INSTANCES[args.scenario]), {SHIPPED_KEY: True}
         contexts = make_contexts(

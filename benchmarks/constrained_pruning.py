@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import optuna
 
+from benchmarks._cli import parse_ints, parse_methods
 from benchmarks.constrained import RESULTS_DIR, TIME_QUANTILE, task_setting
 from benchmarks.objectives import get_surrogate, scored_tasks
 from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna
 from benchmarks.pruning import STATE_COMPLETE, run_one_pruned
-from benchmarks.run_samplers import parse_ints
 from optuna_meta import MetaPruner
 
 SCENARIO = "lcbench"
@@ -96,10 +96,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     quiet_optuna()
-    methods = [m for m in args.methods.split(",") if m]
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        parser.error(f"unknown methods {unknown}; known: {list(METHODS)}")
+    methods = parse_methods(parser, args.methods, METHODS)
     surrogate = get_surrogate(SCENARIO)
     contexts = make_contexts(
         SCENARIO, scored_tasks(SCENARIO), parse_ints(args.seeds), epoch_budget=EPOCH_BUDGET
