@@ -431,3 +431,125 @@ def test_a_conditional_study_never_repeats_a_configuration() -> None:
     assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 10
     configs = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(configs)) == len(configs), configs
+
+
+def _lr_dropout(trial: optuna.Trial) -> float:
+    lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+    dropout = trial.suggest_float("dropout", 0.0, 0.5)
+    return (math.log10(lr) + 2.5) ** 2 + (dropout - 0.2) ** 2
+
+
+def _run(sampler: MetaSampler, objective: Any, n: int = 4) -> list[FrozenTrial]:
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=n)
+    return study.trials
+
+
+def test_fixed_params_condition_the_surrogate_on_the_values_the_user_trains_with(
+    shipped: SurrogateModel,
+) -> None:
+    # The study tunes lr and dropout; the user's code fixes batch size and depth.
+    plain = _run(MetaSampler(seed=0, **FAST), _lr_dropout)
+    assert shipped.defaults["batch_size"] == 16 and shipped.defaults["num_layers"] == 5
+    at_defaults = _run(
+        MetaSampler(fixed_params={"batch_size": 16, "n_layers": 5}, seed=0, **FAST), _lr_dropout
+    )
+    elsewhere = _run(
+        MetaSampler(fixed_params={"batch_size": 512, "n_layers": 1}, seed=0, **FAST), _lr_dropout
+    )
+    # Fixing the values the model assumes anyway tries the same configurations ...
+    assert [t.params for t in at_defaults] == [t.params for t in plain]
+    # ... other values change what the surrogate predicts, and so the study's course.
+    assert elsewhere[0].params == plain[0].params  # design entry 0 in both
+    assert [t.user_attrs for t in elsewhere] != [t.user_attrs for t in plain]
+    assert {t.user_attrs[ATTR_SOURCE] for t in elsewhere} == {"meta"}
+
+
+def test_a_suggested_parameter_ignores_its_fixed_value() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        return _lr_dropout(trial) + trial.suggest_int("batch_size", 16, 512, log=True) / 1e3
+
+    with pytest.warns(UserWarning, match=r"fixed_params names \['batch_size'\].*suggest"):
+        fixed = _run(MetaSampler(fixed_params={"batch_size": 512}, seed=0, **FAST), objective)
+    # Trial 0 proposes before batch_size is suggested, so it takes the fixed value; from then
+    # on the study's own values count.
+    assert fixed[0].params["batch_size"] == 512
+    assert any(t.params["batch_size"] != 512 for t in fixed[1:])
+
+
+def test_fixed_params_the_model_cannot_use_are_ignored_with_a_warning() -> None:
+    sampler = MetaSampler(fixed_params={"no_such_param": 3, "n_layers": "deep"}, seed=0, **FAST)
+    with pytest.warns(UserWarning) as record:
+        trials = _run(sampler, _lr_dropout, n=2)
+    messages = [str(w.message) for w in record]
+    assert any("does not know 'no_such_param'" in m for m in messages), messages
+    assert any("n_layers='deep' cannot be represented" in m for m in messages), messages
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert {t.user_attrs[ATTR_SOURCE] for t in trials} == {"meta"}
+
+
+def _xgb_linear(trial: optuna.Trial) -> float:
+    rounds = trial.suggest_int("n_estimators", 7, 2981, log=True)
+    lam = trial.suggest_float("reg_lambda", 9.1e-4, 1097.0, log=True)
+    alpha = trial.suggest_float("reg_alpha", 9.1e-4, 1097.0, log=True)
+    sub = trial.suggest_float("subsample", 0.1, 1.0)
+    return math.log(rounds) + math.log(lam) ** 2 / 10 + math.log(alpha) ** 2 / 10 + sub
+
+
+def test_a_fixed_branch_takes_the_design_entries_of_that_branch() -> None:
+    # XGBoost's design has two gblinear entries; a study fixed on gblinear tries those first.
+    model = SurrogateModel.load("rbv2-xgboost")
+    linear = [e for e in model.initial_design if e["booster"] == "gblinear"]
+    assert len(linear) == 2
+    trials = _run(
+        MetaSampler(model=model, fixed_params={"booster": "gblinear"}, seed=0, **FAST),
+        _xgb_linear,
+        n=2,
+    )
+    expected = {(e["n_estimators"], round(e["reg_lambda"], 6)) for e in linear}
+    tried = {(t.params["n_estimators"], round(t.params["reg_lambda"], 6)) for t in trials}
+    assert tried == expected
+    # Without fixed_params the model's default branch (dart) is assumed and they are skipped.
+    plain = _run(MetaSampler(model=model, seed=0, **FAST), _xgb_linear, n=2)
+    assert not expected & {
+        (t.params["n_estimators"], round(t.params["reg_lambda"], 6)) for t in plain
+    }
+
+
+def test_a_fixed_branch_without_entries_keeps_the_default_branch_entries() -> None:
+    # No design entry runs gbtree: the dart ones (the model's default branch) are kept,
+    # clipped onto gbtree, rather than leaving the study without a design.
+    model = SurrogateModel.load("rbv2-xgboost")
+    assert all(e["booster"] != "gbtree" for e in model.initial_design)
+    fixed = _run(
+        MetaSampler(model=model, fixed_params={"booster": "gbtree"}, seed=0, **FAST), _xgb_linear
+    )
+    plain = _run(MetaSampler(model=model, seed=0, **FAST), _xgb_linear)
+    assert fixed[0].params == plain[0].params  # design entry 0 (dart) in both
+    dart = {
+        (e["n_estimators"], round(e["reg_lambda"], 6))
+        for e in model.initial_design
+        if e["booster"] == "dart"
+    }
+    assert (fixed[1].params["n_estimators"], round(fixed[1].params["reg_lambda"], 6)) in dart
+
+
+def test_fixed_params_survive_pickling() -> None:
+    import pickle
+
+    sampler = MetaSampler(fixed_params={"batch_size": 512, "n_layers": 1}, seed=0, **FAST)
+    _run(sampler, _lr_dropout, n=1)
+    clone = pickle.loads(pickle.dumps(sampler))
+    assert clone.fixed_params == {"batch_size": 512, "n_layers": 1}
+    a = _run(sampler, _lr_dropout)
+    b = _run(clone, _lr_dropout)
+    assert [t.user_attrs for t in a] == [t.user_attrs for t in b]
+
+
+def test_a_sampler_pickled_before_fixed_params_loads() -> None:
+    state = MetaSampler(seed=0, **FAST).__getstate__()
+    del state["fixed_params"], state["_warned_fixed"]
+    sampler = MetaSampler.__new__(MetaSampler)
+    sampler.__setstate__(state)
+    trials = _run(sampler, _lr_dropout, n=2)
+    assert [t.user_attrs[ATTR_SOURCE] for t in trials] == ["meta"] * 2

@@ -117,6 +117,16 @@ class MetaSampler(BaseSampler):
             by models trained with meta-features.
         param_mapping: Explicit ``{user_name: model_name}`` (``None`` value: never map); wins
             over the alias vocabulary.
+        fixed_params: Values your objective uses for hyperparameters it does *not* suggest,
+            in your names (matched like suggested ones), e.g. ``{"batch_size": 128}`` or
+            ``{"booster": "gbtree"}``. Without them the surrogate assumes the model's own
+            default for an untuned parameter (``optuna-meta info`` shows them), which may be
+            far from what your code trains with; with them it predicts the configurations you
+            actually run, and design entries for another branch of a conditional space (an
+            XGBoost ``gblinear`` entry when you run trees) are skipped. A parameter the study
+            suggests ignores its entry here. Names the model does not know and values it
+            cannot represent are ignored with a warning; numbers outside the model's range are
+            clipped to it.
         n_meta_trials: How many *completed* trials the surrogate serves before handing over
             to ``fallback`` (``None``: :data:`DEFAULT_N_META_TRIALS`); pruned trials do not
             count. ``0`` disables it.
@@ -151,6 +161,7 @@ class MetaSampler(BaseSampler):
         fallback: BaseSampler | None = None,
         task: Mapping[str, float | str] | None = None,
         param_mapping: Mapping[str, str | None] | None = None,
+        fixed_params: Mapping[str, Any] | None = None,
         n_meta_trials: int | None = None,
         n_design_trials: int | None = None,
         n_candidates: int = 512,
@@ -160,6 +171,7 @@ class MetaSampler(BaseSampler):
         self.fallback = fallback
         self.task = task
         self.param_mapping = param_mapping
+        self.fixed_params = fixed_params
         self.n_meta_trials = n_meta_trials
         self.n_design_trials = n_design_trials
         self.n_candidates = n_candidates
@@ -175,6 +187,7 @@ class MetaSampler(BaseSampler):
         self._encodings: dict[int, tuple[dict[str, Any], np.ndarray | None]] = {}
         self._warned_multi = False
         self._warned_coverage = False
+        self._warned_fixed = False
 
     # -- pickling (Ray Tune pickles searchers) -----------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -192,6 +205,8 @@ class MetaSampler(BaseSampler):
         if isinstance(model, tuple) and len(model) == 2 and model[0] == "__bytes__":
             state["model"] = SurrogateModel.from_bytes(model[1])
         state.setdefault("_warned_coverage", False)  # pickled before the coverage rule
+        state.setdefault("fixed_params", None)  # pickled before fixed_params
+        state.setdefault("_warned_fixed", False)
         self.__dict__.update(state)
         self._lock = threading.RLock()
 
@@ -305,12 +320,49 @@ class MetaSampler(BaseSampler):
                     else SurrogateModel.load(self.model)
                 )
                 self._state = _ModelState(model)
+                if self.fixed_params:
+                    self._state.fix(self._fixed_model_params(self._state))
                 if self.task and not model.manifest.get("meta_features"):
                     _logger.info(
                         "The surrogate was trained without task meta-features; `task` is "
                         "recorded but does not condition its proposals."
                     )
             return self._state
+
+    def _fixed_model_params(self, state: _ModelState) -> dict[str, Any]:
+        """``fixed_params`` in the model's names and representation (warns for the rest)."""
+        mapping = self.param_mapping or {}
+        out: dict[str, Any] = {}
+        for user_name, value in (self.fixed_params or {}).items():
+            target = mapping[user_name] if user_name in mapping else state.match(user_name)
+            if target is None or target not in state.model.search_space:
+                warnings.warn(
+                    f"fixed_params: the model does not know {user_name!r} (its parameters: "
+                    f"{list(state.model.search_space)}); the value is ignored.",
+                    stacklevel=3,
+                )
+                continue
+            try:
+                out[target] = project_value(value, state.model.search_space[target])
+            except ProjectionError as e:
+                warnings.warn(
+                    f"fixed_params: {user_name}={value!r} cannot be represented by the model's "
+                    f"{target!r} ({e}); the model's default is assumed instead.",
+                    stacklevel=3,
+                )
+        return out
+
+    def _warn_fixed_and_suggested(self, state: _ModelState, names: Collection[str]) -> None:
+        """Say once that ``fixed_params`` names a parameter the study suggests."""
+        both = [k for k in names if self._model_name(state, k) in state.fixed]
+        if not both:
+            return
+        self._warned_fixed = True
+        warnings.warn(
+            f"fixed_params names {both}, which the study suggests: the suggested values are "
+            "used for them (a first trial may take the fixed value before it is suggested).",
+            stacklevel=5,
+        )
 
     def _model_name(self, state: _ModelState, user_name: str) -> str | None:
         """Map a user parameter name to a model parameter (first come, first served)."""
@@ -427,6 +479,8 @@ class MetaSampler(BaseSampler):
         names = {**asked, **seen}  # the parameter being asked is not in a distribution yet
         if self._too_few_known(state, names):
             return None, None
+        if state.fixed and not self._warned_fixed:
+            self._warn_fixed_and_suggested(state, names)
         y = np.asarray(y_raw, dtype=float)
         X = np.asarray(X_obs, dtype=float).reshape(len(X_obs), state.n_features)
         finite = np.isfinite(y)
@@ -540,17 +594,19 @@ class MetaSampler(BaseSampler):
     ) -> np.ndarray | None:
         """The design entry ``trial`` takes, clipped into the study's ranges, or None.
 
-        Trials ``0 .. n_design - 1`` take the design's entries; trial 0 takes entry 0 (the
-        best single configuration on the training tasks). With ``observed`` (the finished
-        trials' encoded configurations and standardised values, given only while no other
-        trial runs), a trial takes the untried entry with the highest expected improvement
-        under the surrogate conditioned on them. The set of entries stays the one chosen to
-        complement each other, but a task whose first results point to, say, small learning
-        rates tries the entries there first (chosen by benchmark, ``benchmarks/README.md``,
-        session 10: regret at 5 trials 0.0041 against 0.0103 in fixed order).
+        Trials ``0 .. n_design - 1`` take the design's entries; trial 0 takes entry 0 (the best
+        single configuration on the training tasks), or the first entry on the study's branch of a
+        conditional space (:meth:`_ModelState.off_default_branch`). With ``observed`` (the finished
+        trials' encoded configurations and standardised values, given only while no other trial
+        runs), a trial takes the untried entry with the highest expected improvement under the
+        surrogate conditioned on them. The set of entries stays the one chosen to complement each
+        other, but a task whose first results point to, say, small learning rates tries the entries
+        there first (chosen by benchmark, ``benchmarks/README.md``, session 10: regret at 5 trials
+        0.0041 against 0.0103 in fixed order).
 
         Parallel workers never take the same entry. While other trials run, trial ``k`` takes
-        entry ``k`` (numbers are unique), unless a running trial claims it (``claimed``: their
+        the ``k``-th entry on the study's branch (numbers are unique), unless a running trial
+        claims it (``claimed``: their
         ``optuna_meta:design_entry`` system attrs). A trial that picks by EI claims its entry
         first, then looks again: a trial that started meanwhile may not have seen the claim
         and takes the entry of its own number, so this one then takes its own number's too.
@@ -570,11 +626,15 @@ class MetaSampler(BaseSampler):
         if number >= n:
             return None
         tuned = self._user_space_in_model(state, seen)
-        ranges = {**state.model.search_space, **tuned}
+        unfixed = {k: v for k, v in state.model.search_space.items() if k not in state.fixed}
+        ranges = {**unfixed, **tuned}
         raw = np.array(design[:n], dtype=float)
         entries = state.box(ranges).clip(raw)
         other_branch = state.off_default_branch(raw, tuned)
-        own = None if number in claimed or number in other_branch else entries[number]
+        # In order, trial k takes the k-th entry on the study's branch.
+        on_branch = [i for i in range(n) if i not in other_branch]
+        own_entry = on_branch[number] if number < len(on_branch) else None
+        own = None if own_entry is None or own_entry in claimed else entries[own_entry]
         if observed is None or number == 0:
             return own
         free = [
@@ -595,16 +655,16 @@ class MetaSampler(BaseSampler):
         if feasibility is not None and p_feasible[pick] < DESIGN_MIN_FEASIBILITY:
             return None  # the design was learned without this study's constraints
         best = free[pick]
-        if best == number or self._claim(study, trial, best):
+        if best == own_entry or self._claim(study, trial, best, own_entry):
             return entries[best]
         return own
 
-    def _claim(self, study: Study, trial: FrozenTrial, entry: int) -> bool:
+    def _claim(self, study: Study, trial: FrozenTrial, entry: int, own_entry: int | None) -> bool:
         """Announce that ``trial`` takes design entry ``entry``; False if it must not.
 
         False when the claim cannot be written, or when another trial is running once it is
         written (it may have decided without seeing the claim); the claim then names the
-        trial's own number, the entry it takes instead.
+        trial's own entry (``own_entry``), the one it takes instead.
         """
         storage = study._storage
         try:
@@ -612,7 +672,7 @@ class MetaSampler(BaseSampler):
             now = study._get_trials(deepcopy=False, use_cache=False)
             if not any(t._trial_id != trial._trial_id and t.state in _ACTIVE for t in now):
                 return True
-            storage.set_trial_system_attr(trial._trial_id, ATTR_DESIGN_ENTRY, trial.number)
+            storage.set_trial_system_attr(trial._trial_id, ATTR_DESIGN_ENTRY, own_entry)
         except Exception as e:  # a storage that refuses the write: keep the fixed order
             _logger.debug(f"Could not claim design entry {entry} for trial {trial.number}: {e}")
         return False
@@ -809,15 +869,21 @@ class _ModelState:
         self.gp = model.network()
         self.encoder = SpaceEncoder(model.search_space)
         self.n_features = self.encoder.n_features
-        self.default_x = self.encoder.encode([model.defaults])[0]
-        design = self.encoder.encode(model.initial_design) if model.initial_design else None
-        # A conditional parameter inactive in an entry takes the default, as in `encode`.
-        self.design = (
-            np.where(np.isnan(design), self.default_x, design)
-            if design is not None
-            else np.empty((0, self.n_features))
-        )
         self._canonical = {(canonical_name(n) or normalize_name(n)): n for n in model.search_space}
+        self.fix({})
+
+    def fix(self, model_params: Mapping[str, Any]) -> None:
+        """Assume ``model_params`` (the user's ``fixed_params``) for untuned parameters.
+
+        They replace the model's defaults, which fill every parameter a configuration lacks.
+        """
+        self.fixed = frozenset(model_params)
+        self.model_default_x = self.encoder.encode([self.model.defaults])[0]
+        self.default_x = self.encoder.encode([{**self.model.defaults, **model_params}])[0]
+        design = self.model.initial_design
+        raw = self.encoder.encode(design) if design else np.empty((0, self.n_features))
+        # A conditional parameter inactive in an entry takes the default, as in `encode`.
+        self.design = np.where(np.isnan(raw), self.default_x, raw)
 
     def match(self, user_name: str) -> str | None:
         if user_name in self.model.search_space:
@@ -839,19 +905,27 @@ class _ModelState:
         return self.encoder.decode(x[None, :])[0]
 
     def off_default_branch(self, X: np.ndarray, tuned: Mapping[str, BaseDistribution]) -> set[int]:
-        """Rows of ``X`` whose choice of a categorical the study does not tune is not the default.
+        """Rows of ``X`` on another branch of a categorical the study does not tune.
 
         Such a design entry was chosen for another branch of the space (XGBoost's
-        ``gblinear`` when the study runs XGBoost's default trees): its other values mean
-        little there, so the design skips it.
+        ``gblinear`` when the study runs trees): its other values mean little there, so the
+        design skips it. The study's branch is its ``fixed_params`` value, else the model's
+        default. When no entry is on a fixed branch (the XGBoost design has ``dart`` entries
+        but no ``gbtree`` one), the entries on the model's default branch are kept, clipped
+        onto the fixed one: measured on rbv2_xgboost with ``booster`` fixed at ``gbtree``,
+        skipping them all cost 0.003-0.007 regret from 3 to 50 trials, keeping them is level
+        with not fixing it (``benchmarks/README.md``, session 14).
         """
         out: set[int] = set()
         for name, dist in self.model.search_space.items():
             if name in tuned or not isinstance(dist, CategoricalDistribution):
                 continue
             sl = self.encoder.feature_slices[name]
-            default = int(np.argmax(self.default_x[sl]))
-            out.update(np.flatnonzero(np.argmax(X[:, sl], axis=1) != default).tolist())
+            choice = np.argmax(X[:, sl], axis=1)
+            other = choice != int(np.argmax(self.default_x[sl]))
+            if other.all():
+                other = choice != int(np.argmax(self.model_default_x[sl]))
+            out.update(np.flatnonzero(other).tolist())
         return out
 
     def box(self, user_space: Mapping[str, BaseDistribution]) -> Box:
