@@ -393,3 +393,21 @@ def test_constrained_pruning_benchmark_records_feasibility_and_scores_feasible_t
     plain = pruning.run_one_pruned(ctx, cp._factory("tpe_nop"), 300)
     assert "feasible" not in plain
     np.testing.assert_array_equal(plain["trials"], run["trials"])  # NaN-aware
+
+
+def test_fixed_params_benchmark_fixes_the_subspace_and_tells_only_meta():
+    from benchmarks import fixed_params as fp
+
+    task = objectives.scored_tasks("lcbench")[0]
+    fixed = fp.fixed_values("lcbench", task, 0)
+    assert set(fixed) == {"batch_size", "num_layers", "max_units"}
+    assert fp.fixed_values("lcbench", task, 0) == fixed != fp.fixed_values("lcbench", task, 1)
+    assert fp.fixed_values("rbv2_xgboost", "3", 0) == {"booster": "gbtree"}
+    top, worst = fp.reference("lcbench", task, 0)
+    assert worst < top
+    run = {"scenario": "lcbench", "task": task, "seed": 0, "values": [worst, top + 1.0]}
+    np.testing.assert_allclose(fp.regret_curve(run), [1.0, 0.0])  # floored at 0
+    ctx = protocol.make_contexts("lcbench", [task], [0], n_folds=0)[0]
+    out = fp.run_one(ctx, "random", 3)
+    assert out["fixed"] == fixed and len(out["values"]) == 3
+    assert "| random | 1 |" in fp.report({"random": [out]}, "cmd", "lcbench")
