@@ -532,3 +532,23 @@ def test_a_storage_that_refuses_the_claim_keeps_the_fixed_order(
     design = sampler._model_state().model.initial_design
     assert study.trials[1].state == optuna.trial.TrialState.COMPLETE
     assert _design_index(study.trials[1].params, design) == 1
+
+
+def test_while_other_trials_run_trial_k_takes_the_kth_entry_on_the_studys_branch() -> None:
+    """A study that does not tune XGBoost's ``booster`` runs the model's default branch;
+    the design's entries for another booster are skipped, and with every trial running at
+    once trial k takes the k-th entry on the branch (not the k-th entry of the design)."""
+    model = SurrogateModel.load("rbv2-xgboost")
+    design = model.initial_design
+    branch = [e for e in design if e["booster"] == model.defaults["booster"]]
+    assert 0 < len(branch) < len(design)
+    study = optuna.create_study(sampler=MetaSampler(model=model, seed=0, n_candidates=64))
+    trials = [study.ask() for _ in range(len(branch))]  # all running at once
+    for t in trials:
+        t.suggest_int("n_estimators", 7, 2981, log=True)
+        t.suggest_float("eta", 9.1e-4, 1.0, log=True)
+        t.suggest_int("max_depth", 1, 15)
+    for t, entry in zip(trials, branch, strict=True):
+        assert t.params["n_estimators"] == entry["n_estimators"]
+        assert t.params["eta"] == pytest.approx(entry["learning_rate"])
+        assert t.params["max_depth"] == entry["max_depth"]
