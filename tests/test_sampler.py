@@ -553,3 +553,8 @@ def test_a_sampler_pickled_before_fixed_params_loads() -> None:
     sampler.__setstate__(state)
     trials = _run(sampler, _lr_dropout, n=2)
     assert [t.user_attrs[ATTR_SOURCE] for t in trials] == ["meta"] * 2
+
+
+def test_fixed_params_that_are_not_a_mapping_are_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="fixed_params must be a mapping"):
+        MetaSampler(fixed_params=[("batch_size", 128)])  # type: ignore[arg-type]

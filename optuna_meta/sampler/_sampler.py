@@ -171,6 +171,11 @@ class MetaSampler(BaseSampler):
         self.fallback = fallback
         self.task = task
         self.param_mapping = param_mapping
+        if fixed_params is not None and not isinstance(fixed_params, Mapping):
+            raise TypeError(
+                "fixed_params must be a mapping {parameter name: value}, e.g. "
+                f'{{"batch_size": 128}}; got {type(fixed_params).__name__}.'
+            )
         self.fixed_params = fixed_params
         self.n_meta_trials = n_meta_trials
         self.n_design_trials = n_design_trials
@@ -319,9 +324,10 @@ class MetaSampler(BaseSampler):
                     if isinstance(self.model, SurrogateModel)
                     else SurrogateModel.load(self.model)
                 )
-                self._state = _ModelState(model)
+                state = _ModelState(model)
                 if self.fixed_params:
-                    self._state.fix(self._fixed_model_params(self._state))
+                    state.fix(self._fixed_model_params(state))
+                self._state = state
                 if self.task and not model.manifest.get("meta_features"):
                     _logger.info(
                         "The surrogate was trained without task meta-features; `task` is "
