@@ -385,6 +385,11 @@ def test_constructor_is_lazy_and_validates():
     for bad_offset in (-1, 1.5, True):
         with pytest.raises(ValueError, match="median_offset"):
             MetaPruner(median_offset=bad_offset)
+    with pytest.raises(TypeError, match="threshold must be a number"):
+        MetaPruner(threshold="0.1")  # type: ignore[arg-type]
+    for name in ("n_startup_trials", "n_ramp_trials", "n_warmup_steps"):
+        with pytest.raises(TypeError, match=f"{name} must be an int"):
+            MetaPruner(**{name: 1.5})
     study = make_study(MetaPruner(), n_completed=3)
     study.pruner = MetaPruner(model="no-such-model")
     t = study.ask()

@@ -373,6 +373,20 @@ class MetaPruner(BasePruner):
         prune_non_finite: bool = True,
         calibrated: bool = True,
     ) -> None:
+        for name, value in (
+            ("threshold", threshold),
+            ("min_fraction", min_fraction),
+            ("margin", margin),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise TypeError(f"{name} must be a number, got {value!r}.")
+        for name, value in (
+            ("n_startup_trials", n_startup_trials),
+            ("n_ramp_trials", n_ramp_trials),
+            ("n_warmup_steps", n_warmup_steps),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an int, got {value!r}.")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
         if n_startup_trials < 0:
