@@ -341,10 +341,17 @@ def test_bad_model_file_in_the_sampler_warns(
     path = tmp_path / "junk.npz"
     path.write_bytes(b"junk")
     study = optuna.create_study(sampler=MetaSampler(model=path, seed=0, n_candidates=64))
+
+    def objective(t: optuna.Trial) -> float:
+        return t.suggest_float("lr", 1e-4, 1e-1, log=True) + t.suggest_float("dropout", 0, 1)
+
     with caplog.at_level(logging.WARNING):
-        study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-1, log=True), n_trials=2)
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
-    assert any("ModelFileError" in r.getMessage() for r in caplog.records)
+        study.optimize(objective, n_trials=4)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["fallback"] * 4
+    # Said once, not once per parameter and trial.
+    said = [r.getMessage() for r in caplog.records if "ModelFileError" in r.getMessage()]
+    assert len(said) == 1 and "could not load its model" in said[0], said
 
 
 # -- no torch on the sampling path ---------------------------------------------------------------

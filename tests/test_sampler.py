@@ -558,3 +558,83 @@ def test_a_sampler_pickled_before_fixed_params_loads() -> None:
 def test_fixed_params_that_are_not_a_mapping_are_a_clear_error() -> None:
     with pytest.raises(TypeError, match="fixed_params must be a mapping"):
         MetaSampler(fixed_params=[("batch_size", 128)])  # type: ignore[arg-type]
+
+
+def test_a_moved_range_is_searched_where_it_is_now() -> None:
+    # The user narrows momentum and batch size to new ranges after a first batch of trials:
+    # proposals come from the new ranges, not the oldest trials' ranges clipped into them.
+    def make(m_lo: float, m_hi: float, b_lo: int, b_hi: int) -> Any:
+        def objective(trial: optuna.Trial) -> float:
+            lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+            m = trial.suggest_float("momentum", m_lo, m_hi)
+            bs = trial.suggest_int("batch_size", b_lo, b_hi, log=True)
+            return abs(math.log10(lr) + 2.5) + 3 * abs(m - 0.85) + abs(math.log2(bs) - 7) / 5
+
+        return objective
+
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    study.optimize(make(0.1, 0.3, 16, 32), n_trials=10)
+    study.optimize(make(0.7, 0.99, 64, 512), n_trials=12)
+    new = study.trials[10:]
+    assert {t.user_attrs[ATTR_SOURCE] for t in new} == {"meta"}
+    assert len({round(t.params["momentum"], 3) for t in new}) > 3
+    assert len({t.params["batch_size"] for t in new}) > 3
+
+
+def test_a_sampler_reused_for_a_study_with_other_names_serves_it() -> None:
+    # Study A calls the learning rate `lr`, study B `learning_rate`: B must not find the
+    # model's `learning_rate` taken by A's name.
+    def objective(lr_name: str, bs_name: str) -> Any:
+        def f(trial: optuna.Trial) -> float:
+            lr = trial.suggest_float(lr_name, 1e-4, 1e-1, log=True)
+            bs = trial.suggest_int(bs_name, 16, 512, log=True)
+            return abs(math.log10(lr) + 2.5) + bs / 1e3
+
+        return f
+
+    shared = MetaSampler(seed=0, **FAST)
+    optuna.create_study(sampler=shared).optimize(objective("lr", "batch_size"), n_trials=3)
+    study = optuna.create_study(sampler=shared)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "knows 0 of this study's parameters" warning
+        study.optimize(objective("learning_rate", "per_device_train_batch_size"), n_trials=3)
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"model": 123}, TypeError, "model must be a shipped model name"),
+        ({"model": None}, TypeError, "model must be a shipped model name"),
+        ({"param_mapping": [("lr", "learning_rate")]}, TypeError, "param_mapping must be a map"),
+        ({"task": "big"}, TypeError, "task must be a mapping"),
+        ({"n_meta_trials": "10"}, ValueError, "n_meta_trials must be None or an int >= 0"),
+        ({"n_design_trials": -3}, ValueError, "n_design_trials must be None or an int >= 0"),
+        ({"n_candidates": 0}, ValueError, "n_candidates must be an int >= 1"),
+        ({"n_candidates": None}, ValueError, "n_candidates must be an int >= 1"),
+    ],
+)
+def test_bad_arguments_are_clear_errors_at_construction(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        MetaSampler(**kwargs)
+
+
+def test_partial_fixed_sampler_around_meta_never_repeats_a_configuration() -> None:
+    # PartialFixedSampler puts momentum back to 0.9 after MetaSampler proposed: proposals
+    # that differ only in momentum would repeat a trial, so MetaSampler treats it as fixed.
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        bs = trial.suggest_int("batch_size", 16, 512, log=True)
+        dropout = trial.suggest_float("dropout", 0.0, 0.5)
+        momentum = trial.suggest_float("momentum", 0.1, 0.99)
+        return lr * 100 + dropout + momentum + bs / 1e4
+
+    sampler = optuna.samplers.PartialFixedSampler({"momentum": 0.9}, MetaSampler(seed=0, **FAST))
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=15)
+    configs = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(configs)) == len(configs)
+    assert {t.params["momentum"] for t in study.trials} == {0.9}
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}

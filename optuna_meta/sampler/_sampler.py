@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.logging import get_logger
-from optuna.samplers import BaseSampler, TPESampler
+from optuna.samplers import BaseSampler, PartialFixedSampler, TPESampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -167,15 +167,27 @@ class MetaSampler(BaseSampler):
         n_candidates: int = 512,
         seed: int | None = None,
     ) -> None:
+        if not isinstance(model, (str, os.PathLike, SurrogateModel)):
+            raise TypeError(
+                "model must be a shipped model name, a path to a model file or a "
+                f"SurrogateModel; got {type(model).__name__}."
+            )
+        for name, value, example in (
+            ("task", task, '{"n_samples": 50000}'),
+            ("param_mapping", param_mapping, '{"my_lr": "learning_rate"}'),
+            ("fixed_params", fixed_params, '{"batch_size": 128}'),
+        ):
+            if value is not None and not isinstance(value, Mapping):
+                raise TypeError(
+                    f"{name} must be a mapping, e.g. {example}; got {type(value).__name__}."
+                )
+        _check_count("n_meta_trials", n_meta_trials, minimum=0)
+        _check_count("n_design_trials", n_design_trials, minimum=0)
+        _check_count("n_candidates", n_candidates, minimum=1, optional=False)
         self.model = model
         self.fallback = fallback
         self.task = task
         self.param_mapping = param_mapping
-        if fixed_params is not None and not isinstance(fixed_params, Mapping):
-            raise TypeError(
-                "fixed_params must be a mapping {parameter name: value}, e.g. "
-                f'{{"batch_size": 128}}; got {type(fixed_params).__name__}.'
-            )
         self.fixed_params = fixed_params
         self.n_meta_trials = n_meta_trials
         self.n_design_trials = n_design_trials
@@ -189,10 +201,12 @@ class MetaSampler(BaseSampler):
         self._state: _ModelState | None = None
         self._proposals: OrderedDict[int, dict[str, Any] | None] = OrderedDict()
         self._name_map: dict[str, str | None] = {}
+        self._name_maps: dict[tuple[int, str], dict[str, str | None]] = {}
         self._encodings: dict[int, tuple[dict[str, Any], np.ndarray | None]] = {}
         self._warned_multi = False
         self._warned_coverage = False
         self._warned_fixed = False
+        self._model_failed = False  # the model could not be loaded (warned once)
 
     # -- pickling (Ray Tune pickles searchers) -----------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -201,6 +215,9 @@ class MetaSampler(BaseSampler):
         state["_state"] = None
         state["_proposals"] = OrderedDict()
         state["_encodings"] = {}
+        state["_name_maps"] = {}
+        state["_model_failed"] = False  # another process may read the file
+        state["_name_map"] = {}
         if isinstance(self.model, SurrogateModel):
             state["model"] = ("__bytes__", self.model.to_bytes())
         return state
@@ -212,6 +229,8 @@ class MetaSampler(BaseSampler):
         state.setdefault("_warned_coverage", False)  # pickled before the coverage rule
         state.setdefault("fixed_params", None)  # pickled before fixed_params
         state.setdefault("_warned_fixed", False)
+        state.setdefault("_name_maps", {})
+        state.setdefault("_model_failed", False)
         self.__dict__.update(state)
         self._lock = threading.RLock()
 
@@ -264,6 +283,10 @@ class MetaSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         with self._lock:  # a reused sampler: another storage's trial may have had this id
             self._proposals.pop(trial._trial_id, None)
+            # Names are matched per study: a sampler reused for a study with other names
+            # (``lr`` in one, ``learning_rate`` in the next) must not find them taken.
+            key = (id(study._storage), study.study_name)
+            self._name_map = self._name_maps.setdefault(key, {})
         self._fallback.before_trial(study, trial)
 
     def after_trial(
@@ -289,11 +312,28 @@ class MetaSampler(BaseSampler):
                 )
             return True
         limit = DEFAULT_N_META_TRIALS if self.n_meta_trials is None else self.n_meta_trials
-        if limit <= 0:
+        if limit <= 0 or self._model_failed:
+            return True
+        try:
+            self._model_state()
+        except Exception as e:  # a missing, foreign or unreadable file: the fallback, once said
+            self._model_unusable(e)
             return True
         trials = study._get_trials(deepcopy=False, use_cache=True)
         done = sum(t.state == TrialState.COMPLETE for t in trials)
         return done >= limit or self._barely_known(trials, trial)
+
+    def _model_unusable(self, error: Exception) -> None:
+        """Send every trial to the fallback in this process; warn once (as MetaPruner does)."""
+        with self._lock:
+            if self._model_failed:
+                return
+            self._model_failed = True
+        _logger.warning(
+            f"MetaSampler could not load its model {self.model!r} "
+            f"({type(error).__name__}: {error}); {type(self._fallback).__name__} samples every "
+            "trial. `optuna-meta models` lists the shipped models."
+        )
 
     def _barely_known(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> bool:
         """Whether the model knows too few of the parameters the study's other trials used.
@@ -327,6 +367,7 @@ class MetaSampler(BaseSampler):
                 state = _ModelState(model)
                 if self.fixed_params:
                     state.fix(self._fixed_model_params(state))
+                state.fixed_values = dict(self.fixed_params or {})
                 self._state = state
                 if self.task and not model.manifest.get("meta_features"):
                     _logger.info(
@@ -335,11 +376,18 @@ class MetaSampler(BaseSampler):
                     )
             return self._state
 
-    def _fixed_model_params(self, state: _ModelState) -> dict[str, Any]:
-        """``fixed_params`` in the model's names and representation (warns for the rest)."""
+    def _fixed_model_params(
+        self, state: _ModelState, values: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``values`` (default ``fixed_params``) in the model's names and representation.
+
+        Names the model does not know and values it cannot represent are left out, with a
+        warning.
+        """
         mapping = self.param_mapping or {}
         out: dict[str, Any] = {}
-        for user_name, value in (self.fixed_params or {}).items():
+        values = self.fixed_params if values is None else values
+        for user_name, value in (values or {}).items():
             target = mapping[user_name] if user_name in mapping else state.match(user_name)
             if target is None or target not in state.model.search_space:
                 warnings.warn(
@@ -357,6 +405,15 @@ class MetaSampler(BaseSampler):
                     stacklevel=3,
                 )
         return out
+
+    def _apply_fixed(self, state: _ModelState, wrapper_fixed: Mapping[str, Any]) -> None:
+        """Make ``state`` assume ``fixed_params`` plus ``wrapper_fixed`` (if they changed)."""
+        values = {**(self.fixed_params or {}), **wrapper_fixed}
+        if values != state.fixed_values:
+            with warnings.catch_warnings():  # fixed_params' own were said at the first fix;
+                warnings.simplefilter("ignore")  # a wrapper's may be unknown to the model
+                state.fix(self._fixed_model_params(state, values))
+            state.fixed_values = values
 
     def _warn_fixed_and_suggested(self, state: _ModelState, names: Collection[str]) -> None:
         """Say once that ``fixed_params`` names a parameter the study suggests."""
@@ -456,7 +513,19 @@ class MetaSampler(BaseSampler):
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         X_obs, y_raw, margins, X_pending = [], [], [], []
         constrained = False
+        # Each parameter's current distribution: this trial's, then the most recent trial's
+        # (a user who moves a range searches the new one, not the oldest trial's).
         seen: dict[str, BaseDistribution] = dict(trial.distributions)
+        for t in reversed(trials):
+            for k, d in t.distributions.items():
+                seen.setdefault(k, d)
+        seen.update((k, d) for k, d in asked.items() if k in seen)
+        # Parameters a PartialFixedSampler around this sampler fixes are fixed values, like
+        # ``fixed_params``: searching them would make proposals that differ only there, and
+        # so repeat a trial once the wrapper puts its value back.
+        wrapper_fixed = _wrapper_fixed_params(study, self)
+        self._apply_fixed(state, wrapper_fixed)
+        seen = {k: d for k, d in seen.items() if k not in wrapper_fixed}
         # Other workers' trials and the design entries they claimed: while any runs, the
         # design keeps its order (``_design_point``).
         others_running = False
@@ -467,8 +536,6 @@ class MetaSampler(BaseSampler):
             if t.state in _ACTIVE:
                 others_running = True
                 claimed.add(t.system_attrs.get(ATTR_DESIGN_ENTRY))
-            for k, d in t.distributions.items():
-                seen.setdefault(k, d)
             x = self._encoded(state, t)
             if x is None:
                 continue
@@ -751,6 +818,27 @@ def _best_shipped_model(names: Collection[str], exclude: SurrogateModel) -> tupl
     return best
 
 
+def _wrapper_fixed_params(study: Study, sampler: MetaSampler) -> dict[str, Any]:
+    """The parameters a ``PartialFixedSampler`` wrapping ``sampler`` fixes (else none)."""
+    try:
+        outer = study.sampler
+    except AttributeError:  # a restricted study object without its sampler
+        return {}
+    if isinstance(outer, PartialFixedSampler) and getattr(outer, "_base_sampler", None) is sampler:
+        fixed = getattr(outer, "_fixed_params", None)
+        return dict(fixed) if isinstance(fixed, Mapping) else {}
+    return {}
+
+
+def _check_count(name: str, value: object, minimum: int, optional: bool = True) -> None:
+    """A clear error for a count argument that is not an int >= ``minimum``."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = f"None or an int >= {minimum}" if optional else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {kind}; got {value!r}.")
+
+
 def _fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy % 2**31)
 
@@ -876,6 +964,7 @@ class _ModelState:
         self.encoder = SpaceEncoder(model.search_space)
         self.n_features = self.encoder.n_features
         self._canonical = {(canonical_name(n) or normalize_name(n)): n for n in model.search_space}
+        self.fixed_values: dict[str, Any] | None = None  # the user-named values behind `fixed`
         self.fix({})
 
     def fix(self, model_params: Mapping[str, Any]) -> None:
