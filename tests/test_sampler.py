@@ -638,3 +638,42 @@ def test_partial_fixed_sampler_around_meta_never_repeats_a_configuration() -> No
     assert len(set(configs)) == len(configs)
     assert {t.params["momentum"] for t in study.trials} == {0.9}
     assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+
+
+def test_range_coverage_in_the_models_scale() -> None:
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from optuna_meta.sampler._sampler import range_coverage
+
+    model_lr = FloatDistribution(1e-4, 1e-1, log=True)
+    assert range_coverage(FloatDistribution(1e-3, 1e-2, log=True), model_lr) == 1.0
+    assert range_coverage(FloatDistribution(1e-6, 1e-2, log=True), model_lr) == pytest.approx(0.5)
+    assert range_coverage(FloatDistribution(1.0, 10.0), model_lr) == 0.0
+    assert range_coverage(FloatDistribution(0.05, 0.05), model_lr) == 1.0
+    model_bs = IntDistribution(16, 512, log=True)
+    assert range_coverage(CategoricalDistribution([8, 32, 64, 1024]), model_bs) == 0.5
+    assert range_coverage(CategoricalDistribution(["a", "b"]), model_bs) == 1.0
+    model_m = FloatDistribution(0.1, 0.99)
+    assert range_coverage(FloatDistribution(0.0, 0.99), model_m) == pytest.approx(0.89 / 0.99)
+
+
+def test_a_range_mostly_outside_the_models_goes_to_the_fallback_with_one_warning() -> None:
+    # The model knows learning rates 1e-4..0.1; this study's 1e-7..10 is mostly elsewhere,
+    # so TPE samples it while the surrogate serves dropout and batch size.
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-7, 10.0, log=True)
+        dropout = trial.suggest_float("dropout", 0.0, 0.5)
+        bs = trial.suggest_int("batch_size", 4, 512, log=True)  # 82% known: served, warned
+        return (math.log10(lr)) ** 2 + dropout + bs / 1e3
+
+    fallback = RecordingSampler()
+    study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
+    with pytest.warns(UserWarning) as record:
+        study.optimize(objective, n_trials=6)
+    messages = [str(w.message) for w in record if "of the range of" in str(w.message)]
+    assert len(messages) == 2, messages
+    assert any("'lr'" in m and "RecordingSampler samples 'lr'" in m for m in messages)
+    assert any("'batch_size'" in m and "inside [16, 512] only" in m for m in messages)
+    assert set(fallback.asked) == {"lr"} and len(fallback.asked) == 6
+    assert all(16 <= t.params["batch_size"] for t in study.trials)  # the meta phase's share
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}

@@ -86,6 +86,17 @@ MAD_TO_SD = 1.4826
 MAX_OBSERVATIONS = 256
 """Cap on the trials the GP conditions on (the best half and the most recent half are kept)."""
 
+MIN_RANGE_COVERAGE = 0.5
+"""A parameter goes to the fallback when less than this share of its range (in the model's
+scale: log for log parameters) lies inside the range the model was trained on. The
+surrogate can only propose where it knows the objective; confining such a parameter to a
+small part of the user's range for the whole meta phase would leave most of it unexplored
+(a round number, not tuned: every benchmark range is inside the model's)."""
+
+WARN_RANGE_COVERAGE = 0.9
+"""Below this share (and above :data:`MIN_RANGE_COVERAGE`) the parameter is served inside
+the model's range, with one warning that the rest waits for the fallback."""
+
 _PROPOSAL_CACHE_SIZE = 256
 
 
@@ -207,6 +218,7 @@ class MetaSampler(BaseSampler):
         self._warned_coverage = False
         self._warned_fixed = False
         self._model_failed = False  # the model could not be loaded (warned once)
+        self._warned_ranges: set[str] = set()
 
     # -- pickling (Ray Tune pickles searchers) -----------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -231,6 +243,7 @@ class MetaSampler(BaseSampler):
         state.setdefault("_warned_fixed", False)
         state.setdefault("_name_maps", {})
         state.setdefault("_model_failed", False)
+        state.setdefault("_warned_ranges", set())
         self.__dict__.update(state)
         self._lock = threading.RLock()
 
@@ -415,6 +428,29 @@ class MetaSampler(BaseSampler):
                 state.fix(self._fixed_model_params(state, values))
             state.fixed_values = values
 
+    def _warn_range(
+        self, name: str, model_name: str, model_dist: BaseDistribution, coverage: float
+    ) -> None:
+        """Say once per parameter that its range reaches beyond what the model knows."""
+        with self._lock:
+            if name in self._warned_ranges:
+                return
+            self._warned_ranges.add(name)
+        lo, hi = getattr(model_dist, "low", None), getattr(model_dist, "high", None)
+        known = f"[{lo:g}, {hi:g}]" if lo is not None and hi is not None else "its choices"
+        if coverage < MIN_RANGE_COVERAGE:
+            what = f"so {type(self._fallback).__name__} samples {name!r}"
+        else:
+            what = (
+                f"so during the meta phase {name!r} is proposed inside {known} only (the "
+                "fallback explores the rest after it)"
+            )
+        warnings.warn(
+            f"Only {coverage:.0%} of the range of {name!r} lies where the model knows "
+            f"{model_name!r} ({known}), {what}.",
+            stacklevel=5,
+        )
+
     def _warn_fixed_and_suggested(self, state: _ModelState, names: Collection[str]) -> None:
         """Say once that ``fixed_params`` names a parameter the study suggests."""
         both = [k for k in names if self._model_name(state, k) in state.fixed]
@@ -467,6 +503,12 @@ class MetaSampler(BaseSampler):
         proposal = self._proposal(study, trial, state, {name: dist})
         if proposal is None or model_name not in proposal:
             return None
+        model_dist = state.model.search_space[model_name]
+        coverage = range_coverage(dist, model_dist)
+        if coverage < WARN_RANGE_COVERAGE:
+            self._warn_range(name, model_name, model_dist, coverage)
+            if coverage < MIN_RANGE_COVERAGE:
+                return None
         try:
             value = project_value(proposal[model_name], dist, state.model.search_space[model_name])
         except ProjectionError:
@@ -816,6 +858,40 @@ def _best_shipped_model(names: Collection[str], exclude: SurrogateModel) -> tupl
         if best is None or n > best[1]:
             best = (name, n)
     return best
+
+
+def range_coverage(user_dist: BaseDistribution, model_dist: BaseDistribution) -> float:
+    """The share of ``user_dist``'s range inside ``model_dist``'s, in the model's scale.
+
+    Numeric categorical choices count one each; other categoricals count as covered.
+
+    Example:
+        >>> from optuna.distributions import FloatDistribution
+        >>> model = FloatDistribution(1e-4, 1e-1, log=True)
+        >>> round(range_coverage(FloatDistribution(1e-6, 1e-2, log=True), model), 2)
+        0.5
+    """
+    lo_m, hi_m = getattr(model_dist, "low", None), getattr(model_dist, "high", None)
+    if lo_m is None or hi_m is None:
+        return 1.0
+    if isinstance(user_dist, CategoricalDistribution):
+        numbers = [
+            float(c)
+            for c in user_dist.choices
+            if isinstance(c, (int, float, np.number)) and not isinstance(c, bool)
+        ]
+        if not numbers:
+            return 1.0
+        return float(np.mean([lo_m <= c <= hi_m for c in numbers]))
+    lo_u, hi_u = getattr(user_dist, "low", None), getattr(user_dist, "high", None)
+    if lo_u is None or hi_u is None:
+        return 1.0
+    if hi_u <= lo_u:
+        return 1.0 if lo_m <= lo_u <= hi_m else 0.0
+    log = bool(getattr(model_dist, "log", False)) and lo_u > 0 and lo_m > 0
+    f = math.log if log else float
+    overlap = min(f(hi_u), f(hi_m)) - max(f(lo_u), f(lo_m))
+    return max(0.0, min(1.0, overlap / (f(hi_u) - f(lo_u))))
 
 
 def _wrapper_fixed_params(study: Study, sampler: MetaSampler) -> dict[str, Any]:
