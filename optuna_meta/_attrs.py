@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from optuna.logging import get_logger
+from optuna_meta._logging import get_logger
 
 if TYPE_CHECKING:
     from optuna.study import Study

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import pytest
 
 from tests import _postgres
@@ -49,3 +50,11 @@ def rdb_url(request: pytest.FixtureRequest, fast_dir: Path) -> str:
         return f"sqlite:///{fast_dir / 'shared.db'}"
     server = request.getfixturevalue("postgres_server")
     return server.new_database()
+
+
+@pytest.fixture(autouse=True)
+def _optuna_logs_reach_caplog() -> Iterator[None]:
+    """optuna-meta logs under Optuna's root logger, which does not propagate by default."""
+    optuna.logging.enable_propagation()
+    yield
+    optuna.logging.disable_propagation()

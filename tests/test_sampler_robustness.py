@@ -580,3 +580,20 @@ def test_a_trial_without_served_parameters_repeats_nothing(spy_propose):
         study.optimize(objective, n_trials=5)
     assert [t.user_attrs.get(ATTR_SOURCE) for t in study.trials[2:]] == ["meta"] * 3
     assert spy_propose == []
+
+
+def test_logs_follow_optunas_verbosity() -> None:
+    # optuna-meta's loggers sit under Optuna's root logger, so set_verbosity applies to them.
+    from optuna_meta.pruner import _pruner
+    from optuna_meta.sampler import _sampler
+
+    old = optuna.logging.get_verbosity()
+    try:
+        for logger in (_sampler._logger, _pruner._logger):
+            assert logger.name.startswith("optuna.optuna_meta.")
+            optuna.logging.set_verbosity(optuna.logging.ERROR)
+            assert not logger.isEnabledFor(logging.WARNING)
+            optuna.logging.set_verbosity(optuna.logging.INFO)
+            assert logger.isEnabledFor(logging.INFO)
+    finally:
+        optuna.logging.set_verbosity(old)

@@ -233,7 +233,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from optuna.logging import get_logger
 from optuna.pruners import BasePruner
 from optuna.samplers import GridSampler, QMCSampler, RandomSampler
 from optuna.study import StudyDirection
@@ -241,6 +240,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
+from optuna_meta._logging import get_logger
 from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import (
     F_INDEX,
