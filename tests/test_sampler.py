@@ -677,3 +677,26 @@ def test_a_range_mostly_outside_the_models_goes_to_the_fallback_with_one_warning
     assert set(fallback.asked) == {"lr"} and len(fallback.asked) == 6
     assert all(16 <= t.params["batch_size"] for t in study.trials)  # the meta phase's share
     assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+
+
+def test_proposals_keep_a_minimum_distance_from_tried_configurations() -> None:
+    # A smooth, noise-free objective in a small box: the surrogate's noise term left a little
+    # expected improvement next to the best trial, and it proposed that point again and again
+    # up to rounding. Proposals now keep MIN_SEPARATION (model units) from tried ones.
+    import numpy as np
+
+    from optuna_meta.sampler._sampler import MIN_SEPARATION
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-3, 1e-2, log=True)
+        momentum = trial.suggest_float("momentum", 0.8, 0.95)
+        return abs(math.log10(lr) + 2.5) + abs(momentum - 0.9)
+
+    sampler = MetaSampler(seed=0, **FAST)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=30)
+    state = sampler._model_state()
+    X = np.array([state.encode(sampler._to_model_params(state, t.params)) for t in study.trials])
+    gaps = np.max(np.abs(X[:, None, :] - X[None, :, :]), axis=2)
+    np.fill_diagonal(gaps, np.inf)
+    assert gaps.min() >= MIN_SEPARATION * 0.999, gaps.min()
