@@ -132,7 +132,8 @@ def read_model_file(
         path = resolve_model_path(source)
         if path.stat().st_size > MAX_MODEL_BYTES:
             raise ModelFileError(f"{path} is larger than {MAX_MODEL_BYTES} bytes.")
-        label, stream = str(path), path
+        # Read whole (files are small): a truncated archive then leaves no open file behind.
+        label, stream = str(path), io.BytesIO(path.read_bytes())
     try:
         npz = np.load(stream, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):  # a single .npy array

@@ -390,3 +390,20 @@ def test_model_bytes_are_a_loadable_file(shipped: SurrogateModel) -> None:
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         assert MANIFEST_KEY in npz.files
         assert all(npz[k].dtype != object for k in npz.files)
+
+
+def test_a_truncated_model_file_is_refused_without_leaving_it_open(
+    shipped: SurrogateModel, tmp_path: Path
+) -> None:
+    import gc
+    import warnings
+
+    data = shipped.save(tmp_path / "m.npz").read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(data[: len(data) // 2])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        with pytest.raises(ModelFileError, match="not a readable"):
+            SurrogateModel.load(cut)
+        gc.collect()
+    assert not [w for w in record if issubclass(w.category, ResourceWarning)]
