@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Collection, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 
@@ -58,3 +59,25 @@ def load_extra(spec: str, method_cls: type, wrap: Any) -> list[Any]:
     if callable(obj):
         return [wrap(attr, obj)]
     raise TypeError(f"{spec} is neither a {method_cls.__name__}, a list of them, nor a factory")
+
+
+def add_setting_arguments(
+    parser: argparse.ArgumentParser, scenarios: Collection[str], methods: Collection[str]
+) -> None:
+    """``--scenario``, ``--seeds``, ``--n-trials`` and ``--methods`` of a setting benchmark."""
+    parser.add_argument("--scenario", default="lcbench", choices=sorted(scenarios))
+    parser.add_argument("--seeds", default="0-4")
+    parser.add_argument("--n-trials", type=int, default=50)
+    parser.add_argument("--methods", default=",".join(methods))
+
+
+def run_methods(
+    methods: Iterable[str], contexts: Sequence[Any], run: Callable[[Any, str], Any]
+) -> dict[str, list[Any]]:
+    """``run(context, method)`` for every method and context, timing each method."""
+    runs: dict[str, list[Any]] = {}
+    for m in methods:
+        t0 = time.perf_counter()
+        runs[m] = [run(ctx, m) for ctx in contexts]
+        print(f"== {m} done in {time.perf_counter() - t0:.1f}s", flush=True)
+    return runs

@@ -35,14 +35,15 @@ import argparse
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 
-from benchmarks._cli import parse_ints, parse_methods
+from benchmarks._cli import add_setting_arguments, parse_ints, parse_methods, run_methods
+from benchmarks._tables import median_ms, regret_table
 from benchmarks.heldout import SHIPPED_MODEL
 from benchmarks.objectives import get_surrogate, scored_tasks, suggest_config
 from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna
@@ -155,41 +156,22 @@ def report(
     n = max(len(r["values"]) for rs in runs.values() for r in rs)
     budgets = [b for b in BUDGETS if b <= n]
     regrets = {m: np.array([regret_curve(r) for r in rs]) for m, rs in runs.items()}
-    head = "| method | runs | " + " | ".join(f"@{b}" for b in budgets)
-    lines = [
+    title = (
         f"Constrained {scenario} (`{OUTPUTS[scenario][1]}` <= the task's {quantile:.0%} "
         f"quantile over {N_REFERENCE:,} random configurations), mean normalised regret of the "
-        "best feasible trial; 5-fold task CV for MetaSampler.",
-        "",
-        head + " | feasible trials | ms/trial |",
-        "|---" * (len(budgets) + 4) + "|",
-    ]
-    for m, R in regrets.items():
-        feas = np.mean([np.mean(r["feasible"]) for r in runs[m]])
-        ms = np.median([np.median(r["ms"]) for r in runs[m]])
-        cells = " | ".join(f"{R[:, b - 1].mean():.4f}" for b in budgets)
-        lines.append(f"| {m} | {len(R)} | {cells} | {feas:.0%} | {ms:.1f} |")
-    if "meta" in regrets:
-        lines += ["", "Paired differences, meta minus other (negative: meta better), mean (se):"]
-        lines += [""]
-        lines += [head + " |", "|---" * (len(budgets) + 2) + "|"]
-        for m, R in regrets.items():
-            if m == "meta" or R.shape != regrets["meta"].shape:
-                continue
-            D = regrets["meta"] - R
-            se = D.std(axis=0, ddof=1) / np.sqrt(len(D))
-            cells = " | ".join(f"{D[:, b - 1].mean():+.4f} ({se[b - 1]:.4f})" for b in budgets)
-            lines.append(f"| meta - {m} | {len(D)} | {cells} |")
-    lines += ["", f"Command: `{command}`", ""]
-    return "\n".join(lines)
+        "best feasible trial; 5-fold task CV for MetaSampler."
+    )
+    columns = (("feasible trials", _feasible_share), ("ms/trial", median_ms))
+    return regret_table(title, runs, regrets, budgets, command, columns)
+
+
+def _feasible_share(runs: Sequence[dict[str, Any]]) -> str:
+    return f"{np.mean([np.mean(r['feasible']) for r in runs]):.0%}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="lcbench", choices=sorted(OUTPUTS))
-    parser.add_argument("--seeds", default="0-4")
-    parser.add_argument("--n-trials", type=int, default=50)
-    parser.add_argument("--methods", default=",".join(METHODS))
+    add_setting_arguments(parser, OUTPUTS, METHODS)
     parser.add_argument("--quantile", type=float, default=TIME_QUANTILE)
     parser.add_argument(
         "--heldout",
@@ -209,11 +191,9 @@ def main() -> None:
         contexts = make_contexts(
             args.scenario, scored_tasks(args.scenario), parse_ints(args.seeds)
         )
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for m in methods:
-        t0 = time.perf_counter()
-        runs[m] = [run_one(ctx, m, args.n_trials, args.quantile) for ctx in contexts]
-        print(f"== {m} done in {time.perf_counter() - t0:.1f}s", flush=True)
+    runs = run_methods(
+        methods, contexts, lambda ctx, m: run_one(ctx, m, args.n_trials, args.quantile)
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "raw").mkdir(exist_ok=True)
     stem = (

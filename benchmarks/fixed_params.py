@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 import optuna
 
-from benchmarks._cli import parse_ints, parse_methods
+from benchmarks._cli import add_setting_arguments, parse_ints, parse_methods, run_methods
+from benchmarks._tables import regret_table
 from benchmarks.objectives import get_surrogate, scored_tasks, suggest_value
 from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna
 
@@ -151,51 +152,25 @@ def report(runs: dict[str, list[dict[str, Any]]], command: str, scenario: str) -
     n = max(len(r["values"]) for rs in runs.values() for r in rs)
     budgets = [b for b in BUDGETS if b <= n]
     regrets = {m: np.array([regret_curve(r) for r in rs]) for m, rs in runs.items()}
-    head = "| method | runs | " + " | ".join(f"@{b}" for b in budgets)
     constant = (f"{k}={v}" for k, v in CONSTANT_FIXED[scenario].items())
     fixed = ", ".join([*RANDOM_FIXED[scenario], *constant])
-    lines = [
+    title = (
         f"{scenario} with fixed parameters ({fixed}; random values per task and seed where no "
         f"value is given), mean normalised regret against {N_REFERENCE:,} random "
-        "configurations of the same subspace; 5-fold task CV for MetaSampler.",
-        "",
-        head + " | ms/trial |",
-        "|---" * (len(budgets) + 3) + "|",
-    ]
-    for m, R in regrets.items():
-        ms = np.median([np.median(r["ms"]) for r in runs[m]])
-        cells = " | ".join(f"{R[:, b - 1].mean():.4f}" for b in budgets)
-        lines.append(f"| {m} | {len(R)} | {cells} | {ms:.1f} |")
-    if "meta" in regrets:
-        lines += ["", "Paired differences, meta minus other (negative: meta better), mean (se):"]
-        lines += ["", head + " |", "|---" * (len(budgets) + 2) + "|"]
-        for m, R in regrets.items():
-            if m == "meta" or R.shape != regrets["meta"].shape:
-                continue
-            D = regrets["meta"] - R
-            se = D.std(axis=0, ddof=1) / np.sqrt(len(D))
-            cells = " | ".join(f"{D[:, b - 1].mean():+.4f} ({se[b - 1]:.4f})" for b in budgets)
-            lines.append(f"| meta - {m} | {len(D)} | {cells} |")
-    lines += ["", f"Command: `{command}`", ""]
-    return "\n".join(lines)
+        "configurations of the same subspace; 5-fold task CV for MetaSampler."
+    )
+    return regret_table(title, runs, regrets, budgets, command)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="lcbench", choices=sorted(METRIC))
-    parser.add_argument("--seeds", default="0-4")
-    parser.add_argument("--n-trials", type=int, default=50)
-    parser.add_argument("--methods", default=",".join(METHODS))
+    add_setting_arguments(parser, METRIC, METHODS)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     quiet_optuna()
     methods = parse_methods(parser, args.methods, METHODS)
     contexts = make_contexts(args.scenario, scored_tasks(args.scenario), parse_ints(args.seeds))
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for m in methods:
-        t0 = time.perf_counter()
-        runs[m] = [run_one(ctx, m, args.n_trials) for ctx in contexts]
-        print(f"== {m} done in {time.perf_counter() - t0:.1f}s", flush=True)
+    runs = run_methods(methods, contexts, lambda ctx, m: run_one(ctx, m, args.n_trials))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "raw").mkdir(exist_ok=True)
     stem = f"fixed_params_{args.scenario}"
