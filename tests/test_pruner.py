@@ -511,7 +511,7 @@ def test_unloadable_model_file_warns_once_and_prunes_nothing(tmp_path, caplog):
         pruner = MetaPruner(model=model)
         study = make_study(pruner)
         caplog.clear()
-        with caplog.at_level("WARNING", logger="optuna_meta"):
+        with caplog.at_level("WARNING", logger="optuna.optuna_meta"):
             verdicts = [run_partial(study, BAD, STEPS[:15])[0] for _ in range(3)]
         assert verdicts == [False, False, False]
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
@@ -529,7 +529,7 @@ def test_failed_prediction_is_not_a_failed_trial(monkeypatch, caplog):
 
     monkeypatch.setattr("optuna_meta.pruner._pruner.featurize", broken)
     study = make_study(MetaPruner())
-    with caplog.at_level("WARNING", logger="optuna_meta"):
+    with caplog.at_level("WARNING", logger="optuna.optuna_meta"):
         pruned, frozen = run_partial(study, BAD, STEPS[:15])
     assert not pruned
     assert ATTR_PREDICTED_FINAL not in frozen.user_attrs

@@ -157,9 +157,17 @@ def test_user_ranges_narrower_and_wider(
         return (math.log10(lr) + 2.4) ** 2 + (math.log2(units) - 6.8) ** 2 + mom
 
     study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
-    study.optimize(objective, n_trials=10)
+    wider = lr_range[0] < 1e-4
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        study.optimize(objective, n_trials=10)
     assert_params_inside(study)
-    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+    # Wider: learning rate and width lie mostly outside the model's ranges, which leaves one
+    # parameter of three served, too few: TPE samples the study, and says why.
+    expected = "fallback" if wider else "meta"
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {expected}
+    said = [str(w.message) for w in record if "lie mostly outside" in str(w.message)]
+    assert len(said) == (1 if wider else 0), said
     assert len({tuple(t.params.values()) for t in study.trials}) > 5
 
 
@@ -548,7 +556,9 @@ def test_fixed_params_survive_pickling() -> None:
 
 def test_a_sampler_pickled_before_fixed_params_loads() -> None:
     state = MetaSampler(seed=0, **FAST).__getstate__()
-    del state["fixed_params"], state["_warned_fixed"]
+    for key in ("fixed_params", "_warned_fixed", "_name_maps", "_model_failed", "_warned_ranges"):
+        del state[key]
+    state["_name_map"] = {}  # before session 14 one map served every study
     sampler = MetaSampler.__new__(MetaSampler)
     sampler.__setstate__(state)
     trials = _run(sampler, _lr_dropout, n=2)
@@ -608,10 +618,10 @@ def test_a_sampler_reused_for_a_study_with_other_names_serves_it() -> None:
         ({"model": None}, TypeError, "model must be a shipped model name"),
         ({"param_mapping": [("lr", "learning_rate")]}, TypeError, "param_mapping must be a map"),
         ({"task": "big"}, TypeError, "task must be a mapping"),
-        ({"n_meta_trials": "10"}, ValueError, "n_meta_trials must be None or an int >= 0"),
+        ({"n_meta_trials": "10"}, TypeError, "n_meta_trials must be None or an int >= 0"),
         ({"n_design_trials": -3}, ValueError, "n_design_trials must be None or an int >= 0"),
         ({"n_candidates": 0}, ValueError, "n_candidates must be an int >= 1"),
-        ({"n_candidates": None}, ValueError, "n_candidates must be an int >= 1"),
+        ({"n_candidates": None}, TypeError, "n_candidates must be an int >= 1"),
     ],
 )
 def test_bad_arguments_are_clear_errors_at_construction(
@@ -700,3 +710,55 @@ def test_proposals_keep_a_minimum_distance_from_tried_configurations() -> None:
     gaps = np.max(np.abs(X[:, None, :] - X[None, :, :]), axis=2)
     np.fill_diagonal(gaps, np.inf)
     assert gaps.min() >= MIN_SEPARATION * 0.999, gaps.min()
+
+
+def test_a_shortened_design_still_takes_the_entries_of_a_fixed_branch() -> None:
+    # n_design_trials counts entries on the study's branch: with booster fixed at gblinear and
+    # a 2-entry design, the two gblinear entries (6th and 7th of the design) are tried.
+    model = SurrogateModel.load("rbv2-xgboost")
+    linear = [e for e in model.initial_design if e["booster"] == "gblinear"]
+    sampler = MetaSampler(
+        model=model, fixed_params={"booster": "gblinear"}, n_design_trials=2, seed=0, **FAST
+    )
+    trials = _run(sampler, _xgb_linear, n=2)
+    expected = {(e["n_estimators"], round(e["reg_lambda"], 6)) for e in linear}
+    assert {(t.params["n_estimators"], round(t.params["reg_lambda"], 6)) for t in trials} == (
+        expected
+    )
+
+
+def test_a_study_entirely_outside_the_models_ranges_is_the_fallbacks() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-9, 1e-6, log=True)
+        bs = trial.suggest_int("batch_size", 2000, 8000, log=True)
+        return lr + bs
+
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        study.optimize(objective, n_trials=4)
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["fallback"] * 4
+    assert not any(ATTR_PRED_MEAN in t.user_attrs for t in study.trials)
+    assert any("lie mostly outside" in str(w.message) for w in record)
+
+
+def test_one_sampler_asked_by_two_studies_in_turn_keeps_them_apart() -> None:
+    # Trials of two in-memory studies share ids (0, 1, ...) and the studies name their
+    # parameters differently: neither the names nor the cached proposals may leak across.
+    sampler = MetaSampler(seed=0, **FAST)
+    a, b = optuna.create_study(sampler=sampler), optuna.create_study(sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "knows 0 of this study's parameters" warning
+        for _ in range(3):
+            ta, tb = a.ask(), b.ask()
+            ta.suggest_float("lr", 1e-4, 1e-1, log=True)
+            ta.suggest_int("batch_size", 16, 512, log=True)
+            tb.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+            tb.suggest_int("per_device_train_batch_size", 16, 512, log=True)
+            a.tell(ta, 1.0)
+            b.tell(tb, 1.0)
+    for study in (a, b):
+        assert [t.user_attrs.get(ATTR_SOURCE) for t in study.trials] == ["meta"] * 3
+    assert [list(t.params.values()) for t in a.trials] == [
+        list(t.params.values()) for t in b.trials
+    ]  # the same names in model terms, the same history: the same proposals

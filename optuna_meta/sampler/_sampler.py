@@ -138,22 +138,24 @@ class MetaSampler(BaseSampler):
             by models trained with meta-features.
         param_mapping: Explicit ``{user_name: model_name}`` (``None`` value: never map); wins
             over the alias vocabulary.
-        fixed_params: Values your objective uses for hyperparameters it does *not* suggest,
-            in your names (matched like suggested ones), e.g. ``{"batch_size": 128}`` or
-            ``{"booster": "gbtree"}``. Without them the surrogate assumes the model's own
-            default for an untuned parameter (``optuna-meta info`` shows them), which may be
-            far from what your code trains with; with them it predicts the configurations you
-            actually run, and design entries for another branch of a conditional space (an
-            XGBoost ``gblinear`` entry when you run trees) are skipped. A parameter the study
-            suggests ignores its entry here. Names the model does not know and values it
-            cannot represent are ignored with a warning; numbers outside the model's range are
-            clipped to it.
+        fixed_params: Values your objective uses for hyperparameters it does *not* suggest, in your
+            names (matched like suggested ones), e.g. ``{"batch_size": 128}`` or ``{"booster":
+            "gbtree"}``. Without them the surrogate assumes the model's own default for an untuned
+            parameter (``optuna-meta info`` shows them), which may be far from what your code
+            trains with; with them it predicts the configurations you actually run, and design
+            entries for another branch of a conditional space (an XGBoost ``gblinear`` entry when
+            you run trees) are skipped. A parameter the study suggests ignores its entry here, with
+            one warning (in a define-by-run study its first trial may still take the fixed value,
+            proposed before it was suggested). Names the model does not know and values it cannot
+            represent are ignored with a warning; numbers outside the model's range are clipped to
+            it.
         n_meta_trials: How many *completed* trials the surrogate serves before handing over
             to ``fallback`` (``None``: :data:`DEFAULT_N_META_TRIALS`); pruned trials do not
             count. ``0`` disables it.
         n_design_trials: How many of the model's learned initial design configurations (see
             :mod:`optuna_meta.surrogate._design`) trials ``0, 1, ...`` take before the
-            surrogate proposes (``None``: the whole design; ``0``: none). A design entry is
+            surrogate proposes (``None``: the whole design; ``0``: none), counted among the
+            entries on the study's branch of a conditional space. A design entry is
             clipped into the study's ranges; one that repeats an existing trial is skipped.
             Models trained without a queryable objective have no design.
         n_candidates: Random candidates per proposal before local refinement.
@@ -220,9 +222,9 @@ class MetaSampler(BaseSampler):
         self._fallback = fallback if fallback is not None else TPESampler(seed=seed)
         self._lock = threading.RLock()
         self._state: _ModelState | None = None
-        self._proposals: OrderedDict[int, dict[str, Any] | None] = OrderedDict()
-        self._name_map: dict[str, str | None] = {}
+        self._proposals: OrderedDict[tuple[int, int], dict[str, Any] | None] = OrderedDict()
         self._name_maps: dict[tuple[int, str], dict[str, str | None]] = {}
+        self._local = threading.local()  # this thread's study: its name map
         self._encodings: dict[int, tuple[dict[str, Any], np.ndarray | None]] = {}
         self._warned_multi = False
         self._warned_coverage = False
@@ -239,7 +241,8 @@ class MetaSampler(BaseSampler):
         state["_encodings"] = {}
         state["_name_maps"] = {}
         state["_model_failed"] = False  # another process may read the file
-        state["_name_map"] = {}
+        state.pop("_name_map", None)
+        state["_local"] = None
         if isinstance(self.model, SurrogateModel):
             state["model"] = ("__bytes__", self.model.to_bytes())
         return state
@@ -254,8 +257,10 @@ class MetaSampler(BaseSampler):
         state.setdefault("_name_maps", {})
         state.setdefault("_model_failed", False)
         state.setdefault("_warned_ranges", set())
+        state.pop("_name_map", None)  # one map for every study, before session 14
         self.__dict__.update(state)
         self._lock = threading.RLock()
+        self._local = threading.local()
 
     def reseed_rng(self) -> None:
         self._base_seed = _fresh_seed()
@@ -265,6 +270,7 @@ class MetaSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
+        self._use_study(study)
         if self._use_fallback(study, trial):
             return self._fallback.infer_relative_search_space(study, trial)
         return {}
@@ -272,6 +278,7 @@ class MetaSampler(BaseSampler):
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
+        self._use_study(study)
         if self._use_fallback(study, trial):
             params = self._fallback.sample_relative(study, trial, search_space)
             if params:
@@ -286,6 +293,7 @@ class MetaSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
+        self._use_study(study)
         if not self._use_fallback(study, trial):
             try:
                 value = self._sample_meta(study, trial, param_name, param_distribution)
@@ -298,18 +306,14 @@ class MetaSampler(BaseSampler):
             if value is not None:
                 return value[0]
         with self._lock:  # `trial.user_attrs` is a stale snapshot: ask the proposal cache
-            served_by_meta = self._proposals.get(trial._trial_id) is not None
+            served_by_meta = self._proposals.get(_trial_key(study, trial)) is not None
         if not served_by_meta and ATTR_SOURCE not in trial.user_attrs:
             set_user_attr(study, trial, ATTR_SOURCE, "fallback")
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         with self._lock:  # a reused sampler: another storage's trial may have had this id
-            self._proposals.pop(trial._trial_id, None)
-            # Names are matched per study: a sampler reused for a study with other names
-            # (``lr`` in one, ``learning_rate`` in the next) must not find them taken.
-            key = (id(study._storage), study.study_name)
-            self._name_map = self._name_maps.setdefault(key, {})
+            self._proposals.pop(_trial_key(study, trial), None)
         self._fallback.before_trial(study, trial)
 
     def after_trial(
@@ -320,7 +324,7 @@ class MetaSampler(BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         with self._lock:
-            self._proposals.pop(trial._trial_id, None)
+            self._proposals.pop(_trial_key(study, trial), None)
         self._fallback.after_trial(study, trial, state, values)
 
     # -- internals ----------------------------------------------------------------------------
@@ -365,12 +369,11 @@ class MetaSampler(BaseSampler):
         multivariate by default since Optuna 5). The trial being sampled is judged again with
         its own names in ``_compute_proposal``: trial 0 has no predecessors to judge by.
         """
-        names = {
-            k
-            for t in trials
-            if t._trial_id != trial._trial_id  # its names so far are a partial set
-            for k in t.distributions
-        }
+        names: dict[str, BaseDistribution] = {}
+        for t in reversed(trials):
+            if t._trial_id != trial._trial_id:  # its names so far are a partial set
+                for k, d in t.distributions.items():
+                    names.setdefault(k, d)
         if not names:
             return False
         try:
@@ -387,11 +390,7 @@ class MetaSampler(BaseSampler):
                     if isinstance(self.model, SurrogateModel)
                     else SurrogateModel.load(self.model)
                 )
-                state = _ModelState(model)
-                if self.fixed_params:
-                    state.fix(self._fixed_model_params(state))
-                state.fixed_values = dict(self.fixed_params or {})
-                self._state = state
+                self._state = _ModelState(model)
                 if self.task and not model.manifest.get("meta_features"):
                     _logger.info(
                         "The surrogate was trained without task meta-features; `task` is "
@@ -400,19 +399,20 @@ class MetaSampler(BaseSampler):
             return self._state
 
     def _fixed_model_params(
-        self, state: _ModelState, values: Mapping[str, Any] | None = None
+        self, state: _ModelState, values: Mapping[str, Any], warn: Collection[str]
     ) -> dict[str, Any]:
-        """``values`` (default ``fixed_params``) in the model's names and representation.
+        """``values`` in the model's names and representation.
 
         Names the model does not know and values it cannot represent are left out, with a
-        warning.
+        warning for those in ``warn``.
         """
         mapping = self.param_mapping or {}
         out: dict[str, Any] = {}
-        values = self.fixed_params if values is None else values
-        for user_name, value in (values or {}).items():
+        for user_name, value in values.items():
             target = mapping[user_name] if user_name in mapping else state.match(user_name)
             if target is None or target not in state.model.search_space:
+                if user_name not in warn:
+                    continue
                 warnings.warn(
                     f"fixed_params: the model does not know {user_name!r} (its parameters: "
                     f"{list(state.model.search_space)}); the value is ignored.",
@@ -422,6 +422,8 @@ class MetaSampler(BaseSampler):
             try:
                 out[target] = project_value(value, state.model.search_space[target])
             except ProjectionError as e:
+                if user_name not in warn:
+                    continue
                 warnings.warn(
                     f"fixed_params: {user_name}={value!r} cannot be represented by the model's "
                     f"{target!r} ({e}); the model's default is assumed instead.",
@@ -433,9 +435,11 @@ class MetaSampler(BaseSampler):
         """Make ``state`` assume ``fixed_params`` plus ``wrapper_fixed`` (if they changed)."""
         values = {**(self.fixed_params or {}), **wrapper_fixed}
         if values != state.fixed_values:
-            with warnings.catch_warnings():  # fixed_params' own were said at the first fix;
-                warnings.simplefilter("ignore")  # a wrapper's may be unknown to the model
-                state.fix(self._fixed_model_params(state, values))
+            # fixed_params' problems are said at the first fix; a wrapper's parameters may be
+            # unknown to the model by design.
+            first = state.fixed_values is None
+            warn = set(self.fixed_params or {}) - set(wrapper_fixed) if first else set()
+            state.fix(self._fixed_model_params(state, values, warn))
             state.fixed_values = values
 
     def _warn_range(
@@ -472,6 +476,32 @@ class MetaSampler(BaseSampler):
             "used for them (a first trial may take the fixed value before it is suggested).",
             stacklevel=5,
         )
+
+    def _served_range(self, state: _ModelState, name: str, dist: BaseDistribution) -> bool:
+        """Whether the model knows ``name`` and enough of ``dist``'s range to serve it."""
+        model_name = self._model_name(state, name)
+        if model_name is None:
+            return False
+        model_dist = state.model.search_space[model_name]
+        return range_coverage(dist, model_dist) >= MIN_RANGE_COVERAGE
+
+    def _use_study(self, study: Study) -> None:
+        """Match names in ``study``'s own map from now on, in this thread.
+
+        Names are matched per study: a sampler reused for a study with other names (``lr``
+        in one, ``learning_rate`` in the next) must not find them taken. Each entry point
+        that has the study sets it (threads may serve different studies at once).
+        """
+        key = (id(study._storage), study.study_name)
+        with self._lock:
+            self._local.name_map = self._name_maps.setdefault(key, {})
+
+    @property
+    def _name_map(self) -> dict[str, str | None]:
+        name_map = getattr(self._local, "name_map", None)
+        if name_map is None:  # used outside a study (tests, tools): one map of its own
+            name_map = self._local.name_map = {}
+        return name_map
 
     def _model_name(self, state: _ModelState, user_name: str) -> str | None:
         """Map a user parameter name to a model parameter (first come, first served)."""
@@ -510,15 +540,17 @@ class MetaSampler(BaseSampler):
         model_name = self._model_name(state, name)
         if model_name is None:
             return None
-        proposal = self._proposal(study, trial, state, {name: dist})
-        if proposal is None or model_name not in proposal:
-            return None
+        # Checked before the proposal: a parameter the fallback samples must not make the
+        # first trial's proposal judge the study by it alone (the coverage rule).
         model_dist = state.model.search_space[model_name]
         coverage = range_coverage(dist, model_dist)
         if coverage < WARN_RANGE_COVERAGE:
             self._warn_range(name, model_name, model_dist, coverage)
             if coverage < MIN_RANGE_COVERAGE:
                 return None
+        proposal = self._proposal(study, trial, state, {name: dist})
+        if proposal is None or model_name not in proposal:
+            return None
         try:
             value = project_value(proposal[model_name], dist, state.model.search_space[model_name])
         except ProjectionError:
@@ -537,10 +569,11 @@ class MetaSampler(BaseSampler):
         ``asked`` is the parameter being sampled: not in ``trial.distributions`` yet.
         """
         with self._lock:
-            if trial._trial_id in self._proposals:
-                return self._proposals[trial._trial_id]
+            key = _trial_key(study, trial)
+            if key in self._proposals:
+                return self._proposals[key]
             proposal, pred = self._compute_proposal(study, trial, state, asked)
-            self._proposals[trial._trial_id] = proposal
+            self._proposals[key] = proposal
             while len(self._proposals) > _PROPOSAL_CACHE_SIZE:
                 self._proposals.popitem(last=False)
         if proposal is None or pred is None:
@@ -685,9 +718,13 @@ class MetaSampler(BaseSampler):
         params["__std__"] = prop.std
         return params, (sign, sd, mu, len(y))
 
-    def _too_few_known(self, state: _ModelState, names: Collection[str]) -> bool:
-        """The coverage rule (:data:`MIN_KNOWN_PARAMS`); warns once when it sends a study away."""
-        known = [k for k in names if self._model_name(state, k) is not None]
+    def _too_few_known(self, state: _ModelState, names: Mapping[str, BaseDistribution]) -> bool:
+        """The coverage rule (:data:`MIN_KNOWN_PARAMS`); warns once when it sends a study away.
+
+        A parameter counts as known when the model knows its name and at least
+        :data:`MIN_RANGE_COVERAGE` of its range (otherwise the fallback samples it anyway).
+        """
+        known = [k for k, d in names.items() if self._served_range(state, k, d)]
         if len(known) >= min(MIN_KNOWN_PARAMS, math.ceil(len(names) / 2)):
             return False
         with self._lock:
@@ -702,12 +739,18 @@ class MetaSampler(BaseSampler):
                 f" The shipped model {better[0]!r} knows {better[1]}: "
                 f"MetaSampler(model={better[0]!r})."
             )
+        outside = [k for k in names if k not in known and self._model_name(state, k) is not None]
+        why = (
+            f"; {', '.join(outside)} lie mostly outside the ranges it was trained on"
+            if outside
+            else " (it was trained on another kind of model)"
+        )
         warnings.warn(
             f"MetaSampler's model {name!r} knows {len(known)} of this study's {len(names)} "
-            f"parameters ({', '.join(known) or 'none'}), too few to help (it was trained on "
-            f"another kind of model), so {type(self._fallback).__name__} samples this study."
-            f"{hint} Train a model on studies like this one with `optuna-meta train`, or map "
-            "names with `param_mapping`.",
+            f"parameters ({', '.join(known) or 'none'}), too few to help{why}, so "
+            f"{type(self._fallback).__name__} samples this study.{hint} Train a model on "
+            "studies like this one with `optuna-meta train`, or map names with "
+            "`param_mapping`.",
             stacklevel=5,
         )
         return True
@@ -751,18 +794,20 @@ class MetaSampler(BaseSampler):
         """
         design = state.design
         limit = len(design) if self.n_design_trials is None else self.n_design_trials
-        n = min(limit, len(design))
         number = trial.number
-        if number >= n:
+        if number >= min(limit, len(design)):
             return None
         tuned = self._user_space_in_model(state, seen)
         unfixed = {k: v for k, v in state.model.search_space.items() if k not in state.fixed}
         ranges = {**unfixed, **tuned}
-        raw = np.array(design[:n], dtype=float)
+        raw = np.asarray(design, dtype=float)
         entries = state.box(ranges).clip(raw)
-        other_branch = state.off_default_branch(raw, tuned)
-        # In order, trial k takes the k-th entry on the study's branch.
-        on_branch = [i for i in range(n) if i not in other_branch]
+        # The design's first `limit` entries on the study's branch, in order: trial k takes
+        # the k-th of them.
+        other = state.off_default_branch(raw, tuned)
+        on_branch = [i for i in range(len(design)) if i not in other][:limit]
+        other_branch = set(range(len(design))) - set(on_branch)
+        n = len(design)
         own_entry = on_branch[number] if number < len(on_branch) else None
         own = None if own_entry is None or own_entry in claimed else entries[own_entry]
         if observed is None or number == 0:
@@ -909,6 +954,11 @@ def range_coverage(user_dist: BaseDistribution, model_dist: BaseDistribution) ->
     return max(0.0, min(1.0, overlap / (f(hi_u) - f(lo_u))))
 
 
+def _trial_key(study: Study, trial: FrozenTrial) -> tuple[int, int]:
+    """A trial's key in the proposal cache: ids are unique only within one storage."""
+    return (id(study._storage), trial._trial_id)
+
+
 def _wrapper_fixed_params(study: Study, sampler: MetaSampler) -> dict[str, Any]:
     """The parameters a ``PartialFixedSampler`` wrapping ``sampler`` fixes (else none)."""
     try:
@@ -925,8 +975,10 @@ def _check_count(name: str, value: object, minimum: int, optional: bool = True) 
     """A clear error for a count argument that is not an int >= ``minimum``."""
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = f"None or an int >= {minimum}" if optional else f"an int >= {minimum}"
+    kind = f"None or an int >= {minimum}" if optional else f"an int >= {minimum}"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be {kind}; got {value!r}.")
+    if value < minimum:
         raise ValueError(f"{name} must be {kind}; got {value!r}.")
 
 
