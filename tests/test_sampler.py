@@ -762,3 +762,27 @@ def test_one_sampler_asked_by_two_studies_in_turn_keeps_them_apart() -> None:
     assert [list(t.params.values()) for t in a.trials] == [
         list(t.params.values()) for t in b.trials
     ]  # the same names in model terms, the same history: the same proposals
+
+
+def test_studies_of_one_name_on_storages_that_come_and_go_keep_their_own_names() -> None:
+    # Each in-memory study gets a fresh storage; a collected storage's address may be reused,
+    # so name maps keyed by it must go with it (else "lr" claims learning_rate for "bs" ...).
+    import gc
+
+    def a(t: optuna.Trial) -> float:
+        return t.suggest_float("lr", 1e-4, 1e-1, log=True) + t.suggest_int("batch_size", 16, 512)
+
+    def b(t: optuna.Trial) -> float:
+        lr = t.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+        return lr + t.suggest_int("bs", 16, 512)
+
+    sampler = MetaSampler(seed=0, **FAST)
+    sources = []
+    for objective in [a, b] * 10:
+        study = optuna.create_study(study_name="exp", sampler=sampler)
+        study.optimize(objective, n_trials=2)
+        sources += [t.user_attrs.get(ATTR_SOURCE) for t in study.trials]
+        del study
+        gc.collect()
+    assert sources == ["meta"] * 40
+    assert len(sampler._name_maps) <= 2  # the dead studies' maps are gone

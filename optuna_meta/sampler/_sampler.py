@@ -6,6 +6,7 @@ import math
 import os
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -460,8 +461,8 @@ class MetaSampler(BaseSampler):
                 "fallback explores the rest after it)"
             )
         warnings.warn(
-            f"Only {coverage:.0%} of the range of {name!r} lies where the model knows "
-            f"{model_name!r} ({known}), {what}.",
+            f"Only {math.floor(100 * coverage)}% of the range of {name!r} lies where the model "
+            f"knows {model_name!r} ({known}), {what}.",
             stacklevel=5,
         )
 
@@ -492,9 +493,22 @@ class MetaSampler(BaseSampler):
         in one, ``learning_rate`` in the next) must not find them taken. Each entry point
         that has the study sets it (threads may serve different studies at once).
         """
-        key = (id(study._storage), study.study_name)
+        storage = study._storage
+        key = (id(storage), study.study_name)
         with self._lock:
-            self._local.name_map = self._name_maps.setdefault(key, {})
+            if key not in self._name_maps:
+                self._name_maps[key] = {}
+                # A dead storage's address may be reused by a new one: forget its studies.
+                try:
+                    weakref.finalize(storage, self._forget_storage, id(storage))
+                except TypeError:  # a storage type without weak references
+                    pass
+            self._local.name_map = self._name_maps[key]
+
+    def _forget_storage(self, storage_id: int) -> None:
+        with self._lock:
+            for key in [k for k in self._name_maps if k[0] == storage_id]:
+                del self._name_maps[key]
 
     @property
     def _name_map(self) -> dict[str, str | None]:
