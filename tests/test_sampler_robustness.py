@@ -597,3 +597,32 @@ def test_logs_follow_optunas_verbosity() -> None:
             assert logger.isEnabledFor(logging.INFO)
     finally:
         optuna.logging.set_verbosity(old)
+
+
+def test_a_trial_another_thread_samples_is_pending_before_it_writes_its_params() -> None:
+    # Threads share the sampler: B's proposal is computed while A has written nothing yet
+    # (as with a slow storage). A's cached proposal counts as pending, so they differ.
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    space = {
+        "batch_size": CategoricalDistribution([16, 24, 32, 48, 64, 128, 256, 512]),
+        "num_layers": IntDistribution(1, 5),
+        "hidden_size": CategoricalDistribution([64, 128, 256, 512, 1024]),
+        "momentum": CategoricalDistribution([0.5, 0.9]),
+    }
+
+    def f(p: dict) -> float:
+        return (p["num_layers"] - 3) ** 2 + abs(p["hidden_size"] - 256) / 100 + p["momentum"]
+
+    sampler = MetaSampler(seed=0, n_candidates=64)
+    study = optuna.create_study(sampler=sampler)
+    for _ in range(12):
+        t = study.ask(space)
+        study.tell(t, f(t.params))
+    a, b = study.ask(), study.ask()
+    got: dict[int, dict] = {a.number: {}, b.number: {}}
+    for name, dist in space.items():  # A proposes for all; B asks before A writes anything
+        for t in (a, b):
+            frozen = study._storage.get_trial(t._trial_id)
+            got[t.number][name] = sampler.sample_independent(study, frozen, name, dist)
+    assert got[a.number] != got[b.number]

@@ -611,6 +611,7 @@ class MetaSampler(BaseSampler):
         trials = study._get_trials(deepcopy=False, use_cache=False)
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         X_obs, y_raw, margins, X_pending = [], [], [], []
+        X_proposed = []  # proposals of trials other threads are sampling
         constrained = False
         # Each parameter's current distribution: this trial's, then the most recent trial's
         # (a user who moves a range searches the new one, not the oldest trial's).
@@ -635,6 +636,14 @@ class MetaSampler(BaseSampler):
             if t.state in _ACTIVE:
                 others_running = True
                 claimed.add(t.system_attrs.get(ATTR_DESIGN_ENTRY))
+            # A trial another thread is sampling may have none or only some of its params in
+            # the storage yet, but this sampler proposed all of them: pending there, so two
+            # threads do not propose one point.
+            x = self._proposed_x(state, _trial_key(study, t)) if t.state in _ACTIVE else None
+            if x is not None:
+                X_pending.append(x)
+                X_proposed.append(x)
+                continue
             x = self._encoded(state, t)
             if x is None:
                 continue
@@ -682,6 +691,11 @@ class MetaSampler(BaseSampler):
                 own = frozenset(k for k in t.params if k in user_space)
                 if own:  # a trial of parameters the model does not serve repeats nothing
                     taken.setdefault(own, set()).add(_param_key(t.params, own))
+        for x in X_proposed:  # what those trials will get, once projected onto the user's space
+            params = self._to_user_params(state, x, user_space)
+            own = frozenset(params)
+            if own:
+                taken.setdefault(own, set()).add(_param_key(params, own))
 
         near = np.asarray(X_obs + X_pending, dtype=float).reshape(-1, state.n_features)
 
@@ -731,6 +745,13 @@ class MetaSampler(BaseSampler):
         params["__mean__"] = prop.mean
         params["__std__"] = prop.std
         return params, (sign, sd, mu, len(y))
+
+    def _proposed_x(self, state: _ModelState, key: tuple[int, int]) -> np.ndarray | None:
+        """The encoded configuration proposed for the trial ``key`` (None if none is cached)."""
+        proposal = self._proposals.get(key)
+        if not proposal:
+            return None
+        return state.encode({k: v for k, v in proposal.items() if not k.startswith("__")})
 
     def _too_few_known(self, state: _ModelState, names: Mapping[str, BaseDistribution]) -> bool:
         """The coverage rule (:data:`MIN_KNOWN_PARAMS`); warns once when it sends a study away.
