@@ -786,3 +786,24 @@ def test_studies_of_one_name_on_storages_that_come_and_go_keep_their_own_names()
         gc.collect()
     assert sources == ["meta"] * 40
     assert len(sampler._name_maps) <= 2  # the dead studies' maps are gone
+
+
+def test_a_running_trials_partial_names_do_not_judge_the_study() -> None:
+    # Another worker's trial has suggested only `foo` so far: the study is judged on the
+    # names of finished trials, or of the trial being sampled, not on that partial set.
+    def objective(trial: optuna.Trial) -> float:
+        return (
+            trial.suggest_float("foo", 0, 1)
+            + trial.suggest_int("bar", 1, 10)
+            + (trial.suggest_float("eta", 1e-3, 0.1, log=True))
+        )
+
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    running = study.ask()
+    running.suggest_float("foo", 0, 1)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trial = study.ask()
+        study.tell(trial, objective(trial))
+    said = [str(w.message) for w in record if "too few to help" in str(w.message)]
+    assert len(said) == 1 and "knows 1 of this study's 3 parameters" in said[0], said

@@ -372,7 +372,9 @@ class MetaSampler(BaseSampler):
         """
         names: dict[str, BaseDistribution] = {}
         for t in reversed(trials):
-            if t._trial_id != trial._trial_id:  # its names so far are a partial set
+            # A trial still running (this one, or another worker's) may have suggested only
+            # some of its parameters so far: judging by those would misjudge the study.
+            if t._trial_id != trial._trial_id and t.state.is_finished():
                 for k, d in t.distributions.items():
                     names.setdefault(k, d)
         if not names:
