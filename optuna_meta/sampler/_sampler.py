@@ -843,17 +843,11 @@ class MetaSampler(BaseSampler):
         # the k-th of them.
         other = state.off_default_branch(raw, tuned)
         on_branch = [i for i in range(len(design)) if i not in other][:limit]
-        other_branch = set(range(len(design))) - set(on_branch)
-        n = len(design)
         own_entry = on_branch[number] if number < len(on_branch) else None
         own = None if own_entry is None or own_entry in claimed else entries[own_entry]
         if observed is None or number == 0:
             return own
-        free = [
-            i
-            for i in range(n)
-            if i not in other_branch and (is_duplicate is None or not is_duplicate(entries[i]))
-        ]
+        free = [i for i in on_branch if is_duplicate is None or not is_duplicate(entries[i])]
         if not free:
             return None
         X, ys, feasibility = observed
@@ -1065,8 +1059,7 @@ def _margin(t: FrozenTrial) -> float | None:
     values = list(t.constraints.values())
     if not values:
         return None
-    worst = max(math.inf if math.isnan(c) else float(c) for c in values)
-    return worst
+    return max(math.inf if math.isnan(c) else float(c) for c in values)
 
 
 @dataclass(frozen=True)
@@ -1145,6 +1138,7 @@ class _ModelState:
         self.n_features = self.encoder.n_features
         self._canonical = {(canonical_name(n) or normalize_name(n)): n for n in model.search_space}
         self.fixed_values: dict[str, Any] | None = None  # the user-named values behind `fixed`
+        self.model_default_x = self.encoder.encode([model.defaults])[0]
         self.fix({})
 
     def fix(self, model_params: Mapping[str, Any]) -> None:
@@ -1153,7 +1147,6 @@ class _ModelState:
         They replace the model's defaults, which fill every parameter a configuration lacks.
         """
         self.fixed = frozenset(model_params)
-        self.model_default_x = self.encoder.encode([self.model.defaults])[0]
         self.default_x = self.encoder.encode([{**self.model.defaults, **model_params}])[0]
         design = self.model.initial_design
         raw = self.encoder.encode(design) if design else np.empty((0, self.n_features))
