@@ -411,3 +411,33 @@ def test_fixed_params_benchmark_fixes_the_subspace_and_tells_only_meta():
     out = fp.run_one(ctx, "random", 3)
     assert out["fixed"] == fixed and len(out["values"]) == 3
     assert "| random | 1 |" in fp.report({"random": [out]}, "cmd", "lcbench")
+
+
+def test_transfer_benchmark_mirrors_the_named_parameters_within_their_ranges():
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from benchmarks import transfer
+
+    log_float = FloatDistribution(1e-4, 1e-1, log=True)
+    assert transfer.mirror(1e-4, log_float) == pytest.approx(1e-1)
+    assert transfer.mirror(1e-2, log_float) == pytest.approx(1e-3)
+    assert transfer.mirror(0.25, FloatDistribution(0.0, 1.0)) == pytest.approx(0.75)
+    assert transfer.mirror(16, IntDistribution(16, 512, log=True)) == 512
+    assert transfer.mirror(2, IntDistribution(1, 5)) == 4
+    with pytest.raises(TypeError):
+        transfer.mirror("a", optuna.distributions.CategoricalDistribution(["a", "b"]))
+
+    space = {"learning_rate": log_float, "momentum": FloatDistribution(0.1, 0.99)}
+    params = {"learning_rate": 1e-2, "momentum": 0.2}
+    assert transfer.mirrored_config(params, space, ()) == params
+    lr_only = transfer.mirrored_config(params, space, ("learning_rate",))
+    assert lr_only["momentum"] == 0.2 and lr_only["learning_rate"] == pytest.approx(1e-3)
+
+    task = objectives.scored_tasks("lcbench")[0]
+    ctx = protocol.make_contexts("lcbench", [task], [0], n_folds=0)[0]
+    plain = transfer.run_one(ctx, "random", "none", 3)
+    mirrored = transfer.run_one(ctx, "random", "all", 3)
+    assert len(plain["values"]) == len(mirrored["values"]) == 3
+    assert plain["values"] != mirrored["values"]  # the same suggestions, another landscape
+    text = transfer.report({"random": [mirrored]}, "all", "cmd")
+    assert "| random | 1 |" in text and "learning_rate" in text

@@ -1,0 +1,172 @@
+"""Tasks unlike the training tasks: what a misleading prior costs MetaSampler.
+
+Why: a meta-learned sampler bets that the user's task resembles the tasks it was trained on.
+When it does not (an MLP trained with AdamW, whose good learning rates are far lower than
+SGD's; another model family that happens to share parameter names), the learned design and
+prior point the wrong way, and the surrogate must unlearn them from the study's own trials.
+This benchmark measures how fast it does, against samplers that assume nothing.
+
+Protocol: the LCBench sampler protocol (34 tasks, seeds, 5-fold task CV with the fold models of
+``benchmarks.meta_methods``), except that the objective *mirrors* some parameters before it
+queries the surrogate: a parameter's value ``v`` in ``[lo, hi]`` is replaced by ``lo + hi - v``
+(``lo * hi / v`` on a log scale; integers rounded). The study suggests the usual ranges, so the
+sampler serves every parameter, but the landscape it meets is reflected:
+
+* ``none``: nothing mirrored (the control; the plain protocol);
+* ``lr``: the learning rate mirrored on its log scale: SGD's good learning rates near 0.1 become
+  ones near 1e-4, much as when the optimiser changes from SGD to Adam;
+* ``all``: all seven parameters mirrored: an adversarial task on which everything the model
+  learned points the wrong way.
+
+Mirroring is a bijection that keeps the log-uniform and uniform measures, so the task's
+distribution of random configurations' values, and with it the shared normalisation
+(``benchmarks/reference.py``), is unchanged.
+
+Run (a few minutes on one core):
+    .. code-block:: bash
+
+        python -m benchmarks.transfer --seeds 0-4 --n-trials 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+
+from benchmarks._cli import add_setting_arguments, parse_ints, parse_list, parse_methods
+from benchmarks._tables import regret_table
+from benchmarks.objectives import scored_tasks, suggest_value
+from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna
+from benchmarks.reference import normalised_regret
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SCENARIO = "lcbench"
+METRIC = "val_accuracy"
+MIRRORED: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "lr": ("learning_rate",),
+    "all": (
+        "batch_size",
+        "learning_rate",
+        "momentum",
+        "weight_decay",
+        "num_layers",
+        "max_units",
+        "max_dropout",
+    ),
+}
+"""The parameters each mode mirrors."""
+BUDGETS = (1, 3, 5, 10, 20, 30, 50, 100)
+
+
+def mirror(value: float, dist: BaseDistribution) -> float:
+    """``value`` reflected within ``dist``'s range (on its log scale when it has one)."""
+    if not isinstance(dist, (FloatDistribution, IntDistribution)):
+        raise TypeError(f"Only numerical parameters are mirrored, got {dist!r}.")
+    lo, hi = float(dist.low), float(dist.high)
+    v = lo * hi / value if dist.log else lo + hi - value
+    v = min(max(v, lo), hi)
+    return int(round(v)) if isinstance(dist, IntDistribution) else v
+
+
+def mirrored_config(
+    params: Mapping[str, Any], space: Mapping[str, BaseDistribution], names: tuple[str, ...]
+) -> dict[str, Any]:
+    """The configuration the mirrored task evaluates for the study's ``params``."""
+    return {k: mirror(v, space[k]) if k in names else v for k, v in params.items()}
+
+
+def _meta(ctx: BenchContext) -> optuna.samplers.BaseSampler:
+    from benchmarks.meta_methods import fold_model
+    from optuna_meta import MetaSampler
+
+    key = ("meta-model", ctx.scenario, ctx.train_tasks)
+    if key not in ctx.cache:
+        ctx.cache[key] = fold_model(ctx.scenario, ctx.train_tasks)
+    return MetaSampler(model=ctx.cache[key], seed=ctx.seed)
+
+
+METHODS: dict[str, Callable[[BenchContext], optuna.samplers.BaseSampler]] = {
+    "meta": _meta,
+    "tpe": lambda ctx: optuna.samplers.TPESampler(seed=ctx.seed),
+    "random": lambda ctx: optuna.samplers.RandomSampler(seed=ctx.seed),
+}
+
+
+def run_one(ctx: BenchContext, method: str, mode: str, n_trials: int) -> dict[str, Any]:
+    surrogate = ctx.surrogate
+    space = {hp.name: hp.distribution() for hp in surrogate.spec.hyperparameters}
+    study = optuna.create_study(direction="maximize", sampler=METHODS[method](ctx))
+    values, ms = [], []
+    for _ in range(n_trials):
+        a = time.perf_counter()
+        trial = study.ask()
+        params = {name: suggest_value(trial, name, dist) for name, dist in space.items()}
+        b = time.perf_counter()
+        config = mirrored_config(params, space, MIRRORED[mode])
+        value = float(surrogate.evaluate(ctx.task, [config], outputs=[METRIC])[METRIC][0])
+        c = time.perf_counter()
+        study.tell(trial, value)
+        d = time.perf_counter()
+        values.append(value)
+        ms.append(round(((b - a) + (d - c)) * 1e3, 3))
+    return {"task": ctx.task, "seed": ctx.seed, "mode": mode, "values": values, "ms": ms}
+
+
+def report(runs: dict[str, list[dict[str, Any]]], mode: str, command: str) -> str:
+    n = max(len(r["values"]) for rs in runs.values() for r in rs)
+    budgets = [b for b in BUDGETS if b <= n]
+    reference = make_contexts(SCENARIO, scored_tasks(SCENARIO), [0])[0].reference
+    regrets = {
+        m: np.array([normalised_regret(r["values"], reference[r["task"]]) for r in rs])
+        for m, rs in runs.items()
+    }
+    mirrored = ", ".join(MIRRORED[mode]) or "nothing (control)"
+    title = (
+        f"LCBench with mirrored parameters ({mirrored}), mean normalised regret (the shared "
+        "per-task normalisation); 5-fold task CV for MetaSampler."
+    )
+    return regret_table(title, runs, regrets, budgets, command)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_setting_arguments(parser, [SCENARIO], METHODS)
+    parser.add_argument("--modes", default=",".join(MIRRORED), help="comma-separated")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.set_defaults(n_trials=100)
+    args = parser.parse_args()
+    quiet_optuna()
+    methods = parse_methods(parser, args.methods, METHODS)
+    modes = parse_methods(parser, args.modes, MIRRORED)
+    contexts = make_contexts(SCENARIO, scored_tasks(SCENARIO), parse_ints(args.seeds))
+    (args.out / "raw").mkdir(parents=True, exist_ok=True)
+    for mode in modes:
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for m in methods:
+            t0 = time.perf_counter()
+            runs[m] = [run_one(ctx, m, mode, args.n_trials) for ctx in contexts]
+            print(f"== {mode} {m} done in {time.perf_counter() - t0:.1f}s", flush=True)
+        stem = f"transfer_{SCENARIO}_{mode}"
+        raw = json.dumps({"runs": runs}, separators=(",", ":"))
+        (args.out / "raw" / f"{stem}.json").write_text(raw)
+        command = (
+            f"python -m benchmarks.transfer --modes {mode} --seeds {args.seeds}"
+            f" --n-trials {args.n_trials}"
+            + (f" --methods {args.methods}" if parse_list(args.methods) != list(METHODS) else "")
+        )
+        text = report(runs, mode, command)
+        (args.out / f"{stem}.md").write_text(text)
+        print(text, flush=True)
+
+
+if __name__ == "__main__":
+    main()
