@@ -81,13 +81,31 @@ class ModelFile:
         return cls._from_source(bytes(data))
 
 
-def shipped_models() -> list[str]:
-    """Names of the models shipped inside the package."""
-    return sorted(p.stem for p in MODELS_DIR.glob("*.npz"))
+def shipped_models(format_name: str | None = None) -> list[str]:
+    """Names of the models shipped inside the package (of ``format_name`` only, if given)."""
+    names = sorted(p.stem for p in MODELS_DIR.glob("*.npz"))
+    if format_name is None:
+        return names
+    return [n for n in names if _manifest_format(MODELS_DIR / f"{n}.npz") == format_name]
 
 
-def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
-    """A shipped model's name or a file path -> an existing file path (or ModelFileError)."""
+def _manifest_format(path: Path) -> str | None:
+    """The ``format`` a model file's manifest names (None if it names none or cannot be read)."""
+    try:
+        manifest = _read_manifest_only(path)
+    except ModelFileError:
+        return None
+    found = manifest.get("format") if isinstance(manifest, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def resolve_model_path(
+    name_or_path: str | os.PathLike[str], format_name: str | None = None
+) -> Path:
+    """A shipped model's name or a file path -> an existing file path (or ModelFileError).
+
+    ``format_name`` narrows the shipped models the error message offers to that kind.
+    """
     candidate = Path(name_or_path)
     if candidate.is_file():
         return candidate
@@ -95,10 +113,102 @@ def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
         shipped = MODELS_DIR / f"{name_or_path.removesuffix('.npz')}.npz"
         if shipped.is_file():
             return shipped
+    if candidate.is_dir():
+        raise ModelFileError(f"{str(name_or_path)!r} is a folder, not a model file.")
     raise ModelFileError(
         f"No model file {str(name_or_path)!r}: pass a path to a .npz model file or one of the "
-        f"shipped models {shipped_models()}."
+        f"shipped models {shipped_models(format_name)}."
     )
+
+
+def check_model_source(
+    source: str | os.PathLike[str],
+    format_name: str,
+    format_version: int,
+    kind: str,
+    *,
+    min_version: int = 1,
+) -> None:
+    """Fail fast on a model argument that cannot work: no such file or name, not a model file,
+    a model of another kind (a surrogate given to MetaPruner), or one of a format version this
+    optuna-meta does not read.
+
+    Why: the sampler and the pruner load their model lazily, and a model that fails to load
+    then sends the whole study to the fallback with one warning, so that a study is never
+    failed by its model. A typo in a path would then cost a whole study's worth of compute
+    before anyone read the log. This check reads only the file's manifest, so constructing a
+    sampler stays cheap; the full checks still run when the model is loaded.
+
+    Raises:
+        ModelFileError: With the reason.
+    """
+    path = resolve_model_path(source, format_name)
+    manifest = _read_manifest_only(path)
+    _check_manifest(manifest, str(path), format_name, format_version, kind, min_version)
+
+
+def _read_manifest_only(path: Path) -> Any:
+    """The parsed manifest of the model file at ``path``, read without its weight arrays."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            raw = archive.read(f"{MANIFEST_KEY}.npy")
+        array = np.load(io.BytesIO(raw), allow_pickle=False)
+    except KeyError:
+        raise ModelFileError(f"{path} has no manifest: not an optuna-meta model file.") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ModelFileError(_not_readable(str(path), e)) from e
+    return _parse_manifest(array, str(path))
+
+
+def _not_readable(label: str, error: Exception) -> str:
+    if isinstance(error, zipfile.BadZipFile):
+        return f"{label} is not a readable optuna-meta model file: not an .npz archive."
+    return f"{label} is not a readable optuna-meta model file: {error}"
+
+
+def _parse_manifest(array: np.ndarray, label: str) -> Any:
+    try:
+        return json.loads(np.asarray(array).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{label} has a corrupt manifest: {e}") from e
+
+
+def _check_manifest(
+    manifest: Any,
+    label: str,
+    format_name: str,
+    format_version: int,
+    kind: str,
+    min_version: int,
+) -> None:
+    """The manifest must name ``format_name`` and a version this optuna-meta reads."""
+    if not isinstance(manifest, dict) or manifest.get("format") != format_name:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        hint = _OTHER_KIND_HINTS.get(found, "") if isinstance(found, str) else ""
+        raise ModelFileError(
+            f"{label} is not an optuna-meta {kind} model file (format {found!r}; "
+            f"expected {format_name!r}).{hint}"
+        )
+    version = manifest.get("version")
+    too_old = isinstance(version, int) and version < min_version
+    if not isinstance(version, int) or version > format_version or too_old:
+        raise ModelFileError(
+            f"{label} has {kind} model format version {version!r}; this optuna-meta reads "
+            f"versions {min_version}..{format_version}. "
+            + (
+                "Re-train the model with this optuna-meta."
+                if too_old
+                else "Upgrade optuna-meta or re-train the model."
+            )
+        )
+
+
+_OTHER_KIND_HINTS = {
+    "optuna-meta/surrogate": " It is a MetaSampler surrogate: pass it to MetaSampler(model=...).",
+    "optuna-meta/curve": " It is a MetaPruner curve model: pass it to MetaPruner(model=...).",
+    "optuna-meta/meta-dataset": " It is a meta-dataset: `optuna-meta train --dataset` reads it.",
+}
+"""What a file of another known format is for, added to a wrong-kind error."""
 
 
 def model_bytes(weights: Mapping[str, np.ndarray], manifest: Mapping[str, Any]) -> bytes:
@@ -129,11 +239,14 @@ def read_model_file(
     if isinstance(source, bytes):
         label, stream = "<bytes>", io.BytesIO(source)
     else:
-        path = resolve_model_path(source)
+        path = resolve_model_path(source, format_name)
         if path.stat().st_size > MAX_MODEL_BYTES:
             raise ModelFileError(f"{path} is larger than {MAX_MODEL_BYTES} bytes.")
         # Read whole (files are small): a truncated archive then leaves no open file behind.
         label, stream = str(path), io.BytesIO(path.read_bytes())
+    if not zipfile.is_zipfile(stream):  # numpy would talk of pickles for a text file
+        raise ModelFileError(_not_readable(label, zipfile.BadZipFile()))
+    stream.seek(0)
     try:
         npz = np.load(stream, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):  # a single .npy array
@@ -141,30 +254,11 @@ def read_model_file(
         with npz:
             arrays = {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise ModelFileError(f"{label} is not a readable optuna-meta model file: {e}") from e
+        raise ModelFileError(_not_readable(label, e)) from e
     if MANIFEST_KEY not in arrays:
         raise ModelFileError(f"{label} has no manifest: not an optuna-meta model file.")
-    try:
-        manifest = json.loads(arrays.pop(MANIFEST_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{label} has a corrupt manifest: {e}") from e
-    if not isinstance(manifest, dict) or manifest.get("format") != format_name:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise ModelFileError(
-            f"{label} is not an optuna-meta {kind} model file (format {found!r}; "
-            f"expected {format_name!r})."
-        )
-    version = manifest.get("version")
-    if not isinstance(version, int) or version > format_version or version < min_version:
-        raise ModelFileError(
-            f"{label} has {kind} model format version {version!r}; this optuna-meta reads "
-            f"versions {min_version}..{format_version}. "
-            + (
-                "Re-train the model with this optuna-meta."
-                if isinstance(version, int) and version < min_version
-                else "Upgrade optuna-meta or re-train the model."
-            )
-        )
+    manifest = _parse_manifest(arrays.pop(MANIFEST_KEY), label)
+    _check_manifest(manifest, label, format_name, format_version, kind, min_version)
     return arrays, manifest, label
 
 

@@ -18,6 +18,7 @@ from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
 
 from optuna_meta import MetaSampler
+from optuna_meta._model_io import model_bytes
 from optuna_meta.data import TEST_INSTANCES
 from optuna_meta.sampler import ATTR_SOURCE
 from optuna_meta.space import SpaceEncoder
@@ -338,8 +339,15 @@ def test_too_large_file_is_refused(
 def test_bad_model_file_in_the_sampler_warns(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = tmp_path / "junk.npz"
-    path.write_bytes(b"junk")
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"junk")
+    with pytest.raises(ModelFileError, match=r"junk\.npz is not a readable"):  # fails fast
+        MetaSampler(model=junk)
+    # A file whose manifest passes the constructor's check but whose weights do not load
+    # (as a file replaced or cut short after the sampler was made): every trial goes to the
+    # fallback, with one warning.
+    path = tmp_path / "no_weights.npz"
+    path.write_bytes(model_bytes({}, {"format": FORMAT_NAME, "version": FORMAT_VERSION}))
     study = optuna.create_study(sampler=MetaSampler(model=path, seed=0, n_candidates=64))
 
     def objective(t: optuna.Trial) -> float:
@@ -407,3 +415,29 @@ def test_a_truncated_model_file_is_refused_without_leaving_it_open(
             SurrogateModel.load(cut)
         gc.collect()
     assert not [w for w in record if issubclass(w.category, ResourceWarning)]
+
+
+def test_a_wrong_model_argument_fails_when_the_sampler_is_made(tmp_path: Path) -> None:
+    """A typo, a folder or a curve model must not send a whole study to TPE unnoticed."""
+    with pytest.raises(ModelFileError, match="No model file 'lcbench-mpl'") as info:
+        MetaSampler(model="lcbench-mpl")
+    message = str(info.value)
+    assert "lcbench-mlp" in message and "lcbench-curve" not in message  # samplers' models only
+    with pytest.raises(ModelFileError, match="is a folder"):
+        MetaSampler(model=tmp_path)
+    with pytest.raises(ModelFileError, match="MetaPruner curve model"):
+        MetaSampler(model="lcbench-curve")
+    text = tmp_path / "notes.npz"
+    text.write_text("a text file, not a model\n")
+    with pytest.raises(ModelFileError, match=r"not an \.npz archive") as info:
+        MetaSampler(model=text)
+    assert "pickle" not in str(info.value)
+    newer = tmp_path / "newer.npz"
+    newer.write_bytes(model_bytes({}, {"format": FORMAT_NAME, "version": FORMAT_VERSION + 1}))
+    with pytest.raises(ModelFileError, match="Upgrade optuna-meta"):
+        MetaSampler(model=newer)
+    older = tmp_path / "older.npz"
+    older.write_bytes(model_bytes({}, {"format": FORMAT_NAME, "version": 1}))
+    with pytest.raises(ModelFileError, match="Re-train"):
+        MetaSampler(model=older)
+    MetaSampler(model="lcbench-mlp")  # shipped names and good files are fine

@@ -18,7 +18,9 @@ import pytest
 from optuna.trial import TrialState
 
 from optuna_meta import MetaPruner, MetaSampler
-from optuna_meta._model_io import ModelFileError
+from optuna_meta._model_io import ModelFileError, model_bytes
+from optuna_meta.curve import FORMAT_NAME as CURVE_FORMAT
+from optuna_meta.curve import FORMAT_VERSION as CURVE_VERSION
 from optuna_meta.curve import CurveModel
 from optuna_meta.pruner import (
     ATTR_PREDICTED_FINAL,
@@ -371,8 +373,14 @@ def test_non_finite_reports_prune(bad_value):
     assert math.isfinite(frozen.user_attrs[ATTR_PREDICTED_FINAL])
 
 
-def test_constructor_is_lazy_and_validates():
-    MetaPruner(model="no-such-model")  # nothing is loaded yet
+def test_constructor_is_lazy_and_validates(tmp_path):
+    with pytest.raises(ModelFileError, match="No model file 'no-such-model'") as info:
+        MetaPruner(model="no-such-model")  # a typo fails here, not silently in the study
+    assert "lcbench-curve" in str(info.value) and "lcbench-mlp" not in str(info.value)
+    with pytest.raises(ModelFileError, match="MetaSampler surrogate"):
+        MetaPruner(model="lcbench-mlp")
+    with pytest.raises(TypeError, match="model must be"):
+        MetaPruner(model=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         MetaPruner(threshold=1.5)
     for bad_top_k in (0, -1, 0.0, 1.0, 1.5, True):
@@ -390,8 +398,11 @@ def test_constructor_is_lazy_and_validates():
     for name in ("n_startup_trials", "n_ramp_trials", "n_warmup_steps"):
         with pytest.raises(TypeError, match=f"{name} must be an int"):
             MetaPruner(**{name: 1.5})
+    path = tmp_path / "curves.npz"
+    path.write_bytes(CurveModel.load("lcbench-curve").to_bytes())
     study = make_study(MetaPruner(), n_completed=3)
-    study.pruner = MetaPruner(model="no-such-model")
+    study.pruner = MetaPruner(model=path)
+    path.unlink()  # only the manifest was read: the weights are loaded at the first check
     t = study.ask()
     t.report(0.5, 1)
     assert not t.should_prune()  # the file is looked for at the first check, which warns
@@ -505,10 +516,14 @@ def test_works_on_a_hyperband_bracket_study():
 
 def test_unloadable_model_file_warns_once_and_prunes_nothing(tmp_path, caplog):
     """A missing or corrupt curve model must not fail trials hours into a study."""
-    broken = tmp_path / "broken.npz"
-    broken.write_bytes(b"not a model file")
-    for model in (tmp_path / "missing.npz", broken):
+    broken = tmp_path / "broken.npz"  # its manifest passes the constructor's check
+    broken.write_bytes(model_bytes({}, {"format": CURVE_FORMAT, "version": CURVE_VERSION}))
+    missing = tmp_path / "missing.npz"  # deleted after the pruner was made
+    missing.write_bytes(CurveModel.load("lcbench-curve").to_bytes())
+    for model in (missing, broken):
         pruner = MetaPruner(model=model)
+        if model == missing:
+            missing.unlink()
         study = make_study(pruner)
         caplog.clear()
         with caplog.at_level("WARNING", logger="optuna.optuna_meta"):

@@ -388,7 +388,14 @@ def test_broken_gp_falls_back_with_a_warning(
 def test_missing_model_file_falls_back_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sampler = MetaSampler(model=tmp_path / "nope.npz", seed=0, **FAST)
+    with pytest.raises(ValueError, match="No model file"):  # a typo fails at once
+        MetaSampler(model=tmp_path / "nope.npz", seed=0, **FAST)
+    # A file that goes missing after the sampler was made (a worker without the file, or one
+    # deleted): the study still runs, on the fallback.
+    path = tmp_path / "nope.npz"
+    path.write_bytes(SurrogateModel.load("lcbench-mlp").to_bytes())
+    sampler = MetaSampler(model=path, seed=0, **FAST)
+    path.unlink()
     study = optuna.create_study(sampler=sampler)
     with caplog.at_level(logging.WARNING):
         study.optimize(objective, n_trials=2)

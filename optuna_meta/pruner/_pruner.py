@@ -241,6 +241,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
 from optuna_meta._logging import get_logger
+from optuna_meta._model_io import check_model_source
 from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import (
     F_INDEX,
@@ -251,6 +252,8 @@ from optuna_meta.curve._features import (
     featurize,
 )
 from optuna_meta.curve._model_file import DEFAULT_CURVE_MODEL, CurveModel
+from optuna_meta.curve._model_file import FORMAT_NAME as CURVE_FORMAT_NAME
+from optuna_meta.curve._model_file import FORMAT_VERSION as CURVE_FORMAT_VERSION
 from optuna_meta.curve._network import CurveNetwork
 
 if TYPE_CHECKING:
@@ -317,7 +320,8 @@ class MetaPruner(BasePruner):
 
     Args:
         model: A shipped curve model's name (default ``"lcbench-curve"``), a path to a curve
-            model file, or a loaded :class:`~optuna_meta.curve.CurveModel`. Loaded lazily.
+            model file, or a loaded :class:`~optuna_meta.curve.CurveModel`. Loaded lazily; a
+            name or path that is not a curve model file raises ``ModelFileError`` here.
         threshold: Prune when the probability of beating the target is below this.
         n_startup_trials: No pruning until this many trials have completed.
         n_ramp_trials: While ``n < n_ramp_trials`` trials have completed, the threshold is
@@ -373,6 +377,13 @@ class MetaPruner(BasePruner):
         prune_non_finite: bool = True,
         calibrated: bool = True,
     ) -> None:
+        if not isinstance(model, (str, os.PathLike, CurveModel)):
+            raise TypeError(
+                "model must be a shipped curve model name, a path to a curve model file or a "
+                f"CurveModel; got {type(model).__name__}."
+            )
+        if not isinstance(model, CurveModel):  # a typo fails here, not silently in the study
+            check_model_source(model, CURVE_FORMAT_NAME, CURVE_FORMAT_VERSION, "curve")
         for name, value in (
             ("threshold", threshold),
             ("min_fraction", min_fraction),

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
 from optuna_meta._logging import get_logger
+from optuna_meta._model_io import check_model_source
 from optuna_meta.sampler._proposal import (
     Box,
     Proposal,
@@ -38,6 +39,7 @@ from optuna_meta.space import (
     project_value,
 )
 from optuna_meta.surrogate import DEFAULT_MODEL, SurrogateModel, shipped_models
+from optuna_meta.surrogate._model_file import FORMAT_NAME, FORMAT_VERSION, MIN_FORMAT_VERSION
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -132,7 +134,9 @@ class MetaSampler(BaseSampler):
     Args:
         model: A shipped model name (default ``"lcbench-mlp"``, MLPs trained with SGD;
             ``"rbv2-xgboost"`` for XGBoost; ``optuna-meta models`` lists them), a path to a
-            model file, or a loaded :class:`~optuna_meta.surrogate.SurrogateModel`.
+            model file, or a loaded :class:`~optuna_meta.surrogate.SurrogateModel`. A name or
+            path that is not a surrogate model file raises ``ModelFileError`` here; the weights
+            are loaded at the first trial.
         fallback: The sampler for everything the surrogate does not serve. Defaults to
             ``TPESampler(seed=seed)``.
         task: Optional task meta-features (e.g. ``{"n_samples": 50000}``); recorded, and used
@@ -195,6 +199,10 @@ class MetaSampler(BaseSampler):
             raise TypeError(
                 "model must be a shipped model name, a path to a model file or a "
                 f"SurrogateModel; got {type(model).__name__}."
+            )
+        if not isinstance(model, SurrogateModel):  # a typo fails here, not silently in the study
+            check_model_source(
+                model, FORMAT_NAME, FORMAT_VERSION, "surrogate", min_version=MIN_FORMAT_VERSION
             )
         for name, value, example in (
             ("task", task, '{"n_samples": 50000}'),
