@@ -74,7 +74,7 @@ def mirror(value: float, dist: BaseDistribution) -> float:
     lo, hi = float(dist.low), float(dist.high)
     v = lo * hi / value if dist.log else lo + hi - value
     v = min(max(v, lo), hi)
-    return int(round(v)) if isinstance(dist, IntDistribution) else v
+    return round(v) if isinstance(dist, IntDistribution) else v
 
 
 def mirrored_config(

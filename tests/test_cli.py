@@ -62,7 +62,7 @@ def test_train_on_a_storage_then_sample_with_the_model(
     code = main(["train", "--storage", url, "--out", str(out), "--steps", "30", "--name", "mine"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "wrote" in captured.out and "3 tasks" in captured.out
+    assert "wrote" in captured.out and "3 training tasks" in captured.out
     model = SurrogateModel.load(out)
     assert model.manifest["name"] == "mine"
     assert model.manifest["training_tasks"] == ["past-0", "past-1", "past-2"]
@@ -114,8 +114,10 @@ def test_train_on_yahpo_learns_an_initial_design(
     model = SurrogateModel.load(out)
     assert len(model.initial_design) == 2
     assert model.defaults == model.initial_design[0]
-    code = main([*common, "--steps", "5", "--design-length", "0", "--out", str(out)])
-    assert code == 0
+    redo = [*common, "--steps", "5", "--design-length", "0", "--out", str(out)]
+    assert main(redo) == 2  # the file exists
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main([*redo, "--overwrite"]) == 0
     assert SurrogateModel.load(out).initial_design == []
 
 
@@ -179,13 +181,13 @@ def test_info_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_no_source_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["train", "--out", str(tmp_path / "m.npz")])
-    assert info.value.code not in (0, None)
-    assert "exactly one of --storage, --yahpo, --dataset" in str(info.value.code)
-    with pytest.raises(SystemExit) as info:
-        main(["dataset", "--storage", "x.db", "--dataset", "d.npz", "--out", "o.npz"])
-    assert "exactly one" in str(info.value.code)
+    assert main(["train", "--out", str(tmp_path / "m.npz")]) == 2
+    assert "error: give exactly one of --storage, --yahpo, --dataset" in capsys.readouterr().err
+    out = str(tmp_path / "o.npz")
+    assert main(["dataset", "--storage", "x.db", "--dataset", "d.npz", "--out", out]) == 2
+    assert "exactly one" in capsys.readouterr().err
+    assert main(["train", "--yahpo", "lcbench", "--study", "s", "--out", out]) == 2
+    assert "--study selects studies of --storage" in capsys.readouterr().err
     assert not (tmp_path / "m.npz").exists()
 
 
@@ -197,13 +199,30 @@ def test_no_source_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtur
         (["train", "--dataset", "{tmp}/missing.npz", "--out", "{tmp}/m.npz"], "missing.npz"),
         (["train", "--storage", "{tmp}/missing.db", "--out", "{tmp}/m.npz"], "No storage file"),
         (["info", "{tmp}/junk.npz"], "not a readable optuna-meta model file"),
+        (["train", "--storage", "sqlite:///{tmp}/typo.db", "--out", "{tmp}/m.npz"], "No SQLite"),
+        (["train", "--storage", "sqllite:///{tmp}/x.db", "--out", "{tmp}/m.npz"], "sqllite"),
+        (["train", "--storage", "sqlite:///{tmp}/no/x.db", "--out", "{tmp}/m.npz"], "No SQLite"),
+        (["train", "--storage", "sqlite:///{tmp}/notes.db", "--out", "{tmp}/m.npz"], "database"),
+        (["train", "--dataset", "{tmp}/notes.db", "--out", "{tmp}/m.npz"], "notes.db"),
     ],
-    ids=["info", "export", "train-dataset", "train-storage", "junk-model"],
+    ids=[
+        "info",
+        "export",
+        "train-dataset",
+        "train-storage",
+        "junk-model",
+        "sqlite-typo",
+        "dialect-typo",
+        "sqlite-missing-folder",
+        "sqlite-not-a-database",
+        "dataset-not-a-dataset",
+    ],
 )
 def test_bad_input_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     (tmp_path / "junk.npz").write_bytes(b"junk")
+    (tmp_path / "notes.db").write_text("not a database\n")
     code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     err = capsys.readouterr().err
     assert code == 2
@@ -211,6 +230,71 @@ def test_bad_input_is_a_clear_error(
     assert message in err
     assert "Traceback" not in err
     assert not (tmp_path / "m.npz").exists()
+    assert not (tmp_path / "typo.db").exists()  # reading a typo does not create a database
+
+
+def test_out_never_destroys_a_file_without_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Training must not write its model over the past studies it reads, or over any file."""
+    db = tmp_path / "past.db"
+    url = f"sqlite:///{db}"
+    _past_studies(url, n_trials=10)
+    before = db.read_bytes()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    for argv, message in [
+        (["--storage", url, "--out", str(db), "--overwrite"], "the file the command reads from"),
+        (["--storage", str(db), "--out", str(db)], "the file the command reads from"),
+        (["--storage", url, "--out", str(notes)], "exists; pass --overwrite"),
+        (["--storage", url, "--out", str(tmp_path)], "is a folder"),
+    ]:
+        assert main(["train", *argv, "--steps", "2"]) == 2, argv
+        assert message in capsys.readouterr().err
+    assert db.read_bytes() == before and notes.read_text() == "keep me"
+    assert optuna.get_all_study_names(url) == ["past-0", "past-1", "past-2"]
+    # dataset and train-curve check --out the same way, before reading anything
+    assert main(["dataset", "--storage", url, "--out", str(notes)]) == 2
+    assert main(["train-curve", "--storage", url, "--out", str(db), "--overwrite"]) == 2
+    assert notes.read_text() == "keep me" and db.read_bytes() == before
+    # --steps must be positive: an untrained model is not a model
+    with pytest.raises(SystemExit):
+        main(["train", "--storage", url, "--out", str(tmp_path / "m.npz"), "--steps", "0"])
+
+
+def test_train_says_which_studies_it_leaves_out_and_names_the_model_after_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'past.db'}"
+    _past_studies(url, n_trials=10)
+    tiny = optuna.create_study(study_name="tiny", storage=url)
+    tiny.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-1, log=True), n_trials=3)
+    two = optuna.create_study(study_name="two", storage=url, directions=["minimize"] * 2)
+    two.optimize(lambda t: (t.suggest_float("lr", 1e-4, 1e-1, log=True), 1.0), n_trials=3)
+    out = tmp_path / "my_model.npz"
+    assert main(["train", "--storage", url, "--out", str(out), "--steps", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "optuna-meta: warning: Task 'tiny' is left out: 3 completed trials" in captured.err
+    assert "optuna-meta: warning: Skipped multi-objective study 'two'" in captured.err
+    assert "3 training tasks" in captured.out  # not 4: 'tiny' was left out
+    model = SurrogateModel.load(out)
+    assert model.manifest["training_tasks"] == ["past-0", "past-1", "past-2"]
+    assert model.manifest["name"] == "my_model"
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    optuna.create_study(study_name="nothing", storage=empty)
+    for command in ("train", "train-curve"):
+        assert main([command, "--storage", empty, "--out", str(tmp_path / "e.npz")]) == 2
+        assert "no usable study" in capsys.readouterr().err
+
+
+def test_recorded_command_masks_passwords_in_the_query_string_too() -> None:
+    from optuna_meta.cli import _recorded_command
+
+    recorded = _recorded_command(
+        ["train", "--storage", "postgresql://u@host/db?sslmode=require&password=s3cret"]
+    )
+    assert "s3cret" not in recorded and "password=***" in recorded
+    assert "sslmode=require" in recorded
 
 
 def test_console_script_exit_code_without_traceback(tmp_path: Path) -> None:
@@ -220,7 +304,7 @@ def test_console_script_exit_code_without_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         cmd + args, capture_output=True, text=True, env=env, timeout=120, check=False
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "exactly one of --storage, --yahpo, --dataset" in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -9,7 +9,7 @@ Examples:
         # --yahpo the training tasks can be queried, so the model also learns an initial design
         # (--design-length configurations a new study tries first):
         optuna-meta train --yahpo lcbench --n-configs 2000 --name lcbench-mlp \\
-            --out optuna_meta/models/lcbench-mlp.npz
+            --out optuna_meta/models/lcbench-mlp.npz --overwrite
         # Save a meta-dataset, or export one into a storage to browse it in optuna-dashboard:
         optuna-meta dataset --yahpo lcbench --n-configs 200 --out lcbench.npz
         optuna-meta export lcbench.npz --storage sqlite:///lcbench.db
@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from optuna.exceptions import OptunaError
 
@@ -36,6 +40,8 @@ from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)\S*@")
 """``scheme://user:password@host``: the password part, which a recorded command must not keep."""
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|passwd|pwd)=)[^&\s]*", re.IGNORECASE)
+"""``...?password=secret``: the same in a URL's query string (psycopg and others accept it)."""
 
 
 def _recorded_command(argv: Sequence[str]) -> str:
@@ -44,7 +50,48 @@ def _recorded_command(argv: Sequence[str]) -> str:
     Why: the manifest travels with the model file, which is meant to be shared, and
     ``--storage postgresql://user:secret@host/db`` would otherwise put the password in it.
     """
-    return "optuna-meta " + " ".join(_URL_PASSWORD.sub(r"\1***@", a) for a in argv)
+    masked = (_QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", a)) for a in argv)
+    return "optuna-meta " + " ".join(masked)
+
+
+def _source_files(args: argparse.Namespace) -> list[Path]:
+    """The files the command reads: a SQLite database, a journal file or a meta-dataset."""
+    out = []
+    if args.dataset is not None:
+        out.append(Path(args.dataset))
+    if args.storage is not None:
+        text = str(args.storage)
+        if "://" not in text:
+            out.append(Path(text))
+        elif text.lower().startswith("sqlite:"):
+            from sqlalchemy.engine import make_url
+
+            database = make_url(text).database
+            if database and database != ":memory:":
+                out.append(Path(database))
+    return out
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` that would destroy something, before any time is spent training.
+
+    Why: training takes minutes, and writing the model over the storage it was trained from
+    (``--storage past.db --out past.db``) would lose every past study. An existing file is
+    replaced only with ``--overwrite``; a source file never.
+    """
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name, e.g. {out / 'model.npz'}.")
+    for source in _source_files(args):
+        if out.exists() and source.exists() and out.resolve() == source.resolve():
+            raise ValueError(f"--out {out} is the file the command reads from; choose another.")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out {out} exists; pass --overwrite to replace it.")
+    parent = out.parent if str(out.parent) else Path(".")
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the first existing folder: missing ones are created
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"--out {out}: cannot write in {parent}.")
 
 
 def _load_dataset(args: argparse.Namespace) -> MetaDataset:
@@ -52,7 +99,9 @@ def _load_dataset(args: argparse.Namespace) -> MetaDataset:
 
     sources = [args.storage, args.yahpo, args.dataset]
     if sum(s is not None for s in sources) != 1:
-        raise SystemExit("error: give exactly one of --storage, --yahpo, --dataset")
+        raise ValueError("give exactly one of --storage, --yahpo, --dataset")
+    if args.study and args.storage is None:
+        raise ValueError("--study selects studies of --storage; give --storage too")
     if args.storage is not None:
         return load_from_storage(args.storage, args.study or None)
     if args.yahpo is not None:
@@ -69,9 +118,9 @@ def _load_dataset(args: argparse.Namespace) -> MetaDataset:
 def _add_source(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("source (exactly one)")
     g.add_argument("--storage", help="Optuna storage URL or journal file: every study a task")
-    g.add_argument("--study", action="append", help="only this study (repeatable)")
     g.add_argument("--yahpo", choices=["lcbench", "rbv2_xgboost"], help="YAHPO scenario")
     g.add_argument("--dataset", help="a meta-dataset .npz written by `optuna-meta dataset`")
+    p.add_argument("--study", action="append", help="--storage: only this study (repeatable)")
     p.add_argument("--n-configs", type=int, default=2000, help="YAHPO: configurations per task")
     p.add_argument("--task", action="append", help="YAHPO: only this task (repeatable)")
     p.add_argument("--yahpo-data", help="YAHPO data folder (default: $OPTUNA_META_YAHPO_DATA)")
@@ -82,6 +131,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from optuna_meta.surrogate import build_model
     from optuna_meta.surrogate._train import TrainConfig
 
+    _check_out(args)
     data = _load_dataset(args)
     cfg = TrainConfig(steps=args.steps, seed=args.seed)
     command = _recorded_command(args.argv)
@@ -100,7 +150,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         design_length=args.design_length,
     )
     path = model.save(args.out)
-    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {len(data)} tasks)")
+    n_tasks = len(model.manifest.get("training_tasks", []))
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {n_tasks} training tasks)")
     return 0
 
 
@@ -108,6 +159,7 @@ def _cmd_train_curve(args: argparse.Namespace) -> int:
     from optuna_meta.curve._curves import curves_from_dataset
     from optuna_meta.curve._train import CurveTrainConfig, build_curve_model
 
+    _check_out(args)
     curves, bounds = curves_from_dataset(_load_dataset(args))
     cfg = CurveTrainConfig(
         n_episodes=args.episodes, seed=args.seed, calibration_folds=args.calibration_folds
@@ -127,6 +179,7 @@ def _cmd_train_curve(args: argparse.Namespace) -> int:
 
 
 def _cmd_dataset(args: argparse.Namespace) -> int:
+    _check_out(args)
     data = _load_dataset(args)
     path = data.save(args.out)
     print(f"wrote {path}: {len(data)} tasks, {data.n_trials} trials")
@@ -183,6 +236,13 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from optuna_meta.curve._train import CurveTrainConfig  # numpy only; torch when training
 
@@ -192,8 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="meta-train a surrogate model file")
     _add_source(p)
     p.add_argument("--out", required=True, help="model file to write (.npz)")
-    p.add_argument("--name", default="custom", help="model name recorded in the manifest")
-    p.add_argument("--steps", type=int, default=3000, help="meta-training steps")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--name", help="model name recorded in the manifest (default: --out's stem)")
+    p.add_argument("--steps", type=_positive_int, default=3000, help="meta-training steps")
     p.add_argument(
         "--design-length",
         type=int,
@@ -205,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-curve", help="meta-train a learning-curve model (MetaPruner)")
     _add_source(p)
     p.add_argument("--out", required=True, help="model file to write (.npz)")
-    p.add_argument("--name", default="custom-curve", help="model name recorded in the manifest")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--name", help="model name recorded in the manifest (default: --out's stem)")
     p.add_argument(
         "--episodes",
         type=int,
@@ -223,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dataset", help="build a meta-dataset file")
     _add_source(p)
     p.add_argument("--out", required=True, help="meta-dataset file to write (.npz)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=_cmd_dataset)
 
     p = sub.add_parser("export", help="write a meta-dataset into an Optuna storage")
@@ -243,14 +306,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``optuna-meta`` console script."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the manifest records the command that was run, also from Python
-    try:
-        return int(args.func(args))
-    except (ValueError, FileNotFoundError, KeyError, OptunaError) as e:
-        print(f"optuna-meta: error: {e}", file=sys.stderr)
-        return 2
+    if getattr(args, "out", None) is not None and hasattr(args, "name") and args.name is None:
+        args.name = Path(args.out).stem
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        try:
+            return int(args.func(args))
+        except (ValueError, KeyError, OSError, ImportError, OptunaError, SQLAlchemyError) as e:
+            # OSError: a missing file or folder, no permission; ImportError: a database driver
+            # or torch not installed; SQLAlchemyError: a bad URL or an unreachable server.
+            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print(f"optuna-meta: error: {message}", file=sys.stderr)
+            return 2
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Warnings as one line each: a command-line user has no use for our source lines."""
+    print(f"optuna-meta: warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -71,6 +71,11 @@ def curves_from_dataset(
         found.append(f"{task.name}: {len(rows)} complete curves")
         if len(rows) >= min_curves:
             out[task.name] = np.asarray(rows)
+    if not found:
+        raise ValueError(
+            "The meta-dataset has no tasks: the source holds no usable study (single-objective, "
+            "with completed or pruned trials)."
+        )
     if not out:
         raise ValueError(
             f"No task has {min_curves} or more complete learning curves (trials that reported "

@@ -76,6 +76,8 @@ def _resolve_storage(
         )
     text = os.fspath(storage)
     if isinstance(storage, str) and "://" in text:
+        if not create and text.lower().startswith("sqlite:"):
+            _require_sqlite_file(text)
         return RDBStorage(text), True
     path = Path(text)
     suffix = path.suffix.lower()
@@ -92,6 +94,16 @@ def _resolve_storage(
 
         return JournalStorage(JournalFileBackend(str(path))), True
     return RDBStorage(f"sqlite:///{path}"), True
+
+
+def _require_sqlite_file(url: str) -> None:
+    """Reading a SQLite URL whose file does not exist is a typo: SQLAlchemy would create an
+    empty database there and the caller would read no study."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if database and database != ":memory:" and not Path(database).is_file():
+        raise FileNotFoundError(f"No SQLite database at {database} (from {url!r}).")
 
 
 def _dispose(storage: BaseStorage) -> None:

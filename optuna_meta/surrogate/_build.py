@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -92,6 +93,11 @@ def model_space(dataset: MetaDataset) -> dict[str, BaseDistribution]:
     for task in dataset:
         for name, dist in task.search_space.items():
             space[name] = _widen(space[name], dist) if name in space else dist
+    if not len(dataset):
+        raise ValueError(
+            "The meta-dataset has no tasks: the source holds no usable study (single-objective, "
+            "with completed trials)."
+        )
     if not space:
         raise ValueError("The meta-dataset has no parameters to learn from.")
     return space
@@ -122,6 +128,11 @@ def task_arrays(
     for task in dataset:
         mask = task.complete_mask & np.isfinite(task.values)
         if mask.sum() < min_trials:
+            warnings.warn(
+                f"Task {task.name!r} is left out: {int(mask.sum())} completed trials with a "
+                f"finite value, fewer than {min_trials}.",
+                stacklevel=2,
+            )
             continue
         params = [p for p, keep in zip(task.params, mask, strict=True) if keep]
         X = encoder.encode([_fit_params(p, encoder.search_space) for p in params])
