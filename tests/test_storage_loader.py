@@ -343,3 +343,35 @@ def test_postgresql_storage_reads_like_sqlite(
     assert back.task_names == names
     for original, task in zip(loaded, back, strict=True):
         assert task == dataclasses.replace(original, name="meta-" + original.name)
+
+
+def test_model_space_settles_disagreeing_studies_by_majority_and_says_so() -> None:
+    """A colleague's linear learning rate or categorical layer count must not silently turn
+    the whole model's space linear or categorical (the last study used to win)."""
+    from optuna_meta.surrogate import model_space
+
+    storage = optuna.storages.InMemoryStorage()
+
+    def usual(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-5, 1.0, log=True)
+        return lr + trial.suggest_int("n_layers", 1, 6)
+
+    def odd(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 0.1)
+        return lr + int(trial.suggest_categorical("n_layers", ["1", "2", "3", "4"]))
+
+    for name, objective in [("a", usual), ("b", usual), ("odd", odd)]:
+        study = optuna.create_study(study_name=name, storage=storage)
+        study.optimize(objective, n_trials=3)
+    with pytest.warns(UserWarning) as record:
+        space = model_space(load_from_storage(storage))
+    assert space["lr"] == FloatDistribution(1e-5, 1.0, log=True)
+    assert space["n_layers"] == IntDistribution(1, 6)
+    messages = [str(w.message) for w in record]
+    assert any("'lr'" in m and "linear one in ['odd']" in m for m in messages), messages
+    assert any("'n_layers' is numerical in most tasks but not in ['odd']" in m for m in messages)
+    # Studies that agree give no warning.
+    optuna.delete_study(study_name="odd", storage=storage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model_space(load_from_storage(storage))["n_layers"] == IntDistribution(1, 6)

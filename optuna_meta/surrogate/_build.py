@@ -88,16 +88,61 @@ def canonicalize(dataset: MetaDataset) -> MetaDataset:
 
 
 def model_space(dataset: MetaDataset) -> dict[str, BaseDistribution]:
-    """The union of the tasks' search spaces, widened so every task's values fit."""
-    space: dict[str, BaseDistribution] = {}
-    for task in dataset:
-        for name, dist in task.search_space.items():
-            space[name] = _widen(space[name], dist) if name in space else dist
+    """The union of the tasks' search spaces, widened so every task's values fit.
+
+    Past studies may disagree on a parameter (one colleague's ``lr`` on a linear scale, a
+    categorical ``n_layers`` beside integer ones). A parameter takes the kind (numerical or
+    categorical) that most tasks give it: the values of the other tasks that do not fit it are
+    dropped from those trials. A numerical one is on a log scale when any task puts it on one
+    and every task's range is positive: a learning rate searched linearly by one study is
+    still best modelled in log scale. Each disagreement is warned about, naming the tasks.
+    """
     if not len(dataset):
         raise ValueError(
             "The meta-dataset has no tasks: the source holds no usable study (single-objective, "
             "with completed trials)."
         )
+    seen: dict[str, list[tuple[str, BaseDistribution]]] = {}
+    for task in dataset:
+        for name, dist in task.search_space.items():
+            seen.setdefault(name, []).append((task.name, dist))
+    space: dict[str, BaseDistribution] = {}
+    for name, dists in seen.items():
+        categorical = [t for t, d in dists if isinstance(d, CategoricalDistribution)]
+        kept = [
+            d
+            for _, d in dists
+            if isinstance(d, CategoricalDistribution) == (2 * len(categorical) > len(dists))
+        ]
+        merged = kept[0]
+        for d in kept[1:]:
+            merged = _widen(merged, d)
+        if 0 < len(categorical) < len(dists):
+            others = [
+                t
+                for t, d in dists
+                if (t in categorical) != isinstance(merged, CategoricalDistribution)
+            ]
+            kind = "categorical" if isinstance(merged, CategoricalDistribution) else "numerical"
+            warnings.warn(
+                f"Parameter {name!r} is {kind} in most tasks but not in {others}: the model "
+                f"treats it as {kind} ({merged}), and those tasks' values that do not fit are "
+                "dropped.",
+                stacklevel=2,
+            )
+        logs = {bool(getattr(d, "log", False)) for d in kept}
+        if len(logs) > 1:
+            assert isinstance(merged, (FloatDistribution, IntDistribution))
+            linear = [t for t, d in dists if d in kept and not getattr(d, "log", False)]
+            if merged.low > 0:
+                merged = type(merged)(merged.low, merged.high, log=True)
+            warnings.warn(
+                f"Parameter {name!r} is on a log scale in some tasks and a linear one in "
+                f"{linear}: the model uses {'a log' if merged.log else 'a linear'} scale "
+                f"({merged}).",
+                stacklevel=2,
+            )
+        space[name] = merged
     if not space:
         raise ValueError("The meta-dataset has no parameters to learn from.")
     return space
