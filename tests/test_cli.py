@@ -392,3 +392,32 @@ def _curve_studies_into(study: optuna.Study, direction: str) -> None:
 
     study.sampler = optuna.samplers.RandomSampler(seed=0)
     study.optimize(objective, n_trials=40)
+
+
+def test_rename_merges_a_parameter_the_studies_name_differently(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optuna_meta.data import MetaDataset
+
+    url = f"sqlite:///{tmp_path / 'past.db'}"
+    for name, momentum in [("a", "mom"), ("b", "momentum")]:
+        study = optuna.create_study(study_name=name, storage=url)
+        study.optimize(
+            lambda t, m=momentum: (
+                t.suggest_float("lr", 1e-4, 0.1, log=True) + t.suggest_float(m, 0.0, 1.0)
+            ),
+            n_trials=3,
+        )
+    out = tmp_path / "d.npz"
+    assert main(["dataset", "--storage", url, "--out", str(out)]) == 0
+    assert set(MetaDataset.load(out)["a"].search_space) == {"lr", "mom"}
+    argv = ["dataset", "--storage", url, "--out", str(out), "--overwrite", "--rename"]
+    assert main([*argv, "mom=momentum"]) == 0
+    renamed = MetaDataset.load(out)
+    assert set(renamed["a"].search_space) == {"lr", "momentum"}
+    assert all("momentum" in p for p in renamed["a"].params)
+    assert main([*argv, "mom"]) == 2
+    assert "--rename expects OLD=NEW" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="has both 'lr' and 'momentum'"):
+        clash = renamed.rename_params({"lr": "momentum"})
+    assert set(clash["a"].search_space) == {"lr", "momentum"}

@@ -95,13 +95,24 @@ def _check_out(args: argparse.Namespace) -> None:
 
 
 def _load_dataset(args: argparse.Namespace) -> MetaDataset:
-    from optuna_meta.data import load_from_storage, load_yahpo
-
     sources = [args.storage, args.yahpo, args.dataset]
     if sum(s is not None for s in sources) != 1:
         raise ValueError("give exactly one of --storage, --yahpo, --dataset")
     if args.study and args.storage is None:
         raise ValueError("--study selects studies of --storage; give --storage too")
+    renames = {}
+    for item in args.rename or ():
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise ValueError(f"--rename expects OLD=NEW, got {item!r}")
+        renames[old.strip()] = new.strip()
+    data = _read_source(args)
+    return data.rename_params(renames) if renames else data
+
+
+def _read_source(args: argparse.Namespace) -> MetaDataset:
+    from optuna_meta.data import load_from_storage, load_yahpo
+
     if args.storage is not None:
         return load_from_storage(args.storage, args.study or None)
     if args.yahpo is not None:
@@ -121,6 +132,12 @@ def _add_source(p: argparse.ArgumentParser) -> None:
     g.add_argument("--yahpo", choices=["lcbench", "rbv2_xgboost"], help="YAHPO scenario")
     g.add_argument("--dataset", help="a meta-dataset .npz written by `optuna-meta dataset`")
     p.add_argument("--study", action="append", help="--storage: only this study (repeatable)")
+    p.add_argument(
+        "--rename",
+        action="append",
+        metavar="OLD=NEW",
+        help="rename a parameter in every study, e.g. mom=momentum (repeatable)",
+    )
     p.add_argument("--n-configs", type=int, default=2000, help="YAHPO: configurations per task")
     p.add_argument("--task", action="append", help="YAHPO: only this task (repeatable)")
     p.add_argument("--yahpo-data", help="YAHPO data folder (default: $OPTUNA_META_YAHPO_DATA)")

@@ -69,9 +69,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -450,6 +452,46 @@ class MetaDataset:
         """All tasks except those named ``names`` (names not in the dataset are ignored)."""
         unwanted = set(names)
         return MetaDataset(t for t in self._tasks if t.name not in unwanted)
+
+    def rename_params(self, mapping: Mapping[str, str]) -> MetaDataset:
+        """The dataset with parameters renamed (``{"mom": "momentum"}``) in every task.
+
+        Why: studies name one hyperparameter differently (``mom`` here, ``momentum`` there), and
+        only names in the alias vocabulary are merged automatically; a name left unmerged
+        becomes a separate model input that each study sees as constant. A task that already
+        has the new name as well as the old one keeps both and gets a warning.
+
+        Example:
+            .. code-block:: python
+
+                data = load_from_storage("sqlite:///past.db").rename_params({"mom": "momentum"})
+        """
+        mapping = dict(mapping)
+        for old, new in mapping.items():
+            if not isinstance(old, str) or not isinstance(new, str) or not old or not new:
+                raise ValueError(f"Parameter names must be non-empty strs, got {old!r}: {new!r}.")
+        tasks = []
+        for task in self._tasks:
+            rename = {k: mapping.get(k, k) for k in task.search_space}
+            clash = [k for k, v in rename.items() if v != k and v in task.search_space]
+            for k in clash:
+                warnings.warn(
+                    f"Task {task.name!r} has both {k!r} and {rename[k]!r}: {k!r} is kept as "
+                    "it is.",
+                    stacklevel=2,
+                )
+                rename[k] = k
+            if all(k == v for k, v in rename.items()):
+                tasks.append(task)
+                continue
+            tasks.append(
+                dataclasses.replace(
+                    task,
+                    search_space={rename[k]: d for k, d in task.search_space.items()},
+                    params=[{rename.get(k, k): v for k, v in p.items()} for p in task.params],
+                )
+            )
+        return MetaDataset(tasks)
 
     def folds(self, k: int, seed: int = 0) -> list[tuple[MetaDataset, MetaDataset]]:
         """``k`` (train, test) splits over TASKS: each task is in exactly one test fold.
