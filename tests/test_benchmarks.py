@@ -441,3 +441,15 @@ def test_transfer_benchmark_mirrors_the_named_parameters_within_their_ranges():
     assert plain["values"] != mirrored["values"]  # the same suggestions, another landscape
     text = transfer.report({"random": [mirrored]}, "all", "cmd")
     assert "| random | 1 |" in text and "learning_rate" in text
+
+
+def test_toy_objectives_peak_at_their_stated_optimum():
+    from benchmarks import toys
+
+    at_optimum = {"lr": 10**-2.5, "momentum": 0.9}
+    assert toys.bowl2(optuna.trial.FixedTrial(at_optimum)) == pytest.approx(0.0)
+    at_optimum = {"lr": 10**-3.3, "momentum": 0.6, "weight_decay": 1e-3, "dropout": 0.3}
+    assert toys.bowl4(optuna.trial.FixedTrial(at_optimum)) == pytest.approx(0.0)
+    assert toys.bowl4(optuna.trial.FixedTrial({**at_optimum, "dropout": 0.0})) < 0.0
+    curve = toys.best_curve("bowl2", "random", 0, 4)
+    assert len(curve) == 4 and np.all(np.diff(curve) >= 0) and curve[-1] <= 0.0
