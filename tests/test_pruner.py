@@ -691,3 +691,72 @@ def test_no_feasible_completed_trial_never_prunes():
     assert pruned is False
     assert frozen.user_attrs[ATTR_PROB_IMPROVEMENT] == 1.0
     assert ATTR_PREDICTED_FINAL in frozen.user_attrs  # the prediction is still recorded
+
+
+def test_a_trial_at_its_final_step_is_never_pruned():
+    """Stopping a trial that has reported its last step saves nothing and loses its result."""
+    study = make_study(MetaPruner())
+    bad = acc_curve(0.50)
+    pruned_before_end, _ = run_partial(study, bad[:49], STEPS[:49])
+    assert pruned_before_end  # the same curve is pruned one step earlier
+    at_end, frozen = run_partial(study, bad, STEPS)
+    assert not at_end
+    assert frozen.user_attrs[ATTR_PROB_IMPROVEMENT] < 0.01  # the verdict is still recorded
+
+
+def test_a_trial_that_diverges_after_a_prediction_loses_it():
+    """MetaSampler reads a pruned trial's predicted final: a diverged trial must not keep one."""
+    from optuna_meta.sampler._sampler import _observed_value
+
+    study = make_study(MetaPruner())
+    t = study.ask()
+    for s, v in zip(STEPS[:10], GOOD[:10], strict=True):
+        t.report(float(v), int(s))
+        assert not t.should_prune()
+    assert ATTR_PREDICTED_FINAL in study._storage.get_trial(t._trial_id).user_attrs
+    t.report(float("nan"), 11)
+    assert t.should_prune()
+    study.tell(t, state=TrialState.PRUNED)
+    frozen = study.trials[-1]
+    assert frozen.user_attrs[ATTR_PREDICTED_FINAL] is None
+    assert _observed_value(frozen) is None
+    # and a stale prediction left by another pruner is not read either
+    stale = optuna.trial.create_trial(
+        state=TrialState.PRUNED,
+        intermediate_values={1: 0.5, 2: float("inf")},
+        user_attrs={ATTR_PREDICTED_FINAL: 0.86},
+    )
+    assert _observed_value(stale) is None
+
+
+def test_completed_trials_of_unequal_length_are_warned_about_once(caplog):
+    pruner = MetaPruner()
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for i, n_steps in enumerate([10, 40, 10, 40]):
+        t = study.ask()
+        for s, v in enumerate(acc_curve(0.8 + 0.02 * i, np.arange(1, n_steps + 1)), start=1):
+            t.report(float(v), s)
+        study.tell(t, float(v))
+    with caplog.at_level("WARNING", logger="optuna.optuna_meta"):
+        for _ in range(2):
+            run_partial(study, BAD[:5], STEPS[:5])
+    said = [r.getMessage() for r in caplog.records if "end at steps" in r.getMessage()]
+    assert len(said) == 1 and "10 to 40" in said[0], said
+    caplog.clear()
+    even = make_study(MetaPruner())
+    with caplog.at_level("WARNING", logger="optuna.optuna_meta"):
+        run_partial(even, BAD[:5], STEPS[:5])
+    assert not [r for r in caplog.records if "end at steps" in r.getMessage()]
+
+
+def test_bad_max_resource_and_flags_are_clear_errors():
+    for bad in (float("inf"), float("nan"), 0, -3):
+        with pytest.raises(ValueError, match="max_resource"):
+            MetaPruner(max_resource=bad)
+    for bad in ("10", True):
+        with pytest.raises(TypeError, match="max_resource"):
+            MetaPruner(max_resource=bad)  # type: ignore[arg-type]
+    for name in ("prune_non_finite", "calibrated"):
+        with pytest.raises(TypeError, match=name):
+            MetaPruner(**{name: "no"})
+    MetaPruner(max_resource=np.int64(52), calibrated=np.bool_(False))

@@ -424,8 +424,16 @@ class MetaPruner(BasePruner):
             )
         if not math.isfinite(margin):
             raise ValueError(f"margin must be finite, got {margin}.")
-        if max_resource is not None and not max_resource > 0:
-            raise ValueError(f"max_resource must be > 0, got {max_resource}.")
+        if max_resource is not None:
+            if isinstance(max_resource, bool) or not isinstance(
+                max_resource, (int, float, np.number)
+            ):
+                raise TypeError(f"max_resource must be None or a number, got {max_resource!r}.")
+            if not (math.isfinite(max_resource) and max_resource > 0):
+                raise ValueError(f"max_resource must be a finite number > 0, got {max_resource}.")
+        for name, flag in (("prune_non_finite", prune_non_finite), ("calibrated", calibrated)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {flag!r}.")
         self.model = model
         self.threshold = float(threshold)
         self.n_startup_trials = int(n_startup_trials)
@@ -442,6 +450,7 @@ class MetaPruner(BasePruner):
         self._net: tuple[CurveNetwork, TailCalibration | None] | None = None
         self._contexts: OrderedDict[tuple, _CacheEntry] = OrderedDict()
         self._model_failed = False  # the curve model could not be loaded (warned once)
+        self._warned_uneven: set[tuple] = set()  # studies warned about uneven final steps
 
     # -- pickling ------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -460,6 +469,7 @@ class MetaPruner(BasePruner):
             state["model"] = CurveModel.from_bytes(model[1])
         state.setdefault("n_ramp_trials", 1)  # pickled before the ramp existed: none
         state.setdefault("median_offset", 0)  # pickled before the offset existed: the median
+        state.setdefault("_warned_uneven", set())
         self.__dict__.update(state)
         self._lock = threading.RLock()
 
@@ -474,6 +484,10 @@ class MetaPruner(BasePruner):
         last = iv[step]
         if not math.isfinite(last):
             if self.prune_non_finite:
+                # An earlier check's prediction no longer holds: MetaSampler would read it as
+                # the value of a trial that diverged.
+                set_user_attr(study, trial, ATTR_PREDICTED_FINAL, None)
+                set_user_attr(study, trial, ATTR_PREDICTED_FINAL_STD, None)
                 _set_attr(study, trial, ATTR_PROB_IMPROVEMENT, 0.0)
                 return True
             return False
@@ -500,6 +514,8 @@ class MetaPruner(BasePruner):
         if pred.n_completed < max(self.n_startup_trials, 1):
             return False
         if step < self.n_warmup_steps or pred.fraction < self.min_fraction:
+            return False
+        if pred.fraction >= 1.0:  # the trial has reached the final step: stopping saves nothing
             return False
         return pred.prob_improvement < self.effective_threshold(pred.n_completed)
 
@@ -633,6 +649,8 @@ class MetaPruner(BasePruner):
             T,
             np.array([r[2] for r in rows]),
         )
+        if ctx is not None:
+            self._warn_uneven_ends(key, [r[0][0] for r in rows], ctx.T)
         targets = ctx.finals if ctx is not None else np.empty(0)
         if ctx is not None and not all(r[3] for r in rows):
             ok = np.array([r[3] and math.isfinite(r[1]) for r in rows])
@@ -643,6 +661,33 @@ class MetaPruner(BasePruner):
             while len(self._contexts) > _CACHE_SIZE:
                 self._contexts.popitem(last=False)
         return None if ctx is None else (ctx, targets)
+
+    def _warn_uneven_ends(self, key: tuple, steps: list[np.ndarray], T: float) -> None:
+        """Warn once per study when completed trials end well before the final step ``T``.
+
+        Their curves are held at their last value up to ``T``. That is right for a trial that
+        your own early stopping ended (its result is final), and wrong when the number of steps
+        is itself a hyperparameter: a 10-epoch trial then teaches the model that curves flatten
+        after a quarter of the run, and longer trials are judged against it.
+        """
+        ends = [float(s[-1]) for s in steps if len(s)]
+        if not ends or min(ends) >= UNEVEN_END_FRACTION * T:
+            return
+        with self._lock:
+            if key[:2] in self._warned_uneven:
+                return
+            self._warned_uneven.add(key[:2])
+        _logger.warning(
+            f"MetaPruner: completed trials end at steps {min(ends):g} to {max(ends):g}, and it "
+            f"predicts every trial at step {T:g}. Shorter trials count as finished runs, their "
+            "curves held flat to the end: right for your own early stopping, wrong when the "
+            "number of steps is a hyperparameter (then run every trial to the same last step, "
+            "or prune only in studies of one length)."
+        )
+
+
+UNEVEN_END_FRACTION = 0.5
+"""Completed trials ending before this fraction of the final step trigger one warning."""
 
 
 def _reference(obj: object) -> _Ref:

@@ -1052,6 +1052,9 @@ def _observed_value(t: FrozenTrial) -> float | None:
         return None if math.isnan(v) else v
     if t.state == TrialState.PRUNED:
         pred = t.user_attrs.get(ATTR_PREDICTED_FINAL)
+        last = t.intermediate_values.get(t.last_step) if t.last_step is not None else None
+        if last is not None and not math.isfinite(last):
+            return None  # it diverged after the prediction was made
         if isinstance(pred, (int, float)) and math.isfinite(pred):
             return float(pred)
     return None
