@@ -255,8 +255,20 @@ def test_out_never_destroys_a_file_without_overwrite(
     assert optuna.get_all_study_names(url) == ["past-0", "past-1", "past-2"]
     # dataset and train-curve check --out the same way, before reading anything
     assert main(["dataset", "--storage", url, "--out", str(notes)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
     assert main(["train-curve", "--storage", url, "--out", str(db), "--overwrite"]) == 2
+    assert "the file the command reads from" in capsys.readouterr().err
+    link = tmp_path / "link.db"  # another name for the same file
+    os.link(db, link)
+    assert (
+        main(["train", "--storage", url, "--out", str(link), "--overwrite", "--steps", "2"]) == 2
+    )
+    assert "the file the command reads from" in capsys.readouterr().err
     assert notes.read_text() == "keep me" and db.read_bytes() == before
+    # a missing output folder is made before anything is read
+    deep = tmp_path / "new" / "folder" / "d.npz"
+    assert main(["dataset", "--storage", url, "--out", str(deep)]) == 0
+    assert deep.is_file()
     # --steps must be positive: an untrained model is not a model
     with pytest.raises(SystemExit):
         main(["train", "--storage", url, "--out", str(tmp_path / "m.npz"), "--steps", "0"])
@@ -358,7 +370,10 @@ def test_train_curve_on_a_storage_then_prune_with_it(
     out = tmp_path / "curve.npz"
     args = ["train-curve", "--storage", url, "--out", str(out), "--episodes", "300"]
     assert main(args) == 2  # 18 curves a task are too few for the default minimum
-    assert "No task has 20 or more complete learning curves" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "No task has 20 or more complete learning curves" in err
+    # each study left out is named, with the reason
+    assert "warning: Task 'curves-0' is left out: 18 complete learning curves" in err
 
     _curve_studies(url.replace("curves.db", "more.db"), n_trials=30, direction=direction)
     url = url.replace("curves.db", "more.db")
@@ -418,6 +433,13 @@ def test_rename_merges_a_parameter_the_studies_name_differently(
     assert all("momentum" in p for p in renamed["a"].params)
     assert main([*argv, "mom"]) == 2
     assert "--rename expects OLD=NEW" in capsys.readouterr().err
-    with pytest.warns(UserWarning, match="has both 'lr' and 'momentum'"):
+    with pytest.warns(UserWarning, match="renaming 'lr' to 'momentum' would merge it"):
         clash = renamed.rename_params({"lr": "momentum"})
     assert set(clash["a"].search_space) == {"lr", "momentum"}
+    # two old names onto one new name: neither is renamed, nothing is lost
+    original = MetaDataset.load(out)
+    both = original.rename_params({"lr": "x", "momentum": "x"})
+    assert set(both["b"].search_space) == {"lr", "momentum"}
+    # a swap is a rename like any other
+    swapped = original.rename_params({"lr": "momentum", "momentum": "lr"})
+    assert [p["lr"] for p in swapped["b"].params] == [p["momentum"] for p in original["b"].params]

@@ -369,9 +369,57 @@ def test_model_space_settles_disagreeing_studies_by_majority_and_says_so() -> No
     assert space["n_layers"] == IntDistribution(1, 6)
     messages = [str(w.message) for w in record]
     assert any("'lr'" in m and "linear one in ['odd']" in m for m in messages), messages
-    assert any("'n_layers' is numerical in most tasks but not in ['odd']" in m for m in messages)
+    assert any("'n_layers' is numerical in 2 of 3 tasks, not in ['odd']" in m for m in messages)
     # Studies that agree give no warning.
     optuna.delete_study(study_name="odd", storage=storage)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert model_space(load_from_storage(storage))["n_layers"] == IntDistribution(1, 6)
+
+
+def test_values_of_another_kind_are_dropped_not_snapped() -> None:
+    """A minority task's value that is not a choice (or is out of range) must not be
+    relabelled as a nearby one: that would train on trials that were never run."""
+    from optuna_meta.surrogate._build import _fit_params
+
+    categorical = {"n_layers": CategoricalDistribution([1, 2, 8])}
+    assert _fit_params({"n_layers": 3}, categorical) == {}
+    assert _fit_params({"n_layers": 2}, categorical) == {"n_layers": 2}
+    assert _fit_params({"n_layers": "2"}, categorical) == {}
+    numeric = {"n_layers": IntDistribution(1, 4)}
+    assert _fit_params({"n_layers": 8}, numeric) == {}
+    assert _fit_params({"n_layers": "relu"}, numeric) == {}
+    assert _fit_params({"n_layers": 3}, numeric) == {"n_layers": 3}
+    names = {"act": CategoricalDistribution(["relu", "tanh"])}
+    assert _fit_params({"act": "tanh"}, names) == {"act": "tanh"}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///past.db", "past.db"),
+        ("sqlite+pysqlite:///past.db", "past.db"),
+        ("sqlite:///file:past.db?mode=ro&uri=true", "past.db"),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("postgresql://u@h/db", None),
+    ],
+)
+def test_sqlite_file_of_a_url(url: str, expected: str | None) -> None:
+    from optuna_meta.data._storage import sqlite_file
+
+    found = sqlite_file(url)
+    assert (None if found is None else str(found)) == expected
+
+
+def test_reading_checks_that_a_sqlite_file_exists_in_every_spelling(tmp_path: Path) -> None:
+    db = tmp_path / "past.db"
+    optuna.create_study(study_name="s", storage=f"sqlite:///{db}").optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
+    assert load_from_storage(read_only).task_names == ["s"]
+    for typo in (f"sqlite:///{tmp_path}/typo.db", f"sqlite+pysqlite:///{tmp_path}/typo.db"):
+        with pytest.raises(FileNotFoundError, match="No SQLite database"):
+            load_from_storage(typo)
+    assert not (tmp_path / "typo.db").exists()

@@ -63,12 +63,12 @@ def _source_files(args: argparse.Namespace) -> list[Path]:
         text = str(args.storage)
         if "://" not in text:
             out.append(Path(text))
-        elif text.lower().startswith("sqlite:"):
-            from sqlalchemy.engine import make_url
+        else:
+            from optuna_meta.data._storage import sqlite_file
 
-            database = make_url(text).database
-            if database and database != ":memory:":
-                out.append(Path(database))
+            database = sqlite_file(text)
+            if database is not None:
+                out.append(database)
     return out
 
 
@@ -83,15 +83,13 @@ def _check_out(args: argparse.Namespace) -> None:
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give a file name, e.g. {out / 'model.npz'}.")
     for source in _source_files(args):
-        if out.exists() and source.exists() and out.resolve() == source.resolve():
+        if out.exists() and source.exists() and os.path.samefile(out, source):  # links too
             raise ValueError(f"--out {out} is the file the command reads from; choose another.")
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out {out} exists; pass --overwrite to replace it.")
-    parent = out.parent if str(out.parent) else Path(".")
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent  # the first existing folder: missing ones are created
-    if not os.access(parent, os.W_OK):
-        raise ValueError(f"--out {out}: cannot write in {parent}.")
+    out.parent.mkdir(parents=True, exist_ok=True)  # OSError (no permission): a clear error
+    if not os.access(out.parent, os.W_OK):
+        raise ValueError(f"--out {out}: cannot write in {out.parent}.")
 
 
 def _load_dataset(args: argparse.Namespace) -> MetaDataset:

@@ -25,6 +25,8 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from optuna.study import StudyDirection
 
@@ -57,6 +59,7 @@ def curves_from_dataset(
     for task in data:
         if task.steps is None or task.curves is None or len(task.steps) < 2:
             found.append(f"{task.name}: no intermediate values")
+            warnings.warn(f"Task {task.name!r} is left out: no intermediate values.", stacklevel=2)
             continue
         sign = -1.0 if task.direction == StudyDirection.MINIMIZE else 1.0
         steps = np.asarray(task.steps, dtype=np.float64)
@@ -71,6 +74,12 @@ def curves_from_dataset(
         found.append(f"{task.name}: {len(rows)} complete curves")
         if len(rows) >= min_curves:
             out[task.name] = np.asarray(rows)
+        else:
+            warnings.warn(
+                f"Task {task.name!r} is left out: {len(rows)} complete learning curves "
+                f"(reported up to its last step), fewer than {min_curves}.",
+                stacklevel=2,
+            )
     if not found:
         raise ValueError(
             "The meta-dataset has no tasks: the source holds no usable study (single-objective, "

@@ -458,8 +458,9 @@ class MetaDataset:
 
         Why: studies name one hyperparameter differently (``mom`` here, ``momentum`` there), and
         only names in the alias vocabulary are merged automatically; a name left unmerged
-        becomes a separate model input that each study sees as constant. A task that already
-        has the new name as well as the old one keeps both and gets a warning.
+        becomes a separate model input that each study sees as constant. A rename that would
+        give two parameters of one task the same name (the task already has the new name, or
+        two old names map to it) is skipped in that task, with a warning; swaps are fine.
 
         Example:
             .. code-block:: python
@@ -473,14 +474,20 @@ class MetaDataset:
         tasks = []
         for task in self._tasks:
             rename = {k: mapping.get(k, k) for k in task.search_space}
-            clash = [k for k, v in rename.items() if v != k and v in task.search_space]
-            for k in clash:
-                warnings.warn(
-                    f"Task {task.name!r} has both {k!r} and {rename[k]!r}: {k!r} is kept as "
-                    "it is.",
-                    stacklevel=2,
-                )
-                rename[k] = k
+            while True:  # a name two parameters would take: neither is renamed
+                claims: dict[str, list[str]] = {}
+                for k, v in rename.items():
+                    claims.setdefault(v, []).append(k)
+                clash = [k for ks in claims.values() if len(ks) > 1 for k in ks if rename[k] != k]
+                if not clash:
+                    break
+                for k in clash:
+                    warnings.warn(
+                        f"Task {task.name!r}: renaming {k!r} to {rename[k]!r} would merge it "
+                        f"with another parameter of the task; {k!r} is kept as it is.",
+                        stacklevel=2,
+                    )
+                    rename[k] = k
             if all(k == v for k, v in rename.items()):
                 tasks.append(task)
                 continue

@@ -76,7 +76,7 @@ def _resolve_storage(
         )
     text = os.fspath(storage)
     if isinstance(storage, str) and "://" in text:
-        if not create and text.lower().startswith("sqlite:"):
+        if not create:
             _require_sqlite_file(text)
         return RDBStorage(text), True
     path = Path(text)
@@ -96,14 +96,32 @@ def _resolve_storage(
     return RDBStorage(f"sqlite:///{path}"), True
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file a SQLite URL names (``sqlite:///x.db``, ``sqlite+pysqlite:///x.db``,
+    ``sqlite:///file:x.db?mode=ro&uri=true``); None for another database or an in-memory one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # not a URL SQLAlchemy reads: RDBStorage says why
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    database = parsed.database
+    if str(parsed.query.get("uri", "")).lower() == "true" and database.startswith("file:"):
+        database = database[len("file:") :]
+    if database == ":memory:" or database.startswith(":memory:"):
+        return None
+    return Path(database)
+
+
 def _require_sqlite_file(url: str) -> None:
     """Reading a SQLite URL whose file does not exist is a typo: SQLAlchemy would create an
     empty database there and the caller would read no study."""
-    from sqlalchemy.engine import make_url
-
-    database = make_url(url).database
-    if database and database != ":memory:" and not Path(database).is_file():
-        raise FileNotFoundError(f"No SQLite database at {database} (from {url!r}).")
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f"No SQLite database at {path} (from {url!r}).")
 
 
 def _dispose(storage: BaseStorage) -> None:

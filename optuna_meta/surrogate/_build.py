@@ -125,9 +125,9 @@ def model_space(dataset: MetaDataset) -> dict[str, BaseDistribution]:
             ]
             kind = "categorical" if isinstance(merged, CategoricalDistribution) else "numerical"
             warnings.warn(
-                f"Parameter {name!r} is {kind} in most tasks but not in {others}: the model "
-                f"treats it as {kind} ({merged}), and those tasks' values that do not fit are "
-                "dropped.",
+                f"Parameter {name!r} is {kind} in {len(dists) - len(others)} of {len(dists)} "
+                f"tasks, not in {others}: the model treats it as {kind} ({merged}), and those "
+                "tasks' values that are not one of its choices or inside its range are dropped.",
                 stacklevel=2,
             )
         logs = {bool(getattr(d, "log", False)) for d in kept}
@@ -193,12 +193,26 @@ def _fit_params(params: Mapping[str, Any], space: Mapping[str, BaseDistribution]
 
     out = {}
     for k, v in params.items():
-        if k in space:
-            try:
-                out[k] = project_value(v, space[k])
-            except ProjectionError:
-                continue
+        dist = space.get(k)
+        if dist is None or not _fits_exactly(v, dist):
+            continue  # another task's kind of value (model_space warned): dropped, not snapped
+        try:
+            out[k] = project_value(v, dist)
+        except ProjectionError:
+            continue
     return out
+
+
+def _fits_exactly(value: Any, dist: BaseDistribution) -> bool:
+    """Whether ``value`` is one of ``dist``'s choices, or a number inside its range."""
+    if isinstance(dist, CategoricalDistribution):
+        return any(value == c and type(value) is type(c) for c in dist.choices) or any(
+            value == c for c in dist.choices if not isinstance(c, (bool, int, float))
+        )
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        return False
+    assert isinstance(dist, (FloatDistribution, IntDistribution))
+    return bool(dist.low <= value <= dist.high)
 
 
 def build_model(
