@@ -128,7 +128,7 @@ def check_model_source(
     kind: str,
     *,
     min_version: int = 1,
-) -> None:
+) -> str:
     """Fail fast on a model argument that cannot work: no such file or name, not a model file,
     a model of another kind (a surrogate given to MetaPruner), or one of a format version this
     optuna-meta does not read.
@@ -139,12 +139,23 @@ def check_model_source(
     before anyone read the log. This check reads only the file's manifest, so constructing a
     sampler stays cheap; the full checks still run when the model is loaded.
 
+    Returns:
+        The file's absolute path: the sampler and the pruner load from it when it still
+        exists, so a relative path keeps working after the process changes its directory.
+
     Raises:
         ModelFileError: With the reason.
     """
     path = resolve_model_path(source, format_name)
     manifest = _read_manifest_only(path)
     _check_manifest(manifest, str(path), format_name, format_version, kind, min_version)
+    return str(path.resolve())
+
+
+def model_source(given: str | os.PathLike[str], checked: str | None) -> str | os.PathLike[str]:
+    """What to load: the path checked at construction if it still exists, else the argument
+    (a pickled sampler in another process or machine, where only the argument may resolve)."""
+    return checked if checked is not None and os.path.isfile(checked) else given
 
 
 def _read_manifest_only(path: Path) -> Any:

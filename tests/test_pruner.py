@@ -760,3 +760,26 @@ def test_bad_max_resource_and_flags_are_clear_errors():
         with pytest.raises(TypeError, match=name):
             MetaPruner(**{name: "no"})
     MetaPruner(max_resource=np.int64(52), calibrated=np.bool_(False))
+
+
+def test_the_uneven_end_warning_is_given_per_study_and_not_pickled(caplog):
+    """Every new study is warned, also one whose in-memory storage may reuse a freed one's
+    address (the record is kept per storage object, weakly), and a pickled pruner carries no
+    record of the studies of the process it came from."""
+    import gc
+
+    pruner = MetaPruner()
+    for _ in range(3):
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        for i, n_steps in enumerate([10, 40, 10, 40]):
+            t = study.ask()
+            for s, v in enumerate(acc_curve(0.8 + 0.02 * i, np.arange(1, n_steps + 1)), start=1):
+                t.report(float(v), s)
+            study.tell(t, float(v))
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="optuna.optuna_meta"):
+            run_partial(study, BAD[:5], STEPS[:5])
+        assert [r for r in caplog.records if "end at steps" in r.getMessage()]
+        del study, t
+        gc.collect()
+    assert len(pickle.loads(pickle.dumps(pruner))._warned_uneven) == 0

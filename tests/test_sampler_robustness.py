@@ -633,3 +633,25 @@ def test_a_trial_another_thread_samples_is_pending_before_it_writes_its_params()
             frozen = study._storage.get_trial(t._trial_id)
             got[t.number][name] = sampler.sample_independent(study, frozen, name, dist)
     assert got[a.number] != got[b.number]
+
+
+def test_a_relative_model_path_survives_a_change_of_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path checked at construction is the one loaded: a ``chdir`` between the two (a
+    script that moves into its run folder) must not send the study to the fallback."""
+    from optuna_meta import MetaPruner
+    from optuna_meta.curve import CurveModel
+
+    (tmp_path / "m.npz").write_bytes(SurrogateModel.load("lcbench-mlp").to_bytes())
+    (tmp_path / "c.npz").write_bytes(CurveModel.load("lcbench-curve").to_bytes())
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    sampler = MetaSampler(model="m.npz", seed=0, **FAST)
+    pruner = MetaPruner(model="c.npz")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=2)
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta", "meta"]
+    assert pruner._network() is not None
+    assert pickle.loads(pickle.dumps(sampler))._model_file == str(tmp_path / "m.npz")

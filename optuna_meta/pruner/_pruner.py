@@ -51,6 +51,9 @@ reads ``optuna_meta:predicted_final`` of pruned trials as their value):
 * ``optuna_meta:prob_improvement``: the probability used by the rule (0.0 for a non-finite
   report).
 
+A trial pruned for a NaN or infinite report gets ``null`` (``None``) in the first two: the
+prediction made before it diverged no longer holds. Code that reads them should expect it.
+
 The probability is read from the curve model's *tail calibration* when the model has one (the
 shipped one does; ``calibrated=False`` uses the network's Gaussian): meta-training measures the
 network's standardised errors on tasks held out of its training and stores their quantiles by
@@ -241,7 +244,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
 from optuna_meta._logging import get_logger
-from optuna_meta._model_io import check_model_source
+from optuna_meta._model_io import check_model_source, model_source
 from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import (
     F_INDEX,
@@ -382,8 +385,11 @@ class MetaPruner(BasePruner):
                 "model must be a shipped curve model name, a path to a curve model file or a "
                 f"CurveModel; got {type(model).__name__}."
             )
+        model_file = None  # the checked file's absolute path
         if not isinstance(model, CurveModel):  # a typo fails here, not silently in the study
-            check_model_source(model, CURVE_FORMAT_NAME, CURVE_FORMAT_VERSION, "curve")
+            model_file = check_model_source(
+                model, CURVE_FORMAT_NAME, CURVE_FORMAT_VERSION, "curve"
+            )
         for name, value in (
             ("threshold", threshold),
             ("min_fraction", min_fraction),
@@ -435,6 +441,7 @@ class MetaPruner(BasePruner):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {flag!r}.")
         self.model = model
+        self._model_file = model_file
         self.threshold = float(threshold)
         self.n_startup_trials = int(n_startup_trials)
         self.n_ramp_trials = int(n_ramp_trials)
@@ -450,7 +457,8 @@ class MetaPruner(BasePruner):
         self._net: tuple[CurveNetwork, TailCalibration | None] | None = None
         self._contexts: OrderedDict[tuple, _CacheEntry] = OrderedDict()
         self._model_failed = False  # the curve model could not be loaded (warned once)
-        self._warned_uneven: set[tuple] = set()  # studies warned about uneven final steps
+        # Studies warned about uneven final steps, per storage (dropped with the storage).
+        self._warned_uneven: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     # -- pickling ------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -459,6 +467,7 @@ class MetaPruner(BasePruner):
         state["_net"] = None
         state["_contexts"] = OrderedDict()
         state["_model_failed"] = False  # another process may find the file: try again there
+        state.pop("_warned_uneven", None)  # weak references do not pickle; __setstate__ remakes
         if isinstance(self.model, CurveModel):
             state["model"] = ("__bytes__", self.model.to_bytes())
         return state
@@ -469,8 +478,9 @@ class MetaPruner(BasePruner):
             state["model"] = CurveModel.from_bytes(model[1])
         state.setdefault("n_ramp_trials", 1)  # pickled before the ramp existed: none
         state.setdefault("median_offset", 0)  # pickled before the offset existed: the median
-        state.setdefault("_warned_uneven", set())
+        state.setdefault("_model_file", None)  # pickled before the construction-time check
         self.__dict__.update(state)
+        self._warned_uneven = weakref.WeakKeyDictionary()
         self._lock = threading.RLock()
 
     # -- BasePruner API ------------------------------------------------------------------------
@@ -598,7 +608,7 @@ class MetaPruner(BasePruner):
                 model = (
                     self.model
                     if isinstance(self.model, CurveModel)
-                    else CurveModel.load(self.model)
+                    else CurveModel.load(model_source(self.model, self._model_file))
                 )
                 cal = model.calibration() if self.calibrated else None
                 self._net = (model.network(), cal)
@@ -650,7 +660,7 @@ class MetaPruner(BasePruner):
             np.array([r[2] for r in rows]),
         )
         if ctx is not None:
-            self._warn_uneven_ends(key, [r[0][0] for r in rows], ctx.T)
+            self._warn_uneven_ends(storage, study._study_id, [r[0][0] for r in rows], ctx.T)
         targets = ctx.finals if ctx is not None else np.empty(0)
         if ctx is not None and not all(r[3] for r in rows):
             ok = np.array([r[3] and math.isfinite(r[1]) for r in rows])
@@ -662,7 +672,9 @@ class MetaPruner(BasePruner):
                 self._contexts.popitem(last=False)
         return None if ctx is None else (ctx, targets)
 
-    def _warn_uneven_ends(self, key: tuple, steps: list[np.ndarray], T: float) -> None:
+    def _warn_uneven_ends(
+        self, storage: object, study_id: int, steps: list[np.ndarray], T: float
+    ) -> None:
         """Warn once per study when completed trials end well before the final step ``T``.
 
         Their curves are held at their last value up to ``T``. That is right for a trial that
@@ -674,9 +686,13 @@ class MetaPruner(BasePruner):
         if not ends or min(ends) >= UNEVEN_END_FRACTION * T:
             return
         with self._lock:
-            if key[:2] in self._warned_uneven:
+            try:  # per storage object: a freed storage's id may be reused by a new one
+                warned = self._warned_uneven.setdefault(storage, set())
+            except TypeError:  # a storage that refuses weak references: warn every time
+                warned = set()
+            if study_id in warned:
                 return
-            self._warned_uneven.add(key[:2])
+            warned.add(study_id)
         _logger.warning(
             f"MetaPruner: completed trials end at steps {min(ends):g} to {max(ends):g}, and it "
             f"predicts every trial at step {T:g}. Shorter trials count as finished runs, their "

@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
 from optuna_meta._logging import get_logger
-from optuna_meta._model_io import check_model_source
+from optuna_meta._model_io import check_model_source, model_source
 from optuna_meta.sampler._proposal import (
     Box,
     Proposal,
@@ -200,8 +200,9 @@ class MetaSampler(BaseSampler):
                 "model must be a shipped model name, a path to a model file or a "
                 f"SurrogateModel; got {type(model).__name__}."
             )
+        self._model_file: str | None = None  # the checked file's absolute path
         if not isinstance(model, SurrogateModel):  # a typo fails here, not silently in the study
-            check_model_source(
+            self._model_file = check_model_source(
                 model, FORMAT_NAME, FORMAT_VERSION, "surrogate", min_version=MIN_FORMAT_VERSION
             )
         for name, value, example in (
@@ -266,6 +267,7 @@ class MetaSampler(BaseSampler):
         state.setdefault("_name_maps", {})
         state.setdefault("_model_failed", False)
         state.setdefault("_warned_ranges", set())
+        state.setdefault("_model_file", None)  # pickled before the construction-time check
         state.pop("_name_map", None)  # one map for every study, before session 14
         self.__dict__.update(state)
         self._lock = threading.RLock()
@@ -399,7 +401,7 @@ class MetaSampler(BaseSampler):
                 model = (
                     self.model
                     if isinstance(self.model, SurrogateModel)
-                    else SurrogateModel.load(self.model)
+                    else SurrogateModel.load(model_source(self.model, self._model_file))
                 )
                 self._state = _ModelState(model)
                 if self.task and not model.manifest.get("meta_features"):
