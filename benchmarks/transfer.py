@@ -52,20 +52,8 @@ from benchmarks.reference import normalised_regret
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SCENARIO = "lcbench"
 METRIC = "val_accuracy"
-MIRRORED: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "lr": ("learning_rate",),
-    "all": (
-        "batch_size",
-        "learning_rate",
-        "momentum",
-        "weight_decay",
-        "num_layers",
-        "max_units",
-        "max_dropout",
-    ),
-}
-"""The parameters each mode mirrors."""
+MIRRORED: dict[str, tuple[str, ...] | None] = {"none": (), "lr": ("learning_rate",), "all": None}
+"""The parameters each mode mirrors (``None``: every one of the scenario's)."""
 BUDGETS = (1, 3, 5, 10, 20, 30, 50, 100)
 
 
@@ -113,7 +101,8 @@ def run_one(ctx: BenchContext, method: str, mode: str, n_trials: int) -> dict[st
         trial = study.ask()
         params = {name: suggest_value(trial, name, dist) for name, dist in space.items()}
         b = time.perf_counter()
-        config = mirrored_config(params, space, MIRRORED[mode])
+        names = MIRRORED[mode]
+        config = mirrored_config(params, space, tuple(space) if names is None else names)
         value = float(surrogate.evaluate(ctx.task, [config], outputs=[METRIC])[METRIC][0])
         c = time.perf_counter()
         study.tell(trial, value)
@@ -131,7 +120,8 @@ def report(runs: dict[str, list[dict[str, Any]]], mode: str, command: str) -> st
         m: np.array([normalised_regret(r["values"], reference[r["task"]]) for r in rs])
         for m, rs in runs.items()
     }
-    mirrored = ", ".join(MIRRORED[mode]) or "nothing (control)"
+    names = MIRRORED[mode]
+    mirrored = "all seven" if names is None else ", ".join(names) or "nothing (control)"
     title = (
         f"LCBench with mirrored parameters ({mirrored}), mean normalised regret (the shared "
         "per-task normalisation); 5-fold task CV for MetaSampler."

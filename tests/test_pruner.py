@@ -729,14 +729,20 @@ def test_a_trial_that_diverges_after_a_prediction_loses_it():
     assert _observed_value(stale) is None
 
 
-def test_completed_trials_of_unequal_length_are_warned_about_once(caplog):
-    pruner = MetaPruner()
+def _uneven_study(pruner: MetaPruner) -> optuna.Study:
+    """A study whose completed trials ran 10 or 40 steps."""
     study = optuna.create_study(direction="maximize", pruner=pruner)
     for i, n_steps in enumerate([10, 40, 10, 40]):
         t = study.ask()
-        for s, v in enumerate(acc_curve(0.8 + 0.02 * i, np.arange(1, n_steps + 1)), start=1):
+        curve = acc_curve(0.8 + 0.02 * i, np.arange(1, n_steps + 1))
+        for s, v in enumerate(curve, start=1):
             t.report(float(v), s)
-        study.tell(t, float(v))
+        study.tell(t, float(curve[-1]))
+    return study
+
+
+def test_completed_trials_of_unequal_length_are_warned_about_once(caplog):
+    study = _uneven_study(MetaPruner())
     with caplog.at_level("WARNING", logger="optuna.optuna_meta"):
         for _ in range(2):
             run_partial(study, BAD[:5], STEPS[:5])
@@ -770,16 +776,11 @@ def test_the_uneven_end_warning_is_given_per_study_and_not_pickled(caplog):
 
     pruner = MetaPruner()
     for _ in range(3):
-        study = optuna.create_study(direction="maximize", pruner=pruner)
-        for i, n_steps in enumerate([10, 40, 10, 40]):
-            t = study.ask()
-            for s, v in enumerate(acc_curve(0.8 + 0.02 * i, np.arange(1, n_steps + 1)), start=1):
-                t.report(float(v), s)
-            study.tell(t, float(v))
+        study = _uneven_study(pruner)
         caplog.clear()
         with caplog.at_level("WARNING", logger="optuna.optuna_meta"):
             run_partial(study, BAD[:5], STEPS[:5])
         assert [r for r in caplog.records if "end at steps" in r.getMessage()]
-        del study, t
+        del study
         gc.collect()
     assert len(pickle.loads(pickle.dumps(pruner))._warned_uneven) == 0
