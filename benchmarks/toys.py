@@ -31,7 +31,7 @@ import optuna
 from benchmarks._cli import parse_ints, parse_methods
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-BUDGETS = (1, 5, 10, 20, 30)
+BUDGETS = (1, 5, 10, 20, 30, 50, 100)
 
 
 def bowl2(trial: optuna.Trial) -> float:
