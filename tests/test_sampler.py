@@ -582,7 +582,7 @@ def test_a_moved_range_is_searched_where_it_is_now() -> None:
 
         return objective
 
-    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    study = optuna.create_study(sampler=MetaSampler(seed=0, fallback_every=0, **FAST))
     study.optimize(make(0.1, 0.3, 16, 32), n_trials=10)
     study.optimize(make(0.7, 0.99, 64, 512), n_trials=12)
     new = study.trials[10:]
@@ -641,7 +641,8 @@ def test_partial_fixed_sampler_around_meta_never_repeats_a_configuration() -> No
         momentum = trial.suggest_float("momentum", 0.1, 0.99)
         return lr * 100 + dropout + momentum + bs / 1e4
 
-    sampler = optuna.samplers.PartialFixedSampler({"momentum": 0.9}, MetaSampler(seed=0, **FAST))
+    meta = MetaSampler(seed=0, fallback_every=0, **FAST)
+    sampler = optuna.samplers.PartialFixedSampler({"momentum": 0.9}, meta)
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=15)
     configs = [tuple(sorted(t.params.items())) for t in study.trials]
@@ -807,3 +808,34 @@ def test_a_running_trials_partial_names_do_not_judge_the_study() -> None:
         study.tell(trial, objective(trial))
     said = [str(w.message) for w in record if "too few to help" in str(w.message)]
     assert len(said) == 1 and "knows 1 of this study's 3 parameters" in said[0], said
+
+
+def _sources(sampler: MetaSampler, n_trials: int) -> list[str]:
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(
+        lambda t: (
+            (math.log10(t.suggest_float("lr", 1e-4, 1e-1, log=True)) + 2.5) ** 2
+            + (t.suggest_float("momentum", 0.1, 0.99) - 0.6) ** 2
+        ),
+        n_trials=n_trials,
+    )
+    return [t.user_attrs[ATTR_SOURCE] for t in study.trials]
+
+
+def test_after_the_design_every_fifth_trial_goes_to_the_fallback():
+    """A hedge against a prior that does not fit the study (DEFAULT_FALLBACK_EVERY)."""
+    sources = _sources(MetaSampler(seed=0, **FAST), 21)
+    fallback = [i for i, s in enumerate(sources) if s == "fallback"]
+    assert fallback == [14, 19]  # the 10-entry design first, then trials 14, 19, ...
+    assert _sources(MetaSampler(seed=0, fallback_every=0, **FAST), 21) == ["meta"] * 21
+    every3 = _sources(MetaSampler(seed=0, fallback_every=3, **FAST), 18)
+    assert [i for i, s in enumerate(every3) if s == "fallback"] == [11, 14, 17]
+    no_design = _sources(MetaSampler(seed=0, n_design_trials=0, **FAST), 10)
+    assert [i for i, s in enumerate(no_design) if s == "fallback"] == [4, 9]
+
+
+def test_fallback_every_is_checked():
+    with pytest.raises(TypeError, match="fallback_every"):
+        MetaSampler(fallback_every="5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fallback_every"):
+        MetaSampler(fallback_every=-1)

@@ -110,6 +110,18 @@ up to rounding for dozens of trials (a 2-parameter study: 9 distinct configurati
 A round number, not tuned: on the LCBench and rbv2_xgboost CV benchmarks it changes 2 of 320
 runs, after trial 50, and no regret (``benchmarks/README.md``, session 14)."""
 
+DEFAULT_FALLBACK_EVERY = 5
+"""After the design, every this-many-th trial goes to the fallback (``fallback_every``).
+
+Why: the surrogate bets that the study resembles its training tasks. When it does not, its
+prior points the wrong way and its proposals can stay there: on a 4-parameter synthetic bowl
+with LCBench's names, 30 trials of the surrogate alone ended far behind random search (-0.75
+against -0.16). A trial of the fallback (TPE, which sees every trial) now and then searches
+from the study's own results alone, and the surrogate conditions on what it finds. Chosen by
+benchmark among 3 and 5 (``benchmarks/README.md``, session 15): with 5 the LCBench and
+rbv2_xgboost CV results are level, a task with mirrored learning rates loses 0.003 regret at
+20-30 trials, and the bowl ends ahead of random search (-0.13 at 30 trials)."""
+
 _PROPOSAL_CACHE_SIZE = 256
 
 
@@ -163,6 +175,11 @@ class MetaSampler(BaseSampler):
             entries on the study's branch of a conditional space. A design entry is
             clipped into the study's ranges; one that repeats an existing trial is skipped.
             Models trained without a queryable objective have no design.
+        fallback_every: After the design, every ``fallback_every``-th trial (trial numbers
+            ``k`` with ``k % fallback_every == fallback_every - 1``) goes to ``fallback``, a
+            hedge against a model whose prior does not fit the study (``None``:
+            :data:`DEFAULT_FALLBACK_EVERY`; ``0``: never). Such trials are labelled
+            ``fallback``.
         n_candidates: Random candidates per proposal before local refinement.
         seed: Seed; the same seed gives the same proposals for the same history.
 
@@ -192,6 +209,7 @@ class MetaSampler(BaseSampler):
         fixed_params: Mapping[str, Any] | None = None,
         n_meta_trials: int | None = None,
         n_design_trials: int | None = None,
+        fallback_every: int | None = None,
         n_candidates: int = 512,
         seed: int | None = None,
     ) -> None:
@@ -216,6 +234,7 @@ class MetaSampler(BaseSampler):
                 )
         _check_count("n_meta_trials", n_meta_trials, minimum=0)
         _check_count("n_design_trials", n_design_trials, minimum=0)
+        _check_count("fallback_every", fallback_every, minimum=0)
         _check_count("n_candidates", n_candidates, minimum=1, optional=False)
         self.model = model
         self.fallback = fallback
@@ -224,6 +243,7 @@ class MetaSampler(BaseSampler):
         self.fixed_params = fixed_params
         self.n_meta_trials = n_meta_trials
         self.n_design_trials = n_design_trials
+        self.fallback_every = fallback_every
         self.n_candidates = n_candidates
         self.seed = seed
         self._base_seed = (
@@ -268,6 +288,7 @@ class MetaSampler(BaseSampler):
         state.setdefault("_model_failed", False)
         state.setdefault("_warned_ranges", set())
         state.setdefault("_model_file", None)  # pickled before the construction-time check
+        state.setdefault("fallback_every", 0)  # pickled before the interleaving: none
         state.pop("_name_map", None)  # one map for every study, before session 14
         self.__dict__.update(state)
         self._lock = threading.RLock()
@@ -357,9 +378,21 @@ class MetaSampler(BaseSampler):
         except Exception as e:  # a missing, foreign or unreadable file: the fallback, once said
             self._model_unusable(e)
             return True
+        if self._fallback_turn(trial):
+            return True
         trials = study._get_trials(deepcopy=False, use_cache=True)
         done = sum(t.state == TrialState.COMPLETE for t in trials)
         return done >= limit or self._barely_known(trials, trial)
+
+    def _fallback_turn(self, trial: FrozenTrial) -> bool:
+        """Whether ``trial`` is one of the fallback's interleaved trials (``fallback_every``)."""
+        every = DEFAULT_FALLBACK_EVERY if self.fallback_every is None else self.fallback_every
+        if every <= 0:
+            return False
+        design = self._model_state().design
+        n_design = len(design) if self.n_design_trials is None else self.n_design_trials
+        number = trial.number
+        return number >= min(n_design, len(design)) and number % every == every - 1
 
     def _model_unusable(self, error: Exception) -> None:
         """Send every trial to the fallback in this process; warn once (as MetaPruner does)."""
