@@ -33,6 +33,7 @@ from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler, TPESampler
 
 from benchmarks._cli import parse_ints
+from benchmarks.meta_methods import SAMPLER_BEHAVIOUR
 from benchmarks.meta_pruner_methods import curve_model_tasks
 from benchmarks.pruning import PrunerMethod, run_pruner_method
 from benchmarks.report import (
@@ -66,12 +67,14 @@ METHODS = [
         "metasampler_nop_shipped",
         lambda ctx: (MetaSampler(seed=ctx.seed), NopPruner()),
         label="MetaSampler() (shipped lcbench-mlp) + NopPruner",
+        version=f"sampler{SAMPLER_BEHAVIOUR}",
     ),
     PrunerMethod(
         "metasampler_meta_shipped",
         lambda ctx: (MetaSampler(seed=ctx.seed), MetaPruner()),
         label="MetaSampler() + MetaPruner() (both shipped)",
         baseline="metasampler_nop_shipped",
+        version=f"sampler{SAMPLER_BEHAVIOUR}",
     ),
 ]
 
