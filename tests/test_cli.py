@@ -266,8 +266,11 @@ def test_out_never_destroys_a_file_without_overwrite(
     )
     assert "the file the command reads from" in capsys.readouterr().err
     assert notes.read_text() == "keep me" and db.read_bytes() == before
-    # a missing output folder is made before anything is read
+    # a missing output folder is made when the file is written, not before a failed read
     deep = tmp_path / "new" / "folder" / "d.npz"
+    typo = f"sqlite:///{tmp_path / 'typo.db'}"
+    assert main(["dataset", "--storage", typo, "--out", str(deep)]) == 2
+    assert not (tmp_path / "new").exists()
     assert main(["dataset", "--storage", url, "--out", str(deep)]) == 0
     assert deep.is_file()
     # --steps must be positive: an untrained model is not a model

@@ -783,4 +783,9 @@ def test_the_uneven_end_warning_is_given_per_study_and_not_pickled(caplog):
         assert [r for r in caplog.records if "end at steps" in r.getMessage()]
         del study
         gc.collect()
+    # the record of a collected storage goes with it (an id-keyed record would keep it, and
+    # a new storage that reused the address would then never be warned)
+    pruner._contexts.clear()
+    gc.collect()
+    assert len(pruner._warned_uneven) == 0
     assert len(pickle.loads(pickle.dumps(pruner))._warned_uneven) == 0

@@ -400,6 +400,7 @@ def test_values_of_another_kind_are_dropped_not_snapped() -> None:
         ("sqlite:///past.db", "past.db"),
         ("sqlite+pysqlite:///past.db", "past.db"),
         ("sqlite:///file:past.db?mode=ro&uri=true", "past.db"),
+        ("sqlite:///file://localhost/tmp/abs.db?uri=true", "/tmp/abs.db"),
         ("sqlite://", None),
         ("sqlite:///:memory:", None),
         ("postgresql://u@h/db", None),

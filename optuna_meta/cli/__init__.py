@@ -87,9 +87,11 @@ def _check_out(args: argparse.Namespace) -> None:
             raise ValueError(f"--out {out} is the file the command reads from; choose another.")
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out {out} exists; pass --overwrite to replace it.")
-    out.parent.mkdir(parents=True, exist_ok=True)  # OSError (no permission): a clear error
-    if not os.access(out.parent, os.W_OK):
-        raise ValueError(f"--out {out}: cannot write in {out.parent}.")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # missing folders are made when the file is written
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ValueError(f"--out {out}: cannot write in {parent}.")
 
 
 def _load_dataset(args: argparse.Namespace) -> MetaDataset:
@@ -196,6 +198,7 @@ def _cmd_train_curve(args: argparse.Namespace) -> int:
 def _cmd_dataset(args: argparse.Namespace) -> int:
     _check_out(args)
     data = _load_dataset(args)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     path = data.save(args.out)
     print(f"wrote {path}: {len(data)} tasks, {data.n_trials} trials")
     return 0

@@ -110,7 +110,9 @@ def sqlite_file(url: str) -> Path | None:
         return None
     database = parsed.database
     if str(parsed.query.get("uri", "")).lower() == "true" and database.startswith("file:"):
-        database = database[len("file:") :]
+        from urllib.parse import unquote, urlparse
+
+        database = unquote(urlparse(database).path)  # file:x.db, file:///x, file://localhost/x
     if database == ":memory:" or database.startswith(":memory:"):
         return None
     return Path(database)

@@ -111,16 +111,18 @@ A round number, not tuned: on the LCBench and rbv2_xgboost CV benchmarks it chan
 runs, after trial 50, and no regret (``benchmarks/README.md``, session 14)."""
 
 DEFAULT_FALLBACK_EVERY = 5
-"""After the design, every this-many-th trial goes to the fallback (``fallback_every``).
+"""After the design's trials, every this-many-th trial goes to the fallback (``fallback_every``).
 
 Why: the surrogate bets that the study resembles its training tasks. When it does not, its
 prior points the wrong way and its proposals can stay there: on a 4-parameter synthetic bowl
 with LCBench's names, 30 trials of the surrogate alone ended far behind random search (-0.75
 against -0.16). A trial of the fallback (TPE, which sees every trial) now and then searches
 from the study's own results alone, and the surrogate conditions on what it finds. Chosen by
-benchmark among 3 and 5 (``benchmarks/README.md``, session 15): with 5 the LCBench and
-rbv2_xgboost CV results are level, a task with mirrored learning rates loses 0.003 regret at
-20-30 trials, and the bowl ends ahead of random search (-0.13 at 30 trials)."""
+benchmark among 3 and 5 (``benchmarks/README.md``, session 15): with 5 the LCBench CV results
+are level, a task with mirrored learning rates loses 0.003 regret at 20-30 trials, the bowl
+ends ahead of random search (-0.13 at 30 trials), and the largest cost measured is on
+constrained XGBoost studies (+0.025 regret at 20 trials; the unconstrained rbv2_xgboost CV
+reaches regret 0 by trial 3 either way, so it cannot show one)."""
 
 _PROPOSAL_CACHE_SIZE = 256
 
@@ -175,11 +177,13 @@ class MetaSampler(BaseSampler):
             entries on the study's branch of a conditional space. A design entry is
             clipped into the study's ranges; one that repeats an existing trial is skipped.
             Models trained without a queryable objective have no design.
-        fallback_every: After the design, every ``fallback_every``-th trial (trial numbers
-            ``k`` with ``k % fallback_every == fallback_every - 1``) goes to ``fallback``, a
-            hedge against a model whose prior does not fit the study (``None``:
-            :data:`DEFAULT_FALLBACK_EVERY`; ``0``: never). Such trials are labelled
-            ``fallback``.
+        fallback_every: From trial number ``n_design_trials`` on (the design's length by
+            default: 10 with the shipped models, 0 for a model without a design), every trial
+            number ``k`` with ``k % fallback_every == fallback_every - 1`` goes to
+            ``fallback``, a hedge against a model whose prior does not fit the study
+            (``None``: :data:`DEFAULT_FALLBACK_EVERY`; ``0``: never). Such trials are labelled
+            ``fallback``. The count starts there even when fewer entries apply to the study
+            (a branch of a conditional space, a constrained study that leaves the design).
         n_candidates: Random candidates per proposal before local refinement.
         seed: Seed; the same seed gives the same proposals for the same history.
 
