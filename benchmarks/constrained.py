@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from benchmarks._cli import add_setting_arguments, parse_ints, parse_methods, ru
 from benchmarks._tables import median_ms, regret_table
 from benchmarks.heldout import SHIPPED_MODEL
 from benchmarks.objectives import get_surrogate, scored_tasks, suggest_config
-from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna
+from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna, timed_ask_tell
 from optuna_meta.data import TEST_INSTANCES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -108,22 +107,19 @@ def run_one(
     budget, _, _ = task_setting(ctx.task, quantile, ctx.scenario)
     metric, cost = OUTPUTS[ctx.scenario]
     study = optuna.create_study(direction="maximize", sampler=factory(ctx))
-    values, feasible, ms = [], [], []
-    for _ in range(n_trials):
-        a = time.perf_counter()
-        trial = study.ask()
-        params = suggest_config(trial, surrogate)
-        b = time.perf_counter()
+    feasible: list[bool] = []
+
+    def evaluate(trial: optuna.trial.Trial, params: dict[str, Any]) -> float:
         out = surrogate.evaluate(ctx.task, [params], outputs=[metric, cost])
-        value, seconds = float(out[metric][0]), float(out[cost][0])
-        c = time.perf_counter()
+        seconds = float(out[cost][0])
         if tell_constraint:
             trial.set_constraint("time", seconds - budget)
-        study.tell(trial, value)
-        d = time.perf_counter()
-        values.append(value)
         feasible.append(seconds <= budget)
-        ms.append(round(((b - a) + (d - c)) * 1e3, 3))
+        return float(out[metric][0])
+
+    values, ms = timed_ask_tell(
+        study, n_trials, lambda trial: suggest_config(trial, surrogate), evaluate
+    )
     return {
         "task": ctx.task,
         "seed": ctx.seed,

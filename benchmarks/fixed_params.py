@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ import optuna
 from benchmarks._cli import add_setting_arguments, parse_ints, parse_methods, run_methods
 from benchmarks._tables import regret_table
 from benchmarks.objectives import get_surrogate, scored_tasks, suggest_value
-from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna
+from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna, timed_ask_tell
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 METRIC = {"lcbench": "val_accuracy", "rbv2_xgboost": "acc"}
@@ -115,22 +114,15 @@ def run_one(ctx: BenchContext, method: str, n_trials: int) -> dict[str, Any]:
     fixed = fixed_values(ctx.scenario, ctx.task, ctx.seed)
     tuned = _tuned(surrogate, fixed)
     study = optuna.create_study(direction="maximize", sampler=METHODS[method](ctx))
-    values, ms = [], []
-    for _ in range(n_trials):
-        a = time.perf_counter()
-        trial = study.ask()
-        params = {hp.name: suggest_value(trial, hp.name, hp.distribution()) for hp in tuned}
-        b = time.perf_counter()
-        value = float(
-            surrogate.evaluate(ctx.task, [{**fixed, **params}], outputs=[METRIC[ctx.scenario]])[
-                METRIC[ctx.scenario]
-            ][0]
-        )
-        c = time.perf_counter()
-        study.tell(trial, value)
-        d = time.perf_counter()
-        values.append(value)
-        ms.append(round(((b - a) + (d - c)) * 1e3, 3))
+    metric = METRIC[ctx.scenario]
+    values, ms = timed_ask_tell(
+        study,
+        n_trials,
+        lambda trial: {hp.name: suggest_value(trial, hp.name, hp.distribution()) for hp in tuned},
+        lambda _, params: surrogate.evaluate(ctx.task, [{**fixed, **params}], outputs=[metric])[
+            metric
+        ][0],
+    )
     return {
         "task": ctx.task,
         "seed": ctx.seed,

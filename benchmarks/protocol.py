@@ -210,6 +210,35 @@ def run_one(ctx: BenchContext, factory: MethodFactory, n_trials: int) -> dict[st
     }
 
 
+def timed_ask_tell(
+    study: optuna.Study,
+    n_trials: int,
+    suggest: Callable[[optuna.trial.Trial], dict[str, Any]],
+    evaluate: Callable[[optuna.trial.Trial, dict[str, Any]], float],
+) -> tuple[list[float], list[float]]:
+    """``n_trials`` trials through ``study.ask`` / ``study.tell``: their values and the
+    sampler's milliseconds a trial (``ask`` with ``suggest``, and ``tell``; not ``evaluate``,
+    which may also set the trial's constraints).
+
+    The loop of the setting benchmarks (``constrained``, ``fixed_params``, ``transfer``),
+    whose objectives need the suggested configuration outside the trial.
+    """
+    values: list[float] = []
+    ms: list[float] = []
+    for _ in range(n_trials):
+        a = time.perf_counter()
+        trial = study.ask()
+        params = suggest(trial)
+        b = time.perf_counter()
+        value = float(evaluate(trial, params))
+        c = time.perf_counter()
+        study.tell(trial, value)
+        d = time.perf_counter()
+        values.append(value)
+        ms.append(round(((b - a) + (d - c)) * 1e3, 3))
+    return values, ms
+
+
 def raw_path(out_dir: Path, kind: str, scenario: str, name: str) -> Path:
     return Path(out_dir) / "raw" / f"{kind}_{scenario}_{name}.json"
 

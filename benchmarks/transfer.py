@@ -46,7 +46,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from benchmarks._cli import add_setting_arguments, parse_ints, parse_list, parse_methods
 from benchmarks._tables import regret_table
 from benchmarks.objectives import scored_tasks, suggest_value
-from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna
+from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna, timed_ask_tell
 from benchmarks.reference import normalised_regret
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -94,21 +94,17 @@ METHODS: dict[str, Callable[[BenchContext], optuna.samplers.BaseSampler]] = {
 def run_one(ctx: BenchContext, method: str, mode: str, n_trials: int) -> dict[str, Any]:
     surrogate = ctx.surrogate
     space = {hp.name: hp.distribution() for hp in surrogate.spec.hyperparameters}
+    names = MIRRORED[mode]
+    mirrored = tuple(space) if names is None else names
     study = optuna.create_study(direction="maximize", sampler=METHODS[method](ctx))
-    values, ms = [], []
-    for _ in range(n_trials):
-        a = time.perf_counter()
-        trial = study.ask()
-        params = {name: suggest_value(trial, name, dist) for name, dist in space.items()}
-        b = time.perf_counter()
-        names = MIRRORED[mode]
-        config = mirrored_config(params, space, tuple(space) if names is None else names)
-        value = float(surrogate.evaluate(ctx.task, [config], outputs=[METRIC])[METRIC][0])
-        c = time.perf_counter()
-        study.tell(trial, value)
-        d = time.perf_counter()
-        values.append(value)
-        ms.append(round(((b - a) + (d - c)) * 1e3, 3))
+    values, ms = timed_ask_tell(
+        study,
+        n_trials,
+        lambda trial: {name: suggest_value(trial, name, dist) for name, dist in space.items()},
+        lambda _, params: surrogate.evaluate(
+            ctx.task, [mirrored_config(params, space, mirrored)], outputs=[METRIC]
+        )[METRIC][0],
+    )
     return {"task": ctx.task, "seed": ctx.seed, "mode": mode, "values": values, "ms": ms}
 
 
