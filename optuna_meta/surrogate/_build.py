@@ -205,10 +205,8 @@ def _fit_params(params: Mapping[str, Any], space: Mapping[str, BaseDistribution]
 
 def _fits_exactly(value: Any, dist: BaseDistribution) -> bool:
     """Whether ``value`` is one of ``dist``'s choices, or a number inside its range."""
-    if isinstance(dist, CategoricalDistribution):
-        return any(value == c and type(value) is type(c) for c in dist.choices) or any(
-            value == c for c in dist.choices if not isinstance(c, (bool, int, float))
-        )
+    if isinstance(dist, CategoricalDistribution):  # 2 is not the choice "2", nor 2.0 the 2
+        return any(value == c and type(value) is type(c) for c in dist.choices)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         return False
     assert isinstance(dist, (FloatDistribution, IntDistribution))
