@@ -378,22 +378,22 @@ class MetaSampler(BaseSampler):
         if limit <= 0 or self._model_failed:
             return True
         try:
-            self._model_state()
+            state = self._model_state()
         except Exception as e:  # a missing, foreign or unreadable file: the fallback, once said
             self._model_unusable(e)
             return True
-        if self._fallback_turn(trial):
+        if self._fallback_turn(trial, state):
             return True
         trials = study._get_trials(deepcopy=False, use_cache=True)
         done = sum(t.state == TrialState.COMPLETE for t in trials)
         return done >= limit or self._barely_known(trials, trial)
 
-    def _fallback_turn(self, trial: FrozenTrial) -> bool:
+    def _fallback_turn(self, trial: FrozenTrial, state: _ModelState) -> bool:
         """Whether ``trial`` is one of the fallback's interleaved trials (``fallback_every``)."""
         every = DEFAULT_FALLBACK_EVERY if self.fallback_every is None else self.fallback_every
         if every <= 0:
             return False
-        design = self._model_state().design
+        design = state.design
         n_design = len(design) if self.n_design_trials is None else self.n_design_trials
         number = trial.number
         return number >= min(n_design, len(design)) and number % every == every - 1
