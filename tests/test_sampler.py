@@ -834,6 +834,135 @@ def test_after_the_design_every_fifth_trial_goes_to_the_fallback():
     assert [i for i, s in enumerate(no_design) if s == "fallback"] == [4, 9]
 
 
+def _source_driven(sampler: MetaSampler, n_trials: int, fallback_improves: bool) -> list[str]:
+    """Sources of a study whose objective rewards one source: each trial of it beats the last."""
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        trial.suggest_float("momentum", 0.1, 0.99)
+        # The sampler wrote the source before the objective runs; the trial's own view is a
+        # snapshot taken earlier, so read it from the storage.
+        source = study._storage.get_trial(trial._trial_id).user_attrs[ATTR_SOURCE]
+        rewarded = "fallback" if fallback_improves else "meta"
+        return -float(trial.number) if source == rewarded else 1e3
+
+    study.optimize(objective, n_trials=n_trials)
+    return [t.user_attrs[ATTR_SOURCE] for t in study.trials]
+
+
+def test_the_fallback_takes_every_trial_while_it_improves_the_study_faster():
+    """adaptive_fallback: trials 14 and 19 (the fallback's) improve, the surrogate's never."""
+    sources = _source_driven(MetaSampler(seed=0, **FAST), 26, fallback_improves=True)
+    assert [i for i, s in enumerate(sources) if s == "fallback"] == [14, 19, *range(20, 26)]
+    fixed = _source_driven(
+        MetaSampler(seed=0, adaptive_fallback=False, **FAST), 26, fallback_improves=True
+    )
+    assert [i for i, s in enumerate(fixed) if s == "fallback"] == [14, 19, 24]
+
+
+def test_the_surrogate_keeps_its_turns_while_its_trials_improve_the_study():
+    sources = _source_driven(MetaSampler(seed=0, **FAST), 26, fallback_improves=False)
+    assert [i for i, s in enumerate(sources) if s == "fallback"] == [14, 19, 24]
+
+
+def test_whether_the_fallback_leads_is_decided_once_per_trial():
+    """Trials that finish while one is sampled (other workers') do not split it in two."""
+    sampler = MetaSampler(seed=0, fallback=RandomSampler(seed=0), **FAST)  # no relative params
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    space = {
+        "lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "momentum": FloatDistribution(0.1, 0.99),
+    }
+
+    def add(value: float, source: str) -> None:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": 1e-3, "momentum": 0.5},
+                distributions=space,
+                value=value,
+                user_attrs={ATTR_SOURCE: source},
+            )
+        )
+
+    for i in range(20):  # the fallback's trials 14 and 19 improve, the surrogate's never
+        add(-float(i), "fallback") if i in (14, 19) else add(1e3, "meta")
+    trial = study.ask()  # trial 20
+    trial.suggest_float("lr", 1e-4, 1e-1, log=True)  # the fallback leads: decided here
+    for i in range(30):  # then the surrogate's trials improve, often enough for it to lead
+        add(-100.0 - i, "meta")
+    trial.suggest_float("momentum", 0.1, 0.99)
+    assert study._storage.get_trial(trial._trial_id).user_attrs[ATTR_SOURCE] == "fallback"
+    later = study.ask()
+    later.suggest_float("lr", 1e-4, 1e-1, log=True)
+    assert study._storage.get_trial(later._trial_id).user_attrs[ATTR_SOURCE] == "meta"
+
+
+def _done(number: int, value: float, source: str | None, **kwargs: Any) -> FrozenTrial:
+    attrs = {} if source is None else {ATTR_SOURCE: source}
+    return optuna.trial.create_trial(value=value, user_attrs=attrs, **kwargs)
+
+
+def _numbered(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    for i, t in enumerate(trials):
+        t.number = i
+    return trials
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_fallback_leads_counts_improvements_by_source(direction: str) -> None:
+    from optuna.study import StudyDirection
+
+    from optuna_meta.sampler._sampler import _fallback_leads
+
+    d = StudyDirection.MAXIMIZE if direction == "maximize" else StudyDirection.MINIMIZE
+    sign = 1.0 if direction == "maximize" else -1.0
+    design = [_done(i, sign * i, "meta") for i in range(3)]  # the best so far: 2
+
+    def leads(rest: list[tuple[float, str | None]], **kwargs: Any) -> bool:
+        trials = _numbered(design + [_done(0, sign * v, s) for v, s in rest])
+        return _fallback_leads(trials, start=3, direction=d, **kwargs)
+
+    assert leads([(3, "fallback"), (0, "meta"), (4, "fallback")])
+    assert not leads([(3, "fallback"), (0, "meta")])  # one improvement is not enough
+    assert leads([(3, "fallback"), (0, "meta")], min_improvements=1)
+    # The surrogate improves as often, from more trials' worth of evidence: no lead.
+    assert not leads([(3, "fallback"), (4, "meta"), (5, "fallback"), (6, "meta")])
+    # Trials of no known source (enqueued by the user) set the best but belong to nobody.
+    assert not leads([(9, None), (3, "fallback"), (4, "fallback")])
+    # Design trials (numbered below start) never count as the surrogate's or the fallback's.
+    assert not _fallback_leads(
+        _numbered([_done(0, sign * i, "fallback") for i in range(4)]), start=4, direction=d
+    )
+
+
+def test_fallback_leads_ignores_infinite_failed_and_infeasible_trials() -> None:
+    from optuna.study import StudyDirection
+
+    from optuna_meta.sampler._sampler import _fallback_leads
+
+    up = StudyDirection.MAXIMIZE
+    failed = optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={ATTR_SOURCE: "meta"})
+    infeasible = _done(0, 100.0, "meta", system_attrs={"constraints": [1.0]})
+    trials = [_done(0, 0.0, "meta"), _done(0, math.inf, "meta"), failed, infeasible]
+    trials += [_done(0, 1.0, "fallback"), _done(0, 2.0, "fallback")]
+    # Without the inf and infeasible trials as the best, the fallback's two trials improve.
+    assert _fallback_leads(_numbered(trials), start=1, direction=up)
+    feasible = _done(0, 100.0, "meta", system_attrs={"constraints": [-1.0]})
+    trials[3] = feasible
+    assert not _fallback_leads(_numbered(trials), start=1, direction=up)
+
+
+def test_adaptive_fallback_is_checked_and_old_pickles_keep_the_fixed_schedule() -> None:
+    with pytest.raises(TypeError, match="adaptive_fallback"):
+        MetaSampler(adaptive_fallback="yes")  # type: ignore[arg-type]
+    state = MetaSampler(seed=0, **FAST).__getstate__()
+    del state["adaptive_fallback"]
+    sampler = MetaSampler.__new__(MetaSampler)
+    sampler.__setstate__(state)
+    assert sampler.adaptive_fallback is False
+
+
 def test_fallback_every_is_checked():
     with pytest.raises(TypeError, match="fallback_every"):
         MetaSampler(fallback_every="5")  # type: ignore[arg-type]

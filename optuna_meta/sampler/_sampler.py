@@ -124,6 +124,14 @@ ends ahead of random search (-0.13 at 30 trials), and the largest cost measured 
 constrained XGBoost studies (+0.025 regret at 20 trials; the unconstrained rbv2_xgboost CV
 reaches regret 0 by trial 3 either way, so it cannot show one)."""
 
+MIN_FALLBACK_IMPROVEMENTS = 2
+"""The fallback's interleaved trials must have improved on the study's best this many times
+before it may lead (``adaptive_fallback``; see :func:`_fallback_leads`).
+
+Why: one improvement is often luck (a TPE trial next to the surrogate's best); two, at a higher
+rate than the surrogate's own trials, says the surrogate's prior is costing the study. A round
+number fixed before the benchmarks were run (``benchmarks/README.md``, session 17)."""
+
 _PROPOSAL_CACHE_SIZE = 256
 
 
@@ -184,6 +192,13 @@ class MetaSampler(BaseSampler):
             (``None``: :data:`DEFAULT_FALLBACK_EVERY`; ``0``: never). Such trials are labelled
             ``fallback``. The count starts there even when fewer entries apply to the study
             (a branch of a conditional space, a constrained study that leaves the design).
+        adaptive_fallback: Let the fallback take every trial while its interleaved trials
+            improve on the study's best more often than the surrogate's own (at least
+            :data:`MIN_FALLBACK_IMPROVEMENTS` times; see :func:`_fallback_leads`). The surrogate
+            gets its turns back as soon as the fallback's rate falls behind. Why: where the
+            model's prior is wrong for the study (an objective unlike its training tasks),
+            every trial it proposes there is lost; where it is right, its trials keep the lead
+            and nothing changes. ``False``: the fixed ``fallback_every`` schedule only.
         n_candidates: Random candidates per proposal before local refinement.
         seed: Seed; the same seed gives the same proposals for the same history.
 
@@ -214,6 +229,7 @@ class MetaSampler(BaseSampler):
         n_meta_trials: int | None = None,
         n_design_trials: int | None = None,
         fallback_every: int | None = None,
+        adaptive_fallback: bool = True,
         n_candidates: int = 512,
         seed: int | None = None,
     ) -> None:
@@ -240,6 +256,10 @@ class MetaSampler(BaseSampler):
         _check_count("n_design_trials", n_design_trials, minimum=0)
         _check_count("fallback_every", fallback_every, minimum=0)
         _check_count("n_candidates", n_candidates, minimum=1, optional=False)
+        if not isinstance(adaptive_fallback, bool):
+            raise TypeError(
+                f"adaptive_fallback must be True or False; got {type(adaptive_fallback).__name__}."
+            )
         self.model = model
         self.fallback = fallback
         self.task = task
@@ -248,6 +268,7 @@ class MetaSampler(BaseSampler):
         self.n_meta_trials = n_meta_trials
         self.n_design_trials = n_design_trials
         self.fallback_every = fallback_every
+        self.adaptive_fallback = adaptive_fallback
         self.n_candidates = n_candidates
         self.seed = seed
         self._base_seed = (
@@ -293,6 +314,7 @@ class MetaSampler(BaseSampler):
         state.setdefault("_warned_ranges", set())
         state.setdefault("_model_file", None)  # pickled before the construction-time check
         state.setdefault("fallback_every", 0)  # pickled before the interleaving: none
+        state.setdefault("adaptive_fallback", False)  # pickled before it: the fixed schedule
         state.pop("_name_map", None)  # one map for every study, before session 14
         self.__dict__.update(state)
         self._lock = threading.RLock()
@@ -382,21 +404,34 @@ class MetaSampler(BaseSampler):
         except Exception as e:  # a missing, foreign or unreadable file: the fallback, once said
             self._model_unusable(e)
             return True
-        if self._fallback_turn(trial, state):
-            return True
         trials = study._get_trials(deepcopy=False, use_cache=True)
+        if self._fallback_turn(study, trial, state, trials):
+            return True
         done = sum(t.state == TrialState.COMPLETE for t in trials)
         return done >= limit or self._barely_known(trials, trial)
 
-    def _fallback_turn(self, trial: FrozenTrial, state: _ModelState) -> bool:
-        """Whether ``trial`` is one of the fallback's interleaved trials (``fallback_every``)."""
+    def _fallback_turn(
+        self, study: Study, trial: FrozenTrial, state: _ModelState, trials: Sequence[FrozenTrial]
+    ) -> bool:
+        """Whether ``trial`` is the fallback's: an interleaved trial (``fallback_every``), or
+        any trial while the fallback leads (``adaptive_fallback``).
+
+        ``trials`` is the study's history as Optuna caches it for the trial being sampled (per
+        thread, from ``ask`` on), so a trial another worker finishes meanwhile cannot split
+        this one between the two samplers.
+        """
         every = DEFAULT_FALLBACK_EVERY if self.fallback_every is None else self.fallback_every
         if every <= 0:
             return False
         design = state.design
         n_design = len(design) if self.n_design_trials is None else self.n_design_trials
+        start = min(n_design, len(design))
         number = trial.number
-        return number >= min(n_design, len(design)) and number % every == every - 1
+        if number < start:
+            return False
+        if number % every == every - 1:
+            return True
+        return self.adaptive_fallback and _fallback_leads(trials, start, study.direction)
 
     def _model_unusable(self, error: Exception) -> None:
         """Send every trial to the fallback in this process; warn once (as MetaPruner does)."""
@@ -1097,6 +1132,51 @@ def _observed_value(t: FrozenTrial) -> float | None:
         if isinstance(pred, (int, float)) and math.isfinite(pred):
             return float(pred)
     return None
+
+
+def _fallback_leads(
+    trials: Sequence[FrozenTrial],
+    start: int,
+    direction: StudyDirection,
+    min_improvements: int = MIN_FALLBACK_IMPROVEMENTS,
+) -> bool:
+    """Whether the fallback's trials have been improving the study faster than the surrogate's.
+
+    Trials numbered ``start`` or more count by their ``optuna_meta:source`` attr: a trial
+    *improves* when its value is better than that of every earlier-numbered trial (design
+    trials included). Only completed trials with a finite value count, and in a study with
+    constraints only feasible ones. The fallback leads when it has at least
+    ``min_improvements`` improvements and a higher improvement rate than the surrogate, each
+    rate smoothed as ``(improvements + 1) / (trials + 2)`` so that a few trials decide little.
+
+    Why improvements and not values: they ask the question the schedule needs answered (whose
+    proposals move the study forward now?) in the same units for both sources, whatever the
+    objective's scale. Trial numbers, not completion times, order the study, so every worker
+    of a parallel study reads the same history the same way.
+    """
+    sign = 1.0 if direction == StudyDirection.MAXIMIZE else -1.0
+    counted = []
+    for t in trials:
+        if t.state != TrialState.COMPLETE or t.values is None or len(t.values) != 1:
+            continue
+        margin = _margin(t)
+        if not math.isfinite(t.values[0]) or (margin is not None and margin > 0):
+            continue
+        counted.append((t.number, sign * float(t.values[0]), t.user_attrs.get(ATTR_SOURCE)))
+    counted.sort(key=lambda c: c[0])
+    improved = {"meta": 0, "fallback": 0}
+    tried = {"meta": 0, "fallback": 0}
+    best = -math.inf
+    for number, value, source in counted:
+        if number >= start and source in tried:
+            tried[source] += 1
+            if value > best and best > -math.inf:
+                improved[source] += 1
+        best = max(best, value)
+    if improved["fallback"] < min_improvements:
+        return False
+    rate = {k: (improved[k] + 1) / (tried[k] + 2) for k in tried}
+    return rate["fallback"] > rate["meta"]
 
 
 def _margin(t: FrozenTrial) -> float | None:
