@@ -78,21 +78,23 @@ def task_setting(
     return budget, float(np.max(acc[seconds <= budget])), float(np.min(acc))
 
 
-def _meta(ctx: BenchContext) -> optuna.samplers.BaseSampler:
+def _meta(ctx: BenchContext, **kwargs: Any) -> optuna.samplers.BaseSampler:
     from benchmarks.meta_methods import fold_model
     from optuna_meta import MetaSampler
 
     if ctx.cache.get(SHIPPED_KEY):
-        return MetaSampler(model=SHIPPED_MODEL[ctx.scenario], seed=ctx.seed)
+        return MetaSampler(model=SHIPPED_MODEL[ctx.scenario], seed=ctx.seed, **kwargs)
     key = ("meta-model", ctx.scenario, ctx.train_tasks)
     if key not in ctx.cache:
         ctx.cache[key] = fold_model(ctx.scenario, ctx.train_tasks)
-    return MetaSampler(model=ctx.cache[key], seed=ctx.seed)
+    return MetaSampler(model=ctx.cache[key], seed=ctx.seed, **kwargs)
 
 
 METHODS: dict[str, tuple[Callable[[BenchContext], optuna.samplers.BaseSampler], bool]] = {
     "meta": (_meta, True),
     "meta_blind": (_meta, False),
+    # Session 15's fixed fallback schedule, the paired baseline of `adaptive_fallback`.
+    "meta_fixedschedule": (lambda ctx: _meta(ctx, adaptive_fallback=False), True),
     "tpe": (lambda ctx: optuna.samplers.TPESampler(seed=ctx.seed), True),
     "random": (lambda ctx: optuna.samplers.RandomSampler(seed=ctx.seed), True),
 }

@@ -90,7 +90,7 @@ def reference(scenario: str, task: str, seed: int) -> tuple[float, float]:
     return float(np.max(acc)), float(np.min(acc))
 
 
-def _meta(ctx: BenchContext, tell: bool) -> optuna.samplers.BaseSampler:
+def _meta(ctx: BenchContext, tell: bool, **kwargs: Any) -> optuna.samplers.BaseSampler:
     from benchmarks.meta_methods import fold_model
     from optuna_meta import MetaSampler
 
@@ -98,12 +98,14 @@ def _meta(ctx: BenchContext, tell: bool) -> optuna.samplers.BaseSampler:
     if key not in ctx.cache:
         ctx.cache[key] = fold_model(ctx.scenario, ctx.train_tasks)
     fixed = fixed_values(ctx.scenario, ctx.task, ctx.seed) if tell else None
-    return MetaSampler(model=ctx.cache[key], fixed_params=fixed, seed=ctx.seed)
+    return MetaSampler(model=ctx.cache[key], fixed_params=fixed, seed=ctx.seed, **kwargs)
 
 
 METHODS: dict[str, Callable[[BenchContext], optuna.samplers.BaseSampler]] = {
     "meta": lambda ctx: _meta(ctx, True),
     "meta_untold": lambda ctx: _meta(ctx, False),
+    # Session 15's fixed fallback schedule, the paired baseline of `adaptive_fallback`.
+    "meta_fixedschedule": lambda ctx: _meta(ctx, True, adaptive_fallback=False),
     "tpe": lambda ctx: optuna.samplers.TPESampler(seed=ctx.seed),
     "random": lambda ctx: optuna.samplers.RandomSampler(seed=ctx.seed),
 }

@@ -126,6 +126,16 @@ def meta_sampler_method(
 
 SAMPLER_METHODS = [meta_sampler_method()]
 
+FIXED_SCHEDULE = [
+    meta_sampler_method(
+        "meta_fixedschedule",
+        "MetaSampler, fixed fallback schedule (adaptive_fallback=False; 5-fold task CV)",
+        adaptive_fallback=False,
+    )
+]
+"""Session 15's behaviour on the same fold models: the paired baseline of ``adaptive_fallback``
+(fold models rebuilt from scratch need not reproduce earlier runs bit for bit)."""
+
 DESIGN_VARIANTS = [
     meta_sampler_method(
         f"meta_design{k}",

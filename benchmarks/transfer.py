@@ -74,18 +74,20 @@ def mirrored_config(
     return {k: mirror(v, space[k]) if k in names else v for k, v in params.items()}
 
 
-def _meta(ctx: BenchContext) -> optuna.samplers.BaseSampler:
+def _meta(ctx: BenchContext, **kwargs: Any) -> optuna.samplers.BaseSampler:
     from benchmarks.meta_methods import fold_model
     from optuna_meta import MetaSampler
 
     key = ("meta-model", ctx.scenario, ctx.train_tasks)
     if key not in ctx.cache:
         ctx.cache[key] = fold_model(ctx.scenario, ctx.train_tasks)
-    return MetaSampler(model=ctx.cache[key], seed=ctx.seed)
+    return MetaSampler(model=ctx.cache[key], seed=ctx.seed, **kwargs)
 
 
 METHODS: dict[str, Callable[[BenchContext], optuna.samplers.BaseSampler]] = {
     "meta": _meta,
+    # Session 15's fixed fallback schedule, the paired baseline of `adaptive_fallback`.
+    "meta_fixedschedule": lambda ctx: _meta(ctx, adaptive_fallback=False),
     "tpe": lambda ctx: optuna.samplers.TPESampler(seed=ctx.seed),
     "random": lambda ctx: optuna.samplers.RandomSampler(seed=ctx.seed),
 }

@@ -898,6 +898,24 @@ def test_whether_the_fallback_leads_is_decided_once_per_trial():
     assert study._storage.get_trial(later._trial_id).user_attrs[ATTR_SOURCE] == "meta"
 
 
+def test_the_lead_is_read_once_per_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It is asked for every parameter; the study's attrs are read for the first only."""
+    from optuna_meta.sampler import _sampler
+
+    calls: list[int] = []
+    real = _sampler._fallback_leads
+
+    def counted(trials: Any, *args: Any, **kwargs: Any) -> bool:
+        calls.append(len(trials))
+        return real(trials, *args, **kwargs)
+
+    monkeypatch.setattr(_sampler, "_fallback_leads", counted)
+    _source_driven(MetaSampler(seed=0, **FAST), 20, fallback_improves=False)
+    # Trials 10-19 less the fallback's own turns (14, 19), one read each (of the trials so
+    # far and the running one).
+    assert calls == [11, 12, 13, 14, 16, 17, 18, 19]
+
+
 def _done(number: int, value: float, source: str | None, **kwargs: Any) -> FrozenTrial:
     attrs = {} if source is None else {ATTR_SOURCE: source}
     return optuna.trial.create_trial(value=value, user_attrs=attrs, **kwargs)

@@ -278,6 +278,7 @@ class MetaSampler(BaseSampler):
         self._lock = threading.RLock()
         self._state: _ModelState | None = None
         self._proposals: OrderedDict[tuple[int, int], dict[str, Any] | None] = OrderedDict()
+        self._leads: OrderedDict[tuple[int, int], bool] = OrderedDict()  # per trial, see below
         self._name_maps: dict[tuple[int, str], dict[str, str | None]] = {}
         self._local = threading.local()  # this thread's study: its name map
         self._encodings: dict[int, tuple[dict[str, Any], np.ndarray | None]] = {}
@@ -293,6 +294,7 @@ class MetaSampler(BaseSampler):
         state["_lock"] = None
         state["_state"] = None
         state["_proposals"] = OrderedDict()
+        state["_leads"] = OrderedDict()
         state["_encodings"] = {}
         state["_name_maps"] = {}
         state["_model_failed"] = False  # another process may read the file
@@ -315,6 +317,7 @@ class MetaSampler(BaseSampler):
         state.setdefault("_model_file", None)  # pickled before the construction-time check
         state.setdefault("fallback_every", 0)  # pickled before the interleaving: none
         state.setdefault("adaptive_fallback", False)  # pickled before it: the fixed schedule
+        state.setdefault("_leads", OrderedDict())
         state.pop("_name_map", None)  # one map for every study, before session 14
         self.__dict__.update(state)
         self._lock = threading.RLock()
@@ -372,6 +375,7 @@ class MetaSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         with self._lock:  # a reused sampler: another storage's trial may have had this id
             self._proposals.pop(_trial_key(study, trial), None)
+            self._leads.pop(_trial_key(study, trial), None)
         self._fallback.before_trial(study, trial)
 
     def after_trial(
@@ -383,6 +387,7 @@ class MetaSampler(BaseSampler):
     ) -> None:
         with self._lock:
             self._proposals.pop(_trial_key(study, trial), None)
+            self._leads.pop(_trial_key(study, trial), None)
         self._fallback.after_trial(study, trial, state, values)
 
     # -- internals ----------------------------------------------------------------------------
@@ -418,7 +423,9 @@ class MetaSampler(BaseSampler):
 
         ``trials`` is the study's history as Optuna caches it for the trial being sampled (per
         thread, from ``ask`` on), so a trial another worker finishes meanwhile cannot split
-        this one between the two samplers.
+        this one between the two samplers. The lead is computed once per trial and kept: this
+        is asked once per parameter, and reading every trial's attrs each time would cost more
+        than the rest of a proposal (0.1 ms a call at 50 trials).
         """
         every = DEFAULT_FALLBACK_EVERY if self.fallback_every is None else self.fallback_every
         if every <= 0:
@@ -431,7 +438,18 @@ class MetaSampler(BaseSampler):
             return False
         if number % every == every - 1:
             return True
-        return self.adaptive_fallback and _fallback_leads(trials, start, study.direction)
+        if not self.adaptive_fallback:
+            return False
+        key = _trial_key(study, trial)
+        with self._lock:
+            leads = self._leads.get(key)
+        if leads is None:
+            leads = _fallback_leads(trials, start, study.direction)
+            with self._lock:
+                self._leads[key] = leads
+                while len(self._leads) > _PROPOSAL_CACHE_SIZE:
+                    self._leads.popitem(last=False)
+        return leads
 
     def _model_unusable(self, error: Exception) -> None:
         """Send every trial to the fallback in this process; warn once (as MetaPruner does)."""
