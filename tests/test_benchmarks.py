@@ -453,3 +453,17 @@ def test_toy_objectives_peak_at_their_stated_optimum():
     assert toys.bowl4(optuna.trial.FixedTrial({**at_optimum, "dropout": 0.0})) < 0.0
     curve = toys.best_curve("bowl2", "random", 0, 4)
     assert len(curve) == 4 and np.all(np.diff(curve) >= 0) and curve[-1] <= 0.0
+
+
+def test_adaptive_replay_finds_the_first_trial_the_fallback_takes_beyond_its_turns():
+    from benchmarks.adaptive_replay import first_lead
+
+    # Ten design trials, then the surrogate's trials never improve and the fallback's (14, 19)
+    # do: from trial 20 the fallback leads.
+    values = [float(i) for i in range(10)] + [0.0] * 10
+    values[14], values[19] = 20.0, 21.0
+    assert first_lead(values + [0.0] * 5, None) == 20
+    # Infeasible improvements do not count; nor does a history where the surrogate improves.
+    assert first_lead(values + [0.0] * 5, [k != 19 for k in range(25)]) is None
+    rising = [float(i) for i in range(25)]
+    assert first_lead(rising, None) is None
