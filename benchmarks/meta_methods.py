@@ -37,9 +37,9 @@ N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
 SAMPLER_BEHAVIOUR = 6
 """Bumped when MetaSampler proposes differently with the same model (results of another
-behaviour are never resumed). 6: the fallback takes every trial while its interleaved trials
-improve the study faster than the surrogate's (``adaptive_fallback``, session 17; a run is
-identical until that first happens). 5: after the design every 5th trial goes to the fallback
+behaviour are never resumed). 6: the fallback takes every other trial while its interleaved
+trials improve the study faster than the surrogate's (``adaptive_fallback``, session 17; a run
+is identical to the fixed schedule's until that first happens). 5: after the design every 5th trial goes to the fallback
 (``fallback_every``, session 15; runs identical up to trial 14). 4: a proposal within
 ``MIN_SEPARATION`` of a tried configuration counts as a repeat (session 14; 2 of 170 LCBench
 runs differ after trial 50, rbv2_xgboost runs identical, no regret changes). 3: repeats of a

@@ -132,6 +132,15 @@ Why: one improvement is often luck (a TPE trial next to the surrogate's best); t
 rate than the surrogate's own trials, says the surrogate's prior is costing the study. A round
 number fixed before the benchmarks were run (``benchmarks/README.md``, session 17)."""
 
+LEADING_FALLBACK_EVERY = 2
+"""While the fallback leads (``adaptive_fallback``), every this-many-th trial is its own.
+
+Why 2 and not 1: the surrogate must keep proposing to win the lead back. With 1 (the fallback
+takes every trial while it leads) a study unlike the training tasks starved the surrogate of
+turns just before it had learned the study: on LCBench with every parameter mirrored that cost
+0.0039 regret at 100 trials (se 0.0017), where 2 is level (-0.0017, se 0.0018); on the
+synthetic bowls 1 gains more (``benchmarks/README.md``, session 17)."""
+
 _PROPOSAL_CACHE_SIZE = 256
 
 
@@ -192,13 +201,15 @@ class MetaSampler(BaseSampler):
             (``None``: :data:`DEFAULT_FALLBACK_EVERY`; ``0``: never). Such trials are labelled
             ``fallback``. The count starts there even when fewer entries apply to the study
             (a branch of a conditional space, a constrained study that leaves the design).
-        adaptive_fallback: Let the fallback take every trial while its interleaved trials
-            improve on the study's best more often than the surrogate's own (at least
-            :data:`MIN_FALLBACK_IMPROVEMENTS` times; see :func:`_fallback_leads`). The surrogate
-            gets its turns back as soon as the fallback's rate falls behind. Why: where the
-            model's prior is wrong for the study (an objective unlike its training tasks),
-            every trial it proposes there is lost; where it is right, its trials keep the lead
-            and nothing changes. ``False``: the fixed ``fallback_every`` schedule only.
+        adaptive_fallback: Give the fallback every other trial
+            (:data:`LEADING_FALLBACK_EVERY`) while its interleaved trials improve on the
+            study's best more often than the surrogate's own (at least
+            :data:`MIN_FALLBACK_IMPROVEMENTS` times; see :func:`_fallback_leads`). The
+            surrogate gets its turns back as soon as the fallback's rate falls behind. Why:
+            where the model's prior is wrong for the study (an objective unlike its training
+            tasks), the fallback's trials are the ones moving the study; where it is right, the
+            surrogate's trials keep the lead and nothing changes. ``False``: the fixed
+            ``fallback_every`` schedule only.
         n_candidates: Random candidates per proposal before local refinement.
         seed: Seed; the same seed gives the same proposals for the same history.
 
@@ -438,7 +449,8 @@ class MetaSampler(BaseSampler):
             return False
         if number % every == every - 1:
             return True
-        if not self.adaptive_fallback:
+        lead_every = LEADING_FALLBACK_EVERY
+        if not self.adaptive_fallback or number % lead_every != lead_every - 1:
             return False
         key = _trial_key(study, trial)
         with self._lock:
