@@ -32,6 +32,7 @@ from optuna_meta.sampler import ATTR_SOURCE
 from optuna_meta.sampler._sampler import (
     DEFAULT_FALLBACK_EVERY,
     DEFAULT_N_META_TRIALS,
+    LEADING_FALLBACK_EVERY,
     _fallback_leads,
 )
 
@@ -94,7 +95,8 @@ def first_lead(values: Sequence[float | None], feasible: Sequence[bool] | None) 
         if sum(t.state == TrialState.COMPLETE for t in trials) >= DEFAULT_N_META_TRIALS:
             return None  # the fallback has taken over for good: nothing left to change
         turn = k >= DESIGN_LENGTH and k % every == every - 1
-        if k >= DESIGN_LENGTH and not turn:
+        lead_turn = k % LEADING_FALLBACK_EVERY == LEADING_FALLBACK_EVERY - 1
+        if k >= DESIGN_LENGTH and not turn and lead_turn:
             if _fallback_leads(trials, DESIGN_LENGTH, StudyDirection.MAXIMIZE):
                 return k
         trials.append(_trial(k, v, None if feasible is None else feasible[k]))

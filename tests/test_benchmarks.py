@@ -459,10 +459,10 @@ def test_adaptive_replay_finds_the_first_trial_the_fallback_takes_beyond_its_tur
     from benchmarks.adaptive_replay import first_lead
 
     # Ten design trials, then the surrogate's trials never improve and the fallback's (14, 19)
-    # do: from trial 20 the fallback leads.
+    # do: from trial 20 the fallback leads, and trial 21 is the first it takes for that.
     values = [float(i) for i in range(10)] + [0.0] * 10
     values[14], values[19] = 20.0, 21.0
-    assert first_lead(values + [0.0] * 5, None) == 20
+    assert first_lead(values + [0.0] * 5, None) == 21
     # Infeasible improvements do not count; nor does a history where the surrogate improves.
     assert first_lead(values + [0.0] * 5, [k != 19 for k in range(25)]) is None
     rising = [float(i) for i in range(25)]
