@@ -36,16 +36,16 @@ MODEL_RECIPE = 5
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
 SAMPLER_BEHAVIOUR = 6
-"""Bumped when MetaSampler proposes differently with the same model (results of another
-behaviour are never resumed). 6: the fallback takes every other trial while its interleaved
-trials improve the study faster than the surrogate's (``adaptive_fallback``, session 17; a run
-is identical to the fixed schedule's until that first happens). 5: after the design every 5th trial goes to the fallback
-(``fallback_every``, session 15; runs identical up to trial 14). 4: a proposal within
-``MIN_SEPARATION`` of a tried configuration counts as a repeat (session 14; 2 of 170 LCBench
-runs differ after trial 50, rbv2_xgboost runs identical, no regret changes). 3: repeats of a
-trial detected in conditional spaces (session 13; LCBench runs identical, rbv2_xgboost runs
-differ from trial 7 on). 2: design entries after the first ordered by expected improvement
-(session 10; 1: in fixed order)."""
+"""Bumped when MetaSampler proposes differently with the same model (results of another behaviour
+are never resumed). 6: the fallback takes every other trial while its interleaved trials
+improve the study faster than the surrogate's (``adaptive_fallback``, session 17; a run is
+identical to the fixed schedule's until that first happens). 5: after the design every 5th
+trial goes to the fallback (``fallback_every``, session 15; runs identical up to trial 14). 4:
+a proposal within ``MIN_SEPARATION`` of a tried configuration counts as a repeat (session 14; 2
+of 170 LCBench runs differ after trial 50, rbv2_xgboost runs identical, no regret changes). 3:
+repeats of a trial detected in conditional spaces (session 13; LCBench runs identical,
+rbv2_xgboost runs differ from trial 7 on). 2: design entries after the first ordered by
+expected improvement (session 10; 1: in fixed order)."""
 COVERAGE_RULE = 1
 """Bumped when the rule for studies the model only partly knows changes. 0: the surrogate
 served every parameter it knew, however few (before session 12); 1: ``MIN_KNOWN_PARAMS``."""

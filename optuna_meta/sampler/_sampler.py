@@ -122,7 +122,8 @@ benchmark among 3 and 5 (``benchmarks/README.md``, session 15): with 5 the LCBen
 are level, a task with mirrored learning rates loses 0.003 regret at 20-30 trials, the bowl
 ends ahead of random search (-0.13 at 30 trials), and the largest cost measured is on
 constrained XGBoost studies (+0.025 regret at 20 trials; the unconstrained rbv2_xgboost CV
-reaches regret 0 by trial 3 either way, so it cannot show one)."""
+reaches regret 0 by trial 3 either way, so it cannot show one). While the fallback's trials
+improve the study faster than the surrogate's it gets more turns (``adaptive_fallback``)."""
 
 MIN_FALLBACK_IMPROVEMENTS = 2
 """The fallback's interleaved trials must have improved on the study's best this many times
