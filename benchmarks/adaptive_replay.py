@@ -28,6 +28,8 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from benchmarks.pruning import STATE_COMPLETE
+from benchmarks.report import RESULTS_DIR
 from optuna_meta.sampler import ATTR_SOURCE
 from optuna_meta.sampler._sampler import (
     DEFAULT_FALLBACK_EVERY,
@@ -36,11 +38,9 @@ from optuna_meta.sampler._sampler import (
     _fallback_leads,
 )
 
-RAW = Path(__file__).resolve().parent / "results" / "raw"
+RAW = RESULTS_DIR / "raw"
 DESIGN_LENGTH = 10
 """The design length of every model these runs used (the interleaving starts there)."""
-STATE_COMPLETE = 0
-"""``benchmarks.pruning``'s code for a completed trial in a pruner-protocol run."""
 
 SOURCES: dict[str, tuple[str, str | None, str]] = {
     # Rerun in session 17 beside the adaptive rule: its replay checks the rule against reruns.
