@@ -431,7 +431,8 @@ class MetaSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, state: _ModelState, trials: Sequence[FrozenTrial]
     ) -> bool:
         """Whether ``trial`` is the fallback's: an interleaved trial (``fallback_every``), or
-        any trial while the fallback leads (``adaptive_fallback``).
+        one of every :data:`LEADING_FALLBACK_EVERY` while the fallback leads
+        (``adaptive_fallback``).
 
         ``trials`` is the study's history as Optuna caches it for the trial being sampled (per
         thread, from ``ask`` on), so a trial another worker finishes meanwhile cannot split
