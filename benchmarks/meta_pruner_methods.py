@@ -56,6 +56,7 @@ from optuna.trial import TrialState
 
 from benchmarks.meta_methods import (
     CACHE_DIR,
+    FIXED_SCHEDULE,
     MODEL_RECIPE,
     N_CONFIGS,
     SAMPLER_BEHAVIOUR,
@@ -441,5 +442,38 @@ VARIANTS = [
     TPE_CAL05,
     META_CAL05,
 ]
+
+
+def _fixed_schedule_method(
+    name: str, label: str, pruned: bool, baseline: str | None
+) -> PrunerMethod:
+    def factory(ctx: BenchContext):
+        sampler = FIXED_SCHEDULE[0].factory(ctx)
+        if not pruned:
+            return sampler, NopPruner()
+        key = ("curve-model", ctx.train_tasks)
+        if key not in ctx.cache:
+            ctx.cache[key] = fold_curve_model(ctx.train_tasks)
+        return sampler, MetaPruner(ctx.cache[key])
+
+    version = f"{_version('meta')}+fixedschedule" if pruned else f"{META_MODELS}+fixedschedule"
+    return PrunerMethod(name, factory, label=label, baseline=baseline, version=version)
+
+
+META_NOP_FIXEDSCHEDULE = _fixed_schedule_method(
+    "meta_nop_fixedschedule",
+    "MetaSampler (fixed fallback schedule) + NopPruner [5-fold task CV]",
+    pruned=False,
+    baseline=None,
+)
+META_DEFAULT_FIXEDSCHEDULE = _fixed_schedule_method(
+    "meta_meta_default_fixedschedule",
+    "MetaSampler (fixed fallback schedule) + MetaPruner() [defaults; 5-fold task CV]",
+    pruned=True,
+    baseline="meta_nop_fixedschedule",
+)
+"""Session 15's fixed fallback schedule (``adaptive_fallback=False``) on the same fold models:
+the paired baselines of the MetaSampler rows since session 17."""
+
 METHODS = [TPE_DEFAULT, RANDOM_DEFAULT, META_NOP, META_DEFAULT]
 """``MetaPruner()`` with TPE, Random and MetaSampler, and MetaSampler without pruning."""
