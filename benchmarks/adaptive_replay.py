@@ -6,7 +6,7 @@ model and seed, trial for trial, until the first trial at which the fallback lea
 a stored fixed-schedule run through the rule (``optuna_meta.sampler._sampler._fallback_leads``,
 the sampler's own function) tells exactly which runs it changes and from which trial, without
 the fold models. That covers the benchmarks whose fold models are too slow to rebuild in a
-session (rbv2_xgboost's: over 30 minutes a fold on one core) and the pruner protocol. Checked
+session (rbv2_xgboost's: over 30 minutes a fold on one core). Checked
 against real reruns: on the LCBench CV and transfer runs it names the same runs and trials as
 the reruns do (``benchmarks/README.md``, session 17).
 
@@ -55,16 +55,20 @@ SOURCES: dict[str, tuple[str, str | None, str]] = {
         "values",
     ),
     "fixed params, LCBench": ("fixed_params_lcbench.json", "meta_fixedschedule", "values"),
+    "MetaSampler + MetaPruner (pruner protocol)": (
+        "pruner_lcbench_meta_meta_default_fixedschedule.json",
+        None,
+        "trials",
+    ),
+    "MetaSampler, no pruning (pruner protocol)": (
+        "pruner_lcbench_meta_nop_fixedschedule.json",
+        None,
+        "trials",
+    ),
     # Not rerun (session 15's runs, the fixed schedule): the replay is their measurement.
     "sampler CV, rbv2_xgboost": ("sampler_rbv2_xgboost_meta.json", None, "values"),
     "constrained rbv2_xgboost": ("constrained_rbv2_xgboost.json", "meta", "values"),
     "fixed params, rbv2_xgboost": ("fixed_params_rbv2_xgboost.json", "meta", "values"),
-    "MetaSampler + MetaPruner (pruner protocol)": (
-        "pruner_lcbench_meta_meta_default.json",
-        None,
-        "trials",
-    ),
-    "MetaSampler, no pruning (pruner protocol)": ("pruner_lcbench_meta_nop.json", None, "trials"),
 }
 """label -> (raw file, method key inside it or None, how its trials are stored)."""
 
