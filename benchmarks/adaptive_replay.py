@@ -6,9 +6,8 @@ model and seed, trial for trial, until the first trial at which the fallback lea
 a stored fixed-schedule run through the rule (``optuna_meta.sampler._sampler._fallback_leads``,
 the sampler's own function) tells exactly which runs it changes and from which trial, without
 the fold models. That covers the benchmarks whose fold models are too slow to rebuild in a
-session (rbv2_xgboost's: over 30 minutes a fold on one core). Checked
-against real reruns: on the LCBench CV and transfer runs it names the same runs and trials as
-the reruns do (``benchmarks/README.md``, session 17).
+session (rbv2_xgboost's: over 30 minutes a fold on one core). Checked against every rerun of
+session 17: it names the same runs and trials as the reruns do (``benchmarks/README.md``).
 
 Run::
 
@@ -73,13 +72,7 @@ SOURCES: dict[str, tuple[str, str | None, str]] = {
 """label -> (raw file, method key inside it or None, how its trials are stored)."""
 
 
-def _trial(number: int, value: float | None, feasible: bool | None) -> FrozenTrial:
-    source = (
-        "fallback"
-        if number >= DESIGN_LENGTH
-        and number % DEFAULT_FALLBACK_EVERY == DEFAULT_FALLBACK_EVERY - 1
-        else "meta"
-    )
+def _trial(number: int, value: float | None, feasible: bool | None, source: str) -> FrozenTrial:
     if value is None or not math.isfinite(value):
         t = optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={ATTR_SOURCE: source})
     else:
@@ -95,15 +88,18 @@ def first_lead(values: Sequence[float | None], feasible: Sequence[bool] | None) 
     """The first trial the fallback would take beyond the fixed schedule (None: never)."""
     trials: list[FrozenTrial] = []
     every = DEFAULT_FALLBACK_EVERY
+    completed = 0
     for k, v in enumerate(values):
-        if sum(t.state == TrialState.COMPLETE for t in trials) >= DEFAULT_N_META_TRIALS:
+        if completed >= DEFAULT_N_META_TRIALS:
             return None  # the fallback has taken over for good: nothing left to change
         turn = k >= DESIGN_LENGTH and k % every == every - 1
         lead_turn = k % LEADING_FALLBACK_EVERY == LEADING_FALLBACK_EVERY - 1
         if k >= DESIGN_LENGTH and not turn and lead_turn:
             if _fallback_leads(trials, DESIGN_LENGTH, StudyDirection.MAXIMIZE):
                 return k
-        trials.append(_trial(k, v, None if feasible is None else feasible[k]))
+        ok = None if feasible is None else feasible[k]
+        trials.append(_trial(k, v, ok, "fallback" if turn else "meta"))
+        completed += trials[-1].state == TrialState.COMPLETE
     return None
 
 
