@@ -210,6 +210,34 @@ def test_dataset_design_is_the_design_build_model_stores(designed: SurrogateMode
     assert np.log10(only_first[0]["learning_rate"]) == pytest.approx(-2.0, abs=0.15)
 
 
+def test_each_task_receives_its_own_translation_of_the_configurations() -> None:
+    """Tasks of one benchmark share one translation of each batch of configurations, but an
+    objective that edits what it receives must not change what the next task is asked, and a
+    task with other ranges gets its own translation."""
+    data = _toy_dataset()
+    narrow = data[2]
+    narrow.search_space = {**narrow.search_space, "n_units": IntDistribution(16, 100)}
+    data = MetaDataset([data[0], data[1], narrow])
+    received: dict[str, list[dict[str, Any]]] = {}
+
+    def objective(task: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        received.setdefault(task, []).extend(dict(c) for c in configs)
+        values = _toy_objective(task, [{"n_units": 300, **c} for c in configs])
+        for c in configs:
+            c["lr"] = -1.0  # type: ignore[index]  # an objective that edits its input
+        return values
+
+    dataset_design(data, objective, length=1, seed=0, n_starts=1)
+    assert len(received["toy/0"]) == len(received["toy/1"]) == len(received["toy/2"])
+    assert received["toy/0"] == received["toy/1"]  # same space: the same configurations
+    assert all(0 < c["lr"] <= 0.1 for cs in received.values() for c in cs)  # never the edit
+    # The narrow task's configurations drop a value outside its range rather than snap it.
+    wide = [c["n_units"] for c in received["toy/0"]]
+    assert any(u > 100 for u in wide)
+    assert all(c.get("n_units", 0) <= 100 for c in received["toy/2"])
+    assert sum("n_units" not in c for c in received["toy/2"]) == sum(u > 100 for u in wide)
+
+
 def test_sampler_tries_the_design_first(designed: SurrogateModel) -> None:
     def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
@@ -326,6 +354,32 @@ def test_yahpo_objective_matches_the_dataset_and_guards_test_instances() -> None
     np.testing.assert_allclose(values, data[0].values, rtol=1e-5)
     with pytest.raises(ValueError, match="test instance"):
         objective("lcbench/167168", data[0].params)
+
+
+@needs_lcbench
+def test_yahpo_objective_answers_each_batch_of_configurations_afresh() -> None:
+    """It reuses the conversion of a batch asked again (every training task is asked about the
+    same batch), never the answer to another batch, nor to a batch edited in place."""
+    from optuna_meta.data import load_yahpo
+
+    data = load_yahpo("lcbench", 6, tasks=["3945", "7593"], fidelity_curves=False)
+    a, b = data[0].params[:3], data[0].params[3:]
+
+    def fresh(task: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return yahpo_objective("lcbench")(task, configs)
+
+    objective = yahpo_objective("lcbench")
+    np.testing.assert_array_equal(objective("lcbench/3945", a), fresh("lcbench/3945", a))
+    np.testing.assert_array_equal(objective("lcbench/7593", a), fresh("lcbench/7593", a))
+    np.testing.assert_array_equal(objective("lcbench/3945", b), fresh("lcbench/3945", b))
+    edited = [dict(c) for c in a]
+    edited[0]["learning_rate"] = 0.05
+    edited[0]["num_layers"] = 1
+    first = objective("lcbench/3945", edited)
+    edited[1]["num_layers"] = 5  # the same list, edited in place
+    np.testing.assert_array_equal(objective("lcbench/3945", edited), fresh("lcbench/3945", edited))
+    assert first[0] != fresh("lcbench/3945", a)[0]
+    assert len(objective("lcbench/3945", [])) == 0
 
 
 # -- ties, tiny pools, categorical entries ----------------------------------------------------

@@ -154,6 +154,8 @@ class YahpoObjective:
     :func:`load_yahpo` (``"lcbench/3945"``); values are clipped to the metric's range like
     the dataset's, inactive conditional parameters are dropped. Querying a YAHPO test instance
     raises ValueError unless ``exclude_test_instances=False``: they never train a shipped model.
+    The conversion of the last batch of configurations is kept and reused while an equal batch
+    is asked again (a design asks every training task about the same batch in turn).
     """
 
     def __init__(
@@ -169,6 +171,7 @@ class YahpoObjective:
         self.data_dir = data_dir
         self.exclude_test_instances = exclude_test_instances
         self._bench: YahpoSurrogate | None = None
+        self._columns: tuple[list[dict[str, Any]], dict[str, np.ndarray]] | None = None
 
     def __call__(self, task_name: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         if self._bench is None:
@@ -181,12 +184,15 @@ class YahpoObjective:
                 f"Task {task} is a YAHPO test instance; it must not train a model "
                 "(pass exclude_test_instances=False to query it anyway)."
             )
-        active = [{k: v for k, v in c.items() if bench.is_active(k, c)} for c in configs]
-        if not active:
+        if not configs:
             return np.empty(0)
-        names = [h.name for h in bench.spec.hyperparameters]
-        columns = configs_to_columns(active, names)
-        return np.clip(_query(bench, task, columns, setup, curves=False), *setup.bounds)
+        memo = self._columns  # learning a design asks every task about the same configurations
+        if memo is None or memo[0] != configs:
+            active = [{k: v for k, v in c.items() if bench.is_active(k, c)} for c in configs]
+            names = [h.name for h in bench.spec.hyperparameters]
+            memo = ([dict(c) for c in configs], configs_to_columns(active, names))
+            self._columns = memo
+        return np.clip(_query(bench, task, memo[1], setup, curves=False), *setup.bounds)
 
 
 yahpo_objective = YahpoObjective
