@@ -5,9 +5,9 @@ and which sampler proposed each trial -- so a run with it is the fixed-schedule 
 model and seed, trial for trial, until the first trial at which the fallback leads. Replaying
 a stored fixed-schedule run through the rule (``optuna_meta.sampler._sampler._fallback_leads``,
 the sampler's own function) tells exactly which runs it changes and from which trial, without
-the fold models. That covers the benchmarks whose fold models are too slow to rebuild in a
-session (rbv2_xgboost's: over 30 minutes a fold on one core). Checked against every rerun of
-session 17: it names the same runs and trials as the reruns do (``benchmarks/README.md``).
+the fold models. That covered the benchmarks whose fold models were too slow to rebuild in
+session 17 (rbv2_xgboost's, rerun in session 18). Checked against every rerun of sessions 17
+and 18: it names the same runs and trials as the reruns do (``benchmarks/README.md``).
 
 Run::
 
@@ -64,10 +64,14 @@ SOURCES: dict[str, tuple[str, str | None, str]] = {
         None,
         "trials",
     ),
-    # Not rerun (session 15's runs, the fixed schedule): the replay is their measurement.
-    "sampler CV, rbv2_xgboost": ("sampler_rbv2_xgboost_meta.json", None, "values"),
-    "constrained rbv2_xgboost": ("constrained_rbv2_xgboost.json", "meta", "values"),
-    "fixed params, rbv2_xgboost": ("fixed_params_rbv2_xgboost.json", "meta", "values"),
+    # Rerun in session 18, once rbv2_xgboost's fold models built fast enough.
+    "sampler CV, rbv2_xgboost": ("sampler_rbv2_xgboost_meta_fixedschedule.json", None, "values"),
+    "constrained rbv2_xgboost": ("constrained_rbv2_xgboost.json", "meta_fixedschedule", "values"),
+    "fixed params, rbv2_xgboost": (
+        "fixed_params_rbv2_xgboost.json",
+        "meta_fixedschedule",
+        "values",
+    ),
 }
 """label -> (raw file, method key inside it or None, how its trials are stored)."""
 
