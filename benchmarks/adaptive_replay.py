@@ -33,8 +33,8 @@ from optuna_meta.sampler import ATTR_SOURCE
 from optuna_meta.sampler._sampler import (
     DEFAULT_FALLBACK_EVERY,
     DEFAULT_N_META_TRIALS,
-    LEADING_FALLBACK_EVERY,
     _fallback_leads,
+    _scheduled_turn,
 )
 
 RAW = RESULTS_DIR / "raw"
@@ -91,16 +91,13 @@ def _trial(number: int, value: float | None, feasible: bool | None, source: str)
 def first_lead(values: Sequence[float | None], feasible: Sequence[bool] | None) -> int | None:
     """The first trial the fallback would take beyond the fixed schedule (None: never)."""
     trials: list[FrozenTrial] = []
-    every = DEFAULT_FALLBACK_EVERY
     completed = 0
     for k, v in enumerate(values):
         if completed >= DEFAULT_N_META_TRIALS:
             return None  # the fallback has taken over for good: nothing left to change
-        turn = k >= DESIGN_LENGTH and k % every == every - 1
-        lead_turn = k % LEADING_FALLBACK_EVERY == LEADING_FALLBACK_EVERY - 1
-        if k >= DESIGN_LENGTH and not turn and lead_turn:
-            if _fallback_leads(trials, DESIGN_LENGTH, StudyDirection.MAXIMIZE):
-                return k
+        turn = _scheduled_turn(k, DESIGN_LENGTH, DEFAULT_FALLBACK_EVERY, adaptive=True)
+        if turn is None and _fallback_leads(trials, DESIGN_LENGTH, StudyDirection.MAXIMIZE):
+            return k
         ok = None if feasible is None else feasible[k]
         trials.append(_trial(k, v, ok, "fallback" if turn else "meta"))
         completed += trials[-1].state == TrialState.COMPLETE

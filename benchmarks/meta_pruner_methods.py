@@ -95,6 +95,14 @@ def fold_curve_model(
     )
 
 
+def _curve_model(ctx: BenchContext, config: CurveTrainConfig | None = None) -> CurveModel:
+    """The curve model of the run's CV fold, built once per process (``ctx.cache``)."""
+    key = ("curve-model", ctx.train_tasks)
+    if key not in ctx.cache:
+        ctx.cache[key] = fold_curve_model(ctx.train_tasks, config)
+    return ctx.cache[key]
+
+
 def curve_model_tasks(model: CurveModel) -> set[str]:
     """The task ids in a curve model's ``training_tasks`` (storage study names such as
     ``lcbench/3945`` reduced to ``3945``): what it must never be scored on."""
@@ -114,10 +122,7 @@ def meta_pruner_method(
         raise ValueError(f"sampler must be 'tpe', 'random' or 'meta', got {sampler!r}")
 
     def factory(ctx: BenchContext):
-        key = ("curve-model", ctx.train_tasks)
-        if key not in ctx.cache:
-            ctx.cache[key] = fold_curve_model(ctx.train_tasks, config)
-        return _sampler(sampler, ctx), pruner_class(ctx.cache[key], **pruner_kwargs)
+        return _sampler(sampler, ctx), pruner_class(_curve_model(ctx, config), **pruner_kwargs)
 
     return PrunerMethod(
         name, factory, label=label, baseline=f"{sampler}_nop", version=_version(sampler)
@@ -449,12 +454,7 @@ def _fixed_schedule_method(
 ) -> PrunerMethod:
     def factory(ctx: BenchContext):
         sampler = FIXED_SCHEDULE[0].factory(ctx)
-        if not pruned:
-            return sampler, NopPruner()
-        key = ("curve-model", ctx.train_tasks)
-        if key not in ctx.cache:
-            ctx.cache[key] = fold_curve_model(ctx.train_tasks)
-        return sampler, MetaPruner(ctx.cache[key])
+        return sampler, MetaPruner(_curve_model(ctx)) if pruned else NopPruner()
 
     version = f"{_version('meta')}+fixedschedule" if pruned else f"{META_MODELS}+fixedschedule"
     return PrunerMethod(name, factory, label=label, baseline=baseline, version=version)

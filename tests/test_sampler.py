@@ -851,7 +851,7 @@ def _source_driven(sampler: MetaSampler, n_trials: int, fallback_improves: bool)
     return [t.user_attrs[ATTR_SOURCE] for t in study.trials]
 
 
-def test_the_fallback_takes_every_trial_while_it_improves_the_study_faster():
+def test_the_fallback_takes_every_other_trial_while_it_improves_the_study_faster():
     """adaptive_fallback: trials 14 and 19 (the fallback's) improve, the surrogate's never."""
     sources = _source_driven(MetaSampler(seed=0, **FAST), 26, fallback_improves=True)
     # From trial 20 on the fallback leads: every other trial, and its own turns, are its.

@@ -446,14 +446,9 @@ class MetaSampler(BaseSampler):
         design = state.design
         n_design = len(design) if self.n_design_trials is None else self.n_design_trials
         start = min(n_design, len(design))
-        number = trial.number
-        if number < start:
-            return False
-        if number % every == every - 1:
-            return True
-        lead_every = LEADING_FALLBACK_EVERY
-        if not self.adaptive_fallback or number % lead_every != lead_every - 1:
-            return False
+        turn = _scheduled_turn(trial.number, start, every, self.adaptive_fallback)
+        if turn is not None:
+            return turn
         key = _trial_key(study, trial)
         with self._lock:
             leads = self._leads.get(key)
@@ -1163,6 +1158,21 @@ def _observed_value(t: FrozenTrial) -> float | None:
             return None  # it diverged after the prediction was made
         if isinstance(pred, (int, float)) and math.isfinite(pred):
             return float(pred)
+    return None
+
+
+def _scheduled_turn(number: int, start: int, every: int, adaptive: bool) -> bool | None:
+    """Whose trial ``number`` is by the schedule alone: True the fallback's own turn (every
+    ``every``-th from ``start`` on), False the surrogate's, None the fallback's only if it
+    leads (:func:`_fallback_leads`; every :data:`LEADING_FALLBACK_EVERY`-th, with
+    ``adaptive``)."""
+    if every <= 0 or number < start:
+        return False
+    if number % every == every - 1:
+        return True
+    lead_every = LEADING_FALLBACK_EVERY
+    if not adaptive or number % lead_every != lead_every - 1:
+        return False
     return None
 
 

@@ -339,13 +339,16 @@ def _in_task_names(
         name: (tuple(sorted(renames[name].items())), tuple(sorted(task.search_space.items())))
         for name, task in tasks.items()
     }
-    last: list[Any] = [None, {}]  # [a copy of the configs last seen, {group: own configs}]
+    seen: list[dict[str, Any]] | None = None  # a copy of the configurations last asked about
+    translated: dict[Any, list[dict[str, Any]]] = {}  # their translation, by group
 
     def wrapped(task_name: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        if last[0] != configs:
-            last[:] = [[dict(c) for c in configs], {}]
+        nonlocal seen
+        if seen != configs:
+            seen = [dict(c) for c in configs]
+            translated.clear()
         group = groups[task_name]
-        own_configs = last[1].get(group)
+        own_configs = translated.get(group)
         if own_configs is None:
             task = tasks[task_name]
             back = {model: own for own, model in renames[task_name].items()}
@@ -353,7 +356,7 @@ def _in_task_names(
                 _fit_params({back[k]: v for k, v in c.items() if k in back}, task.search_space)
                 for c in configs
             ]
-            last[1][group] = own_configs
+            translated[group] = own_configs
         return np.asarray(objective(task_name, [dict(c) for c in own_configs]), dtype=float)
 
     return wrapped
