@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from optuna_meta.data import MetaDataset, TaskData, default_yahpo_dir, yahpo_obj
 from optuna_meta.sampler import ATTR_SOURCE
 from optuna_meta.sampler._sampler import ATTR_DESIGN_ENTRY
 from optuna_meta.surrogate import ModelFileError, SurrogateModel, build_model
-from optuna_meta.surrogate._build import dataset_design
+from optuna_meta.surrogate._build import dataset_design, learn_task_optima
 from optuna_meta.surrogate._design import (
     N_REFINE_STARTS,
     DesignObjective,
@@ -297,12 +298,14 @@ def test_parallel_workers_get_different_entries(designed: SurrogateModel) -> Non
     assert lrs == pytest.approx(expected)
 
 
-def _rewrite_design(src: SurrogateModel, path: Path, design: Any) -> Path:
+def _rewrite_design(
+    src: SurrogateModel, path: Path, design: Any, key: str = "initial_design"
+) -> Path:
     src.save(path)
     with np.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     manifest = json.loads(arrays[MANIFEST_KEY].tobytes().decode("utf-8"))
-    manifest["initial_design"] = design
+    manifest[key] = design
     arrays[MANIFEST_KEY] = np.frombuffer(json.dumps(manifest).encode("utf-8"), dtype=np.uint8)
     with open(path, "wb") as f:
         np.savez(f, **arrays)
@@ -325,6 +328,89 @@ def test_a_bad_design_in_a_file_is_refused(
     path = _rewrite_design(designed, tmp_path / "bad.npz", design)
     with pytest.raises(ModelFileError, match=match):
         SurrogateModel.load(path)
+
+
+@pytest.mark.parametrize(
+    ("optima", "match"),
+    [
+        ({"learning_rate": 0.01}, "task_optima must be a list"),
+        ([{"momentum": 0.9}], "unknown parameters"),
+        ([{"learning_rate": 5.0, "hidden_size": 100}], "outside"),
+    ],
+)
+def test_bad_task_optima_in_a_file_are_refused(
+    designed: SurrogateModel, tmp_path: Path, optima: Any, match: str
+) -> None:
+    path = _rewrite_design(designed, tmp_path / "bad.npz", optima, key="task_optima")
+    with pytest.raises(ModelFileError, match=match):
+        SurrogateModel.load(path)
+
+
+# -- the training tasks' own optima -------------------------------------------------------------
+def test_learn_task_optima_finds_each_training_task_s_own_optimum() -> None:
+    optima = learn_task_optima(_toy_dataset(), _toy_objective)
+    assert [set(o) for o in optima] == [{"learning_rate", "hidden_size"}] * 3  # model names
+    for k, optimum in enumerate(optima):  # in the dataset's task order
+        assert np.log10(optimum["learning_rate"]) == pytest.approx(-2.0 - 0.1 * k, abs=0.05)
+        assert optimum["hidden_size"] == pytest.approx(200, abs=40)
+    # Configurations of the design (``exclude``) and repeats are left out.
+    assert learn_task_optima(_toy_dataset(), _toy_objective, exclude=optima[1:2]) == [
+        optima[0],
+        optima[2],
+    ]
+    # Tasks with one objective have one optimum.
+    alike = learn_task_optima(_toy_dataset(), lambda task, cs: _toy_objective("toy/0", cs))
+    assert alike == optima[:1]
+
+
+def test_build_model_stores_task_optima_only_when_asked(
+    designed: SurrogateModel, tmp_path: Path
+) -> None:
+    assert designed.task_optima == []  # the default: none
+    model = build_model(
+        _toy_dataset(),
+        config=TrainConfig(steps=30),
+        design_objective=_toy_objective,
+        design_length=3,
+        task_optima=True,
+    )
+    assert model.task_optima
+    assert model.task_optima == learn_task_optima(
+        _toy_dataset(), _toy_objective, exclude=model.initial_design
+    )
+    loaded = SurrogateModel.load(model.save(tmp_path / "optima.npz"))
+    assert loaded.task_optima == model.task_optima
+    assert loaded.initial_design == model.initial_design
+
+
+def test_design_trials_pick_a_task_optimum(designed: SurrogateModel) -> None:
+    """The design's second entry repeats its first (so it is skipped): trial 1 can only take
+    the task optimum, by expected improvement -- unless ``task_optima=False``."""
+    first = designed.initial_design[0]
+    optimum = {"learning_rate": 1e-3, "hidden_size": 300}
+    model = dataclasses.replace(designed, initial_design=[first, first], task_optima=[optimum])
+
+    def second(constrained: bool = False, **kwargs: Any) -> dict[str, Any]:
+        def objective(trial: optuna.Trial) -> float:
+            lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+            trial.suggest_int("n_units", 16, 512)
+            if constrained:
+                trial.set_constraint("budget", -1.0)  # always feasible
+            return -abs(np.log10(lr) + 3.0)
+
+        study = optuna.create_study(
+            direction="maximize", sampler=MetaSampler(model, seed=0, **kwargs)
+        )
+        study.optimize(objective, n_trials=2)
+        assert study.trials[1].user_attrs[ATTR_SOURCE] == "meta"
+        return study.trials[1].params
+
+    assert second() == {"lr": pytest.approx(1e-3), "n_units": 300}
+    assert second(task_optima=False)["lr"] != pytest.approx(1e-3)
+    # A constrained study keeps to the design's own entries.
+    assert second(constrained=True)["lr"] != pytest.approx(1e-3)
+    with pytest.raises(TypeError, match="task_optima must be True or False"):
+        MetaSampler(model, task_optima="yes")  # type: ignore[arg-type]
 
 
 def test_a_model_without_design_still_samples(designed: SurrogateModel, tmp_path: Path) -> None:

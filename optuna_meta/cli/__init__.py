@@ -7,8 +7,9 @@ Examples:
         optuna-meta train --storage sqlite:///past.db --out my_model.npz
         # Re-create the shipped default model (YAHPO test instances are always excluded). With
         # --yahpo the training tasks can be queried, so the model also learns an initial design
-        # (--design-length configurations a new study tries first):
-        optuna-meta train --yahpo lcbench --n-configs 2000 --name lcbench-mlp \\
+        # (--design-length configurations a new study tries first), and with --task-optima each
+        # training task's own optimum, which the design trials may pick too:
+        optuna-meta train --yahpo lcbench --n-configs 2000 --name lcbench-mlp --task-optima \\
             --out optuna_meta/models/lcbench-mlp.npz --overwrite
         # Save a meta-dataset, or export one into a storage to browse it in optuna-dashboard:
         optuna-meta dataset --yahpo lcbench --n-configs 200 --out lcbench.npz
@@ -165,6 +166,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         extra_manifest={"command": command},
         design_objective=design_objective,
         design_length=args.design_length,
+        task_optima=args.task_optima,
     )
     path = model.save(args.out)
     n_tasks = len(model.manifest.get("training_tasks", []))
@@ -278,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_DESIGN_LENGTH,
         help="YAHPO: configurations of the learned initial design (0: none)",
+    )
+    p.add_argument(
+        "--task-optima",
+        action="store_true",
+        help="YAHPO: also learn each training task's own optimum (design trials may pick them)",
     )
     p.set_defaults(func=_cmd_train)
 

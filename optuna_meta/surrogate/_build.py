@@ -38,6 +38,7 @@ from optuna_meta.space import SpaceEncoder, canonical_name
 from optuna_meta.surrogate._design import (
     DEFAULT_DESIGN_LENGTH,
     N_REFINE_STARTS,
+    N_TASK_OPTIMUM_STARTS,
     DesignObjective,
     learn_initial_design,
 )
@@ -222,6 +223,7 @@ def build_model(
     extra_manifest: Mapping[str, Any] | None = None,
     design_objective: DesignObjective | None = None,
     design_length: int = DEFAULT_DESIGN_LENGTH,
+    task_optima: bool = False,
 ) -> SurrogateModel:
     """Meta-train a :class:`SurrogateModel` on every task of ``dataset`` (needs torch).
 
@@ -230,7 +232,10 @@ def build_model(
     ``design_length`` configurations (:func:`~optuna_meta.surrogate._design.learn_initial_design`),
     which a new study tries first; its first entry also supplies the defaults of parameters a
     study does not tune. Without one (e.g. training from past studies, which cannot be re-run),
-    the first trial is the best of random configurations under the meta-mean.
+    the first trial is the best of random configurations under the meta-mean. With
+    ``task_optima`` as well, the model also carries each training task's own optimum
+    (:func:`learn_task_optima`), which the design trials after the first may pick instead of a
+    design entry.
     """
     from optuna_meta.surrogate._train import TrainConfig, train_surrogate
 
@@ -255,6 +260,18 @@ def build_model(
         defaults.update(design[0])
         if log is not None:
             log(f"learned an initial design of {len(design)} configurations")
+    optima: list[dict[str, Any]] = []
+    if design and task_optima:
+        optima = _learn_task_optima(
+            dataset,
+            space,
+            design_objective,  # type: ignore[arg-type]  # set whenever `design` is
+            seed=cfg.seed,
+            tasks=[name for name, _, _ in arrays],
+            exclude=design,
+        )
+        if log is not None:
+            log(f"learned {len(optima)} training-task optima")
     manifest: dict[str, Any] = {
         "name": name,
         "kind": "deep-kernel-gp",
@@ -274,6 +291,7 @@ def build_model(
         defaults=defaults,
         manifest=manifest,
         initial_design=design,
+        task_optima=optima,
     )
 
 
@@ -321,6 +339,63 @@ def _learn_design(
         n_starts=n_starts,
         seed=seed,
     )
+
+
+def learn_task_optima(
+    dataset: MetaDataset,
+    objective: DesignObjective,
+    *,
+    seed: int = 0,
+    tasks: Sequence[str] | None = None,
+    exclude: Sequence[Mapping[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """Each training task's own best configuration, in the canonical model space.
+
+    Why: a learned design serves the training tasks *on average*, so a new task unlike most of
+    them may find none of its entries good. Its optimum may still lie near one training task's
+    own (the "warm start from similar tasks' best configurations" of Feurer et al., 2015), and
+    a study's first results tell which: MetaSampler lets the design trials after the first pick
+    these by expected improvement too. Each optimum is a one-entry design learned on that task
+    alone (the same random pool and local refinement, :data:`N_TASK_OPTIMUM_STARTS` starts), in
+    the order of ``tasks`` (default: every task of ``dataset``); repeats, and configurations in
+    ``exclude`` (the design), are dropped.
+
+    Example:
+        .. code-block:: python
+
+            from optuna_meta.data import load_yahpo, yahpo_objective
+            from optuna_meta.surrogate._build import learn_task_optima
+
+            data = load_yahpo("lcbench", n_configs=8)  # the space; the objective gives values
+            optima = learn_task_optima(data, yahpo_objective("lcbench"))
+    """
+    space = model_space(canonicalize(dataset))
+    return _learn_task_optima(dataset, space, objective, seed=seed, tasks=tasks, exclude=exclude)
+
+
+def _learn_task_optima(
+    dataset: MetaDataset,
+    space: Mapping[str, BaseDistribution],
+    objective: DesignObjective,
+    *,
+    seed: int,
+    tasks: Sequence[str] | None,
+    exclude: Sequence[Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for name in [task.name for task in dataset] if tasks is None else tasks:
+        (optimum,) = _learn_design(
+            dataset,
+            space,
+            objective,
+            length=1,
+            seed=seed,
+            tasks=[name],
+            n_starts=N_TASK_OPTIMUM_STARTS,
+        )
+        if optimum not in exclude and optimum not in out:
+            out.append(optimum)
+    return out
 
 
 def _in_task_names(

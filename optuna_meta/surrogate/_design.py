@@ -60,6 +60,9 @@ REFINE_CANDIDATES = 64
 """Candidates evaluated on every training task per refinement step."""
 N_REFINE_STARTS = 8
 """Best pool picks refined for each entry; the best refined one is kept."""
+N_TASK_OPTIMUM_STARTS = 2
+"""Refinement starts for each training task's own optimum (:data:`N_REFINE_STARTS` is for the
+design, whose criterion over many tasks is more rugged)."""
 
 
 def learn_initial_design(

@@ -74,6 +74,9 @@ class SurrogateModel(ModelFile):
         defaults: A value for every parameter, used when a study does not tune it.
         manifest: Free-form provenance (training tasks, metrics, command) saved as JSON.
         initial_design: Configurations a new study tries first, best first (may be empty).
+        task_optima: Each training task's own best configuration (may be empty): further
+            configurations the design trials after the first may pick by expected improvement
+            (see :func:`optuna_meta.surrogate._build.learn_task_optima`).
     """
 
     weights: dict[str, np.ndarray]
@@ -81,12 +84,14 @@ class SurrogateModel(ModelFile):
     defaults: dict[str, Any]
     manifest: dict[str, Any] = field(default_factory=dict)
     initial_design: list[dict[str, Any]] = field(default_factory=list)
+    task_optima: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         missing = set(self.search_space) - set(self.defaults)
         if missing:
             raise ModelFileError(f"Model defaults lack parameters {sorted(missing)}.")
         self.initial_design = [_checked_entry(e, self.search_space) for e in self.initial_design]
+        self.task_optima = [_checked_entry(e, self.search_space) for e in self.task_optima]
 
     def network(self) -> DeepKernelGP:
         return DeepKernelGP(self.weights)
@@ -102,6 +107,7 @@ class SurrogateModel(ModelFile):
             parameter_order=list(self.search_space),
             defaults=self.defaults,
             initial_design=self.initial_design,
+            task_optima=self.task_optima,
         )
         return model_bytes(self.weights, manifest)
 
@@ -124,8 +130,10 @@ class SurrogateModel(ModelFile):
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"{path} has an invalid search space: {e}") from e
         design = manifest.pop("initial_design", [])
-        if not isinstance(design, list):
-            raise ModelFileError(f"{path}: initial_design must be a list of configurations.")
+        optima = manifest.pop("task_optima", [])  # files before session 19 have none
+        for key, entries in (("initial_design", design), ("task_optima", optima)):
+            if not isinstance(entries, list):
+                raise ModelFileError(f"{path}: {key} must be a list of configurations.")
         n_in = weights["W1"].shape[0]
         from optuna_meta.space import SpaceEncoder
 
@@ -142,6 +150,7 @@ class SurrogateModel(ModelFile):
                 defaults=defaults,
                 manifest=manifest,
                 initial_design=design,
+                task_optima=optima,
             )
         except ModelFileError as e:
             raise ModelFileError(f"{path}: {e}") from e
