@@ -14,6 +14,7 @@ Run:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,7 +28,8 @@ from benchmarks.protocol import BenchContext, Method
 from optuna_meta import MetaSampler
 from optuna_meta.data import TEST_INSTANCES, load_yahpo, yahpo_objective
 from optuna_meta.surrogate import SurrogateModel, build_model
-from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
+from optuna_meta.surrogate._build import learn_task_optima
+from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH, N_TASK_OPTIMUM_STARTS
 from optuna_meta.surrogate._train import TrainConfig
 
 CACHE_DIR = Path(__file__).resolve().parent / "results" / "cache"
@@ -35,10 +37,12 @@ MODEL_RECIPE = 5
 """Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
-SAMPLER_BEHAVIOUR = 6
+SAMPLER_BEHAVIOUR = 7
 """Bumped when MetaSampler proposes differently with the same model (results of another behaviour
-are never resumed). 6: the fallback takes every other trial while its interleaved trials
-improve the study faster than the surrogate's (``adaptive_fallback``, session 17; a run is
+are never resumed). 7: the design trials after the first may pick a training task's own
+optimum (``task_optima``, session 19; LCBench fold models carry them, see
+:data:`TASK_OPTIMA_SCENARIOS`). 6: the fallback takes every other trial while its interleaved
+trials improve the study faster than the surrogate's (``adaptive_fallback``, session 17; a run is
 identical to the fixed schedule's until that first happens). 5: after the design every 5th
 trial goes to the fallback (``fallback_every``, session 15; runs identical up to trial 14). 4:
 a proposal within ``MIN_SEPARATION`` of a tried configuration counts as a repeat (session 14; 2
@@ -49,6 +53,9 @@ expected improvement (session 10; 1: in fixed order)."""
 COVERAGE_RULE = 1
 """Bumped when the rule for studies the model only partly knows changes. 0: the surrogate
 served every parameter it knew, however few (before session 12); 1: ``MIN_KNOWN_PARAMS``."""
+TASK_OPTIMA_SCENARIOS = frozenset({"lcbench"})
+"""Scenarios whose shipped model carries its training tasks' optima, so the fold models do too
+(rbv2_xgboost's has not been measured with them: 115 tasks, each optimum learned separately)."""
 M = TypeVar("M", bound=Any)
 
 
@@ -88,9 +95,10 @@ def fold_model(
     """
     cfg = config or TrainConfig()
     tasks = fold_training_tasks(scenario, train_tasks)
-    return disk_cached(
+    key = [MODEL_RECIPE, scenario, tasks, n_configs, vars(cfg), design_length]
+    model = disk_cached(
         f"meta_{scenario}",
-        [MODEL_RECIPE, scenario, tasks, n_configs, vars(cfg), design_length],
+        key,
         SurrogateModel.load,
         lambda digest: build_model(
             load_yahpo(scenario, n_configs=n_configs, tasks=tasks),
@@ -98,6 +106,24 @@ def fold_model(
             config=cfg,
             design_objective=yahpo_objective(scenario),
             design_length=design_length,
+        ),
+    )
+    if scenario not in TASK_OPTIMA_SCENARIOS or not model.initial_design:
+        return model
+    # The training tasks' optima are what build_model(task_optima=True) adds after training;
+    # cached on their own so the network (and every earlier run on it) stays the same.
+    return disk_cached(
+        f"meta_{scenario}_optima",
+        [*key, "task_optima", N_TASK_OPTIMUM_STARTS],
+        SurrogateModel.load,
+        lambda digest: dataclasses.replace(
+            model,
+            task_optima=learn_task_optima(
+                load_yahpo(scenario, n_configs=8, tasks=tasks),  # the space; values come from
+                yahpo_objective(scenario),  # the objective
+                seed=cfg.seed,
+                exclude=model.initial_design,
+            ),
         ),
     )
 
@@ -126,11 +152,21 @@ def meta_sampler_method(
 
 SAMPLER_METHODS = [meta_sampler_method()]
 
+NO_TASK_OPTIMA = [
+    meta_sampler_method(
+        "meta_notaskoptima",
+        "MetaSampler, design entries only (task_optima=False; 5-fold task CV)",
+        task_optima=False,
+    )
+]
+"""Session 18's behaviour on the same fold models: the paired baseline of ``task_optima``."""
+
 FIXED_SCHEDULE = [
     meta_sampler_method(
         "meta_fixedschedule",
         "MetaSampler, fixed fallback schedule (adaptive_fallback=False; 5-fold task CV)",
         adaptive_fallback=False,
+        task_optima=False,
     )
 ]
 """Session 15's behaviour on the same fold models: the paired baseline of ``adaptive_fallback``
@@ -142,6 +178,7 @@ DESIGN_VARIANTS = [
         f"MetaSampler, first {k} trials from a 10-entry learned design (5-fold task CV)",
         design_length=10,
         n_design_trials=k,
+        task_optima=False,
     )
     for k in (0, 3, 5, 10)
 ]
