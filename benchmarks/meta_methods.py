@@ -37,10 +37,11 @@ MODEL_RECIPE = 5
 """Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
-SAMPLER_BEHAVIOUR = 7
+SAMPLER_BEHAVIOUR = 8
 """Bumped when MetaSampler proposes differently with the same model (results of another behaviour
-are never resumed). 7: the design trials after the first may pick a training task's own
-optimum (``task_optima``, session 19; LCBench fold models carry them, see
+are never resumed). 8: only design trials 1-4 may pick a training task's optimum
+(``TASK_OPTIMA_TRIALS``, session 19). 7: the design trials after the first may pick a training
+task's own optimum (``task_optima``, session 19; LCBench fold models carry them, see
 :data:`TASK_OPTIMA_SCENARIOS`). 6: the fallback takes every other trial while its interleaved
 trials improve the study faster than the surrogate's (``adaptive_fallback``, session 17; a run is
 identical to the fixed schedule's until that first happens). 5: after the design every 5th

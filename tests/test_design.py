@@ -17,7 +17,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna_meta import MetaSampler
 from optuna_meta.data import MetaDataset, TaskData, default_yahpo_dir, yahpo_objective
 from optuna_meta.sampler import ATTR_SOURCE
-from optuna_meta.sampler._sampler import ATTR_DESIGN_ENTRY
+from optuna_meta.sampler._sampler import ATTR_DESIGN_ENTRY, TASK_OPTIMA_TRIALS
 from optuna_meta.surrogate import ModelFileError, SurrogateModel, build_model
 from optuna_meta.surrogate._build import dataset_design, learn_task_optima
 from optuna_meta.surrogate._design import (
@@ -570,14 +570,19 @@ def _design_index(params: Mapping[str, Any], design: Sequence[Mapping[str, Any]]
 
 
 def _ei_best(
-    sampler: MetaSampler, done: Sequence[optuna.trial.FrozenTrial], tried: list[int]
+    sampler: MetaSampler,
+    done: Sequence[optuna.trial.FrozenTrial],
+    tried: list[int],
+    with_optima: bool = False,
 ) -> int:
-    """The untried design entry with the highest EI given ``done``, recomputed independently."""
+    """The untried design entry (or task optimum, numbered after the entries) with the highest
+    EI given ``done``, recomputed independently."""
     from optuna_meta.sampler._proposal import expected_improvement
     from optuna_meta.sampler._sampler import _standardise
 
     state = sampler._model_state()
-    entries = state.box(SHIPPED_SPACE).clip(np.array(state.design, dtype=float))
+    raw = np.vstack([state.design, state.task_optima]) if with_optima else state.design
+    entries = state.box(SHIPPED_SPACE).clip(np.array(raw, dtype=float))
     X = np.stack([state.encode(t.params) for t in done])
     ys, _, _ = _standardise(np.array([t.value for t in done]))
     free = [i for i in range(len(entries)) if i not in tried]
@@ -585,17 +590,24 @@ def _ei_best(
     return free[int(np.argmax(expected_improvement(pred.mean, pred.std, float(np.max(ys)))))]
 
 
-def test_design_entries_after_the_first_follow_expected_improvement() -> None:
+@pytest.mark.parametrize("task_optima", [True, False])
+def test_design_entries_after_the_first_follow_expected_improvement(task_optima: bool) -> None:
     """Trial 0 takes entry 0; each later design trial takes the untried entry with the highest
-    EI under the surrogate conditioned on the finished trials; the ten trials use all ten."""
-    sampler = MetaSampler(seed=0)
+    EI under the surrogate conditioned on the finished trials. The shipped model carries its
+    training tasks' optima, which trials 1 .. TASK_OPTIMA_TRIALS - 1 may take as well."""
+    sampler = MetaSampler(seed=0, task_optima=task_optima)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_lcbench_like, n_trials=10)
-    design = sampler._model_state().model.initial_design
-    order = [_design_index(t.params, design) for t in study.trials]
-    assert order[0] == 0 and sorted(order) == list(range(10))
+    model = sampler._model_state().model
+    assert len(model.task_optima) == 31
+    candidates = model.initial_design + model.task_optima
+    order = [_design_index(t.params, candidates) for t in study.trials]
+    assert order[0] == 0 and len(set(order)) == 10
     for k in range(1, 10):
-        assert order[k] == _ei_best(sampler, study.trials[:k], order[:k])
+        with_optima = task_optima and k < TASK_OPTIMA_TRIALS
+        assert order[k] == _ei_best(sampler, study.trials[:k], order[:k], with_optima)
+    if not task_optima:
+        assert sorted(order) == list(range(10))  # the ten trials use all ten entries
 
 
 def test_while_other_trials_run_each_takes_its_own_entry_or_leaves_a_claimed_one() -> None:

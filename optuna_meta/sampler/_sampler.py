@@ -49,6 +49,14 @@ _logger = get_logger(__name__)
 ATTR_SOURCE = ATTR_PREFIX + "source"
 ATTR_PRED_MEAN = ATTR_PREFIX + "predicted_mean"
 ATTR_PRED_STD = ATTR_PREFIX + "predicted_std"
+TASK_OPTIMA_TRIALS = 5
+"""Design trials numbered below this may pick a training task's optimum (``task_optima``);
+later ones pick from the design's own entries. Why: an optimum suits a task unlike the
+training tasks quickly, but a design of optima alone leaves the surrogate less varied trials to
+learn from. On LCBench (5-fold task CV, against ``task_optima=False``) letting all ten design
+trials pick optima cost +0.0005 at 50 trials, and on the held-out tasks 0.0082 against 0.0004
+at 30; with the first five, -0.0002 at 50 and 0.0063 at 30 (``benchmarks/README.md``,
+session 19)."""
 ATTR_DESIGN_ENTRY = ATTR_PREFIX + "design_entry"
 """System attr: the design entry a trial takes out of order, so parallel workers leave it."""
 
@@ -211,8 +219,9 @@ class MetaSampler(BaseSampler):
             tasks), the fallback's trials are the ones moving the study; where it is right, the
             surrogate's trials keep the lead and nothing changes. ``False``: the fixed
             ``fallback_every`` schedule only.
-        task_optima: Let the design trials after the first also pick, by expected
-            improvement, one of the training tasks' own optima that the model carries
+        task_optima: Let the design trials after the first (up to trial
+            :data:`TASK_OPTIMA_TRIALS` - 1) also pick, by expected improvement, one of the
+            training tasks' own optima that the model carries
             (``lcbench-mlp`` does: :func:`~optuna_meta.surrogate._build.learn_task_optima`).
             Why: the design serves the training tasks on average, and a task unlike most of
             them may find none of its entries good, while one training task's optimum may suit
@@ -932,8 +941,9 @@ class MetaSampler(BaseSampler):
         other, but a task whose first results point to, say, small learning rates tries the entries
         there first (chosen by benchmark, ``benchmarks/README.md``, session 10: regret at 5 trials
         0.0041 against 0.0103 in fixed order). With ``task_optima``, in a study without
-        constraints, the training tasks' own optima the model carries are picked from too
-        (session 19: on LCBench's held-out tasks 0.0095 against 0.0279 at 5 and 10 trials).
+        constraints, trials before :data:`TASK_OPTIMA_TRIALS` pick from the training tasks' own
+        optima the model carries too (session 19: on LCBench's held-out tasks 0.0095 against
+        0.0279 at 5 and 10 trials).
 
         Parallel workers never take the same entry. While other trials run, trial ``k`` takes
         the ``k``-th entry on the study's branch (numbers are unique), unless a running trial
@@ -969,7 +979,12 @@ class MetaSampler(BaseSampler):
         if observed is None or number == 0:
             return own
         X, ys, feasibility = observed
-        if self.task_optima and feasibility is None and len(state.task_optima):
+        if (
+            self.task_optima
+            and feasibility is None
+            and len(state.task_optima)
+            and number < TASK_OPTIMA_TRIALS
+        ):
             # The training tasks' optima join the candidates; they are numbered after the
             # design's entries (in `claimed` and the claim attr as well).
             optima = state.box(ranges).clip(state.task_optima)
