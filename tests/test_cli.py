@@ -115,6 +115,12 @@ def test_train_on_yahpo_learns_an_initial_design(
     model = SurrogateModel.load(out)
     assert len(model.initial_design) == 2
     assert model.defaults == model.initial_design[0]
+    assert model.task_optima == []  # only with --task-optima
+    optima = ["--steps", "5", "--design-length", "1", "--task-optima", "--overwrite"]
+    assert main([*common, "--task", "7593", *optima, "--out", str(out)]) == 0
+    model = SurrogateModel.load(out)
+    assert 1 <= len(model.task_optima) <= 2  # one per training task, repeats left out
+    assert model.initial_design[0] not in model.task_optima
     redo = [*common, "--steps", "5", "--design-length", "0", "--out", str(out)]
     assert main(redo) == 2  # the file exists
     assert "pass --overwrite" in capsys.readouterr().err
