@@ -49,14 +49,6 @@ _logger = get_logger(__name__)
 ATTR_SOURCE = ATTR_PREFIX + "source"
 ATTR_PRED_MEAN = ATTR_PREFIX + "predicted_mean"
 ATTR_PRED_STD = ATTR_PREFIX + "predicted_std"
-TASK_OPTIMA_TRIALS = 5
-"""Design trials numbered below this may pick a training task's optimum (``task_optima``);
-later ones pick from the design's own entries. Why: an optimum suits a task unlike the
-training tasks quickly, but a design of optima alone leaves the surrogate less varied trials to
-learn from. On LCBench (5-fold task CV, against ``task_optima=False``) letting all ten design
-trials pick optima cost +0.0005 at 50 trials, and on the held-out tasks 0.0082 against 0.0004
-at 30; with the first five, -0.0002 at 50 and 0.0063 at 30 (``benchmarks/README.md``,
-session 19)."""
 ATTR_DESIGN_ENTRY = ATTR_PREFIX + "design_entry"
 """System attr: the design entry a trial takes out of order, so parallel workers leave it."""
 
@@ -85,6 +77,14 @@ learning rates happen to be moderate ``eta`` values), then behind from 5 to 50 t
 0.1878 vs 0.1531 at 5, 0.0988 vs 0.0847 at 20). Such a study goes to the fallback, with a
 warning that names a shipped model that knows it better."""
 
+TASK_OPTIMA_TRIALS = 5
+"""Design trials numbered below this may pick a training task's optimum (``task_optima``);
+later ones pick from the design's own entries. Why: an optimum suits a task unlike the
+training tasks quickly, but a design of optima alone leaves the surrogate less varied trials to
+learn from. On LCBench (5-fold task CV, against ``task_optima=False``) letting all ten design
+trials pick optima cost +0.0005 at 50 trials, and on the held-out tasks 0.0082 against 0.0004
+at 30; with the first five, -0.0002 at 50 and 0.0063 at 30 (``benchmarks/README.md``,
+session 19)."""
 DESIGN_MIN_FEASIBILITY = 0.3
 """In a study with constraints, the design is left for the surrogate's proposals once its
 best remaining entry is feasible with a probability below this: the design was learned
