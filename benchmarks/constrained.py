@@ -94,7 +94,10 @@ METHODS: dict[str, tuple[Callable[[BenchContext], optuna.samplers.BaseSampler], 
     "meta": (_meta, True),
     "meta_blind": (_meta, False),
     # Session 15's fixed fallback schedule, the paired baseline of `adaptive_fallback`.
-    "meta_fixedschedule": (lambda ctx: _meta(ctx, adaptive_fallback=False), True),
+    "meta_fixedschedule": (
+        lambda ctx: _meta(ctx, adaptive_fallback=False, task_optima=False),
+        True,
+    ),
     "tpe": (lambda ctx: optuna.samplers.TPESampler(seed=ctx.seed), True),
     "random": (lambda ctx: optuna.samplers.RandomSampler(seed=ctx.seed), True),
 }

@@ -105,7 +105,9 @@ METHODS: dict[str, Callable[[BenchContext], optuna.samplers.BaseSampler]] = {
     "meta": lambda ctx: _meta(ctx, True),
     "meta_untold": lambda ctx: _meta(ctx, False),
     # Session 15's fixed fallback schedule, the paired baseline of `adaptive_fallback`.
-    "meta_fixedschedule": lambda ctx: _meta(ctx, True, adaptive_fallback=False),
+    "meta_fixedschedule": lambda ctx: _meta(ctx, True, adaptive_fallback=False, task_optima=False),
+    # Session 18's design phase, the paired baseline of `task_optima` (session 19).
+    "meta_notaskoptima": lambda ctx: _meta(ctx, True, task_optima=False),
     "tpe": lambda ctx: optuna.samplers.TPESampler(seed=ctx.seed),
     "random": lambda ctx: optuna.samplers.RandomSampler(seed=ctx.seed),
 }

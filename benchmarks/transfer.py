@@ -87,7 +87,9 @@ def _meta(ctx: BenchContext, **kwargs: Any) -> optuna.samplers.BaseSampler:
 METHODS: dict[str, Callable[[BenchContext], optuna.samplers.BaseSampler]] = {
     "meta": _meta,
     # Session 15's fixed fallback schedule, the paired baseline of `adaptive_fallback`.
-    "meta_fixedschedule": lambda ctx: _meta(ctx, adaptive_fallback=False),
+    "meta_fixedschedule": lambda ctx: _meta(ctx, adaptive_fallback=False, task_optima=False),
+    # Session 18's design phase, the paired baseline of `task_optima` (session 19).
+    "meta_notaskoptima": lambda ctx: _meta(ctx, task_optima=False),
     "tpe": lambda ctx: optuna.samplers.TPESampler(seed=ctx.seed),
     "random": lambda ctx: optuna.samplers.RandomSampler(seed=ctx.seed),
 }
