@@ -969,7 +969,8 @@ class MetaSampler(BaseSampler):
         unfixed = {k: v for k, v in state.model.search_space.items() if k not in state.fixed}
         ranges = {**unfixed, **tuned}
         raw = np.asarray(design, dtype=float)
-        entries = state.box(ranges).clip(raw)
+        box = state.box(ranges)
+        entries = box.clip(raw)
         # The design's first `limit` entries on the study's branch, in order: trial k takes
         # the k-th of them.
         other = state.off_default_branch(raw, tuned)
@@ -987,7 +988,7 @@ class MetaSampler(BaseSampler):
         ):
             # The training tasks' optima join the candidates; they are numbered after the
             # design's entries (in `claimed` and the claim attr as well).
-            optima = state.box(ranges).clip(state.task_optima)
+            optima = box.clip(state.task_optima)
             off = state.off_default_branch(state.task_optima, tuned)
             on_branch += [len(design) + j for j in range(len(optima)) if j not in off]
             entries = np.vstack([entries, optima])
