@@ -467,3 +467,66 @@ def test_adaptive_replay_finds_the_first_trial_the_fallback_takes_beyond_its_tur
     assert first_lead(values + [0.0] * 5, [k != 19 for k in range(25)]) is None
     rising = [float(i) for i in range(25)]
     assert first_lead(rising, None) is None
+
+
+def test_real_mlp_objective_is_deterministic_and_learns():
+    pytest.importorskip("torch")
+    from benchmarks import real_mlp
+
+    X, y = real_mlp.datasets()["wine"]
+    objective = real_mlp.make_objective(X, y, seed=0)
+    sensible = {
+        "batch_size": 32,
+        "learning_rate": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "num_layers": 2,
+        "max_units": 64,
+        "max_dropout": 0.0,
+    }
+    first = objective(optuna.trial.FixedTrial(sensible))
+    assert objective(optuna.trial.FixedTrial(sensible)) == first  # one value per configuration
+    majority = 100.0 * np.bincount(y).max() / len(y)
+    assert first > majority + 20.0  # wine is easy: a sensible MLP is far above the majority
+    # A diverging configuration ends at the validation set's majority-class accuracy.
+    wild = {**sensible, "learning_rate": 0.1, "momentum": 0.99, "num_layers": 5, "max_units": 1024}
+    assert 0.0 <= objective(optuna.trial.FixedTrial(wild)) <= 100.0
+
+
+def test_real_mlp_report_counts_wins_and_gaps():
+    from benchmarks import real_mlp
+
+    def run(method, seed, values):
+        return {"dataset": "wine", "method": method, "seed": seed, "values": values}
+
+    runs = [
+        run("meta", 0, [90.0, 95.0, 95.0]),
+        run("tpe", 0, [80.0, 96.0, 96.0]),
+        run("meta", 1, [70.0, 70.0, 99.0]),
+        run("tpe", 1, [70.0, 75.0, 98.0]),
+    ]
+    text = real_mlp.report(runs, "cmd")
+    assert "| MetaSampler vs TPE: wins/ties/losses | 1/1/0 | 1/0/1 |" in text
+    # Gaps to the run's best final (96 for seed 0, 99 for seed 1): @1 (6 + 29) / 2, @3 (1 + 0) / 2.
+    assert "| gap: MetaSampler() (shipped lcbench-mlp) | 17.50 | 0.50 |" in text
+    assert "Command: `cmd`" in text
+
+
+def test_real_mlp_pruning_run_charges_epochs_and_reports_against_no_pruning(monkeypatch):
+    pytest.importorskip("torch")
+    from benchmarks import real_mlp, real_mlp_pruning
+
+    monkeypatch.setattr(real_mlp_pruning, "EPOCH_BUDGET", 90)
+    monkeypatch.setattr(real_mlp_pruning, "BUDGETS", (40, 90))
+    data = real_mlp.datasets()["wine"]
+    runs = [real_mlp_pruning.run("wine", data, p, 0) for p in ("nop", "meta")]
+    for r in runs:
+        epochs = [t[0] for t in r["trials"]]
+        assert sum(epochs) == 90  # the run stops exactly at the budget
+        assert r["trials"][-1][1] == real_mlp_pruning.STATE_CUT  # 90 is not a whole trial
+    nop, meta = runs
+    assert [t[0] for t in nop["trials"]] == [20, 20, 20, 20, 10]
+    assert all(t[1] == real_mlp_pruning.STATE_COMPLETE for t in nop["trials"][:-1])
+    assert any(t[1] == real_mlp_pruning.STATE_PRUNED for t in meta["trials"])  # it prunes here
+    text = real_mlp_pruning.report(runs, "cmd")
+    assert "| TPE, no pruning | 1 |" in text and "| 1.00x | 1/1 |" in text

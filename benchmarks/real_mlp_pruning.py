@@ -1,0 +1,202 @@
+"""MetaPruner on real PyTorch learning curves, against no pruning and MedianPruner.
+
+Why: the pruner protocol (``benchmarks/pruning.py``) scores MetaPruner on YAHPO's surrogate
+curves of LCBench, the kind of curves its shipped curve model learned from. A user's loop
+reports real curves: noisy, of another length (here :data:`benchmarks.real_mlp.N_EPOCHS`
+epochs instead of 52), from their own network and data. This benchmark checks that the
+shipped curve model's decisions carry over, with nothing meta-trained for these runs.
+
+Protocol: the real MLP runs of :mod:`benchmarks.real_mlp` (LCBench's funnel MLP, SGD + cosine
+annealing, the same datasets, splits and seeds). Trials are asked one after the other; each
+reports its validation accuracy after every epoch (``trial.report(acc, epoch)``) and stops
+when ``trial.should_prune()`` says so. A run stops once :data:`EPOCH_BUDGET` epochs (30 full
+trials' worth) are spent; a trial cut by the budget is told FAIL and never counts. Scores, as
+in the pruner protocol: the best *completed* trial's final accuracy after E cumulative epochs,
+the median speed-up against the no-pruning run of the same dataset and seed (epochs that run
+needed to reach its final best, divided by the epochs this run needed to reach that value, 0
+when never), and how many runs reach the no-pruning final.
+
+Run (about 40 minutes on one core; ``--datasets`` splits it over processes)::
+
+    python -m benchmarks.real_mlp_pruning --seeds 0-2
+
+Writes ``benchmarks/results/real_mlp_pruning.md`` and
+``benchmarks/results/raw/real_mlp_pruning_<datasets>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from benchmarks._cli import parse_ints, parse_list, parse_methods
+from benchmarks.pruning import (
+    STATE_COMPLETE,
+    STATE_CUT,
+    STATE_PRUNED,
+    best_completed_at,
+    epochs_to_reach,
+)
+from benchmarks.real_mlp import DATASETS, N_EPOCHS, datasets, make_curve, suggest
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+EPOCH_BUDGET = 30 * N_EPOCHS
+"""Epochs a run may spend: as many as 30 trials without pruning."""
+BUDGETS = (5 * N_EPOCHS, 10 * N_EPOCHS, 20 * N_EPOCHS, EPOCH_BUDGET)
+DEFAULT_DATASETS = ("digits", "generated_4class", "generated_binary")
+"""Datasets the default run uses: the three on which 30 trials still leave room (on
+breast_cancer and wine the best configurations tie near 97-100 %)."""
+
+
+def _meta_pruner() -> optuna.pruners.BasePruner:
+    from optuna_meta import MetaPruner
+
+    return MetaPruner()
+
+
+PRUNERS: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
+    "nop": optuna.pruners.NopPruner,
+    "median": optuna.pruners.MedianPruner,
+    "meta": _meta_pruner,
+}
+LABELS = {"nop": "TPE, no pruning", "median": "TPE + MedianPruner()", "meta": "TPE + MetaPruner()"}
+
+
+def run(dataset: str, data: tuple[np.ndarray, np.ndarray], pruner: str, seed: int):
+    """One run: each trial as ``[epochs, state, final]`` (the pruner protocol's records)."""
+    curve_of = make_curve(*data, seed)
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=PRUNERS[pruner](),
+    )
+    trials: list[list[float]] = []
+    spent = 0
+    t0 = time.perf_counter()
+    while spent < EPOCH_BUDGET:
+        trial = study.ask()
+        epochs, value, state = 0, float("nan"), STATE_COMPLETE
+        for epoch, value in enumerate(curve_of(suggest(trial)), start=1):
+            epochs, spent = epoch, spent + 1
+            trial.report(value, epoch)
+            if epoch == N_EPOCHS:
+                break
+            if spent >= EPOCH_BUDGET:
+                state = STATE_CUT  # cut by the budget: never counts
+                break
+            if trial.should_prune():
+                state = STATE_PRUNED
+                break
+        if state == STATE_COMPLETE:
+            study.tell(trial, value)
+        else:
+            told = TrialState.PRUNED if state == STATE_PRUNED else TrialState.FAIL
+            study.tell(trial, state=told)
+        trials.append([epochs, state, value if state == STATE_COMPLETE else float("nan")])
+    return {
+        "dataset": dataset,
+        "pruner": pruner,
+        "seed": seed,
+        "trials": trials,
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def report(runs: list[dict[str, Any]], command: str) -> str:
+    """The markdown table: best completed accuracy by epochs, speed-up and reach."""
+    by = {(r["dataset"], r["seed"], r["pruner"]): r for r in runs}
+    pruners = [p for p in PRUNERS if any(r["pruner"] == p for r in runs)]
+    keys = sorted({(r["dataset"], r["seed"]) for r in runs})
+    keys = [k for k in keys if all((*k, p) in by for p in pruners)]
+    names = sorted({k[0] for k in keys})
+    lines = [
+        f"Real PyTorch learning curves ({N_EPOCHS} epochs a trial; {', '.join(names)}; seeds "
+        f"{sorted({k[1] for k in keys})}; TPE samples every run): mean best completed "
+        "validation accuracy (%) after E cumulative epochs, median speed-up against no pruning "
+        "and runs reaching the no-pruning final.",
+        "",
+        "| pruner | runs | "
+        + " | ".join(f"@{e} ep" for e in BUDGETS)
+        + " | median speed-up | runs reaching no-pruning final | trials/run |",
+        "|---|---|" + "---|" * (len(BUDGETS) + 3),
+    ]
+    for p in pruners:
+        best = np.array([best_completed_at(by[(*k, p)]["trials"], BUDGETS) for k in keys])
+        best = np.where(np.isnan(best), 0.0, best)  # no completed trial yet
+        speed, reached = [], 0
+        for k in keys:
+            base = by.get((*k, "nop"))
+            if base is None:
+                continue
+            final = best_completed_at(base["trials"], [EPOCH_BUDGET])[0]
+            e_nop = epochs_to_reach(base["trials"], final)
+            e_run = epochs_to_reach(by[(*k, p)]["trials"], final)
+            reached += bool(np.isfinite(e_run))
+            speed.append(e_nop / e_run if np.isfinite(e_run) else 0.0)
+        n_trials = np.mean([len(by[(*k, p)]["trials"]) for k in keys])
+        cells = " | ".join(f"{c:.2f}" for c in best.mean(axis=0))
+        sp = f"{np.median(speed):.2f}x" if speed else "-"
+        lines.append(
+            f"| {LABELS[p]} | {len(keys)} | {cells} | {sp} | {reached}/{len(speed)} | "
+            f"{n_trials:.1f} |"
+        )
+    return "\n".join(lines) + f"\n\nCommand: `{command}`\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0-2")
+    parser.add_argument("--pruners", default=",".join(PRUNERS))
+    parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS))
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--merge", nargs="+", type=Path, help="only rebuild the table from these raw files"
+    )
+    args = parser.parse_args()
+    command = f"python -m benchmarks.real_mlp_pruning --seeds {args.seeds}"
+    if args.merge:
+        runs = [r for f in args.merge for r in json.loads(f.read_text())["runs"]]
+        text = report(runs, command)
+        (args.out / "real_mlp_pruning.md").write_text(text)
+        print(text)
+        return
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruners = parse_methods(parser, args.pruners, PRUNERS)
+    names = parse_list(args.datasets) or list(DEFAULT_DATASETS)
+    unknown = sorted(set(names) - set(DATASETS))
+    if unknown:
+        parser.error(f"unknown datasets {unknown}; known: {list(DATASETS)}")
+    data = datasets()
+    runs = []
+    for name in names:
+        for seed in parse_ints(args.seeds):
+            for p in pruners:
+                r = run(name, data[name], p, seed)
+                runs.append(r)
+                done = [t[2] for t in r["trials"] if t[1] == STATE_COMPLETE]
+                print(
+                    f"{name} seed {seed} {p}: {len(r['trials'])} trials, best completed "
+                    f"{max(done, default=float('nan')):.2f} ({r['wall_s']:.0f} s)",
+                    flush=True,
+                )
+    (args.out / "raw").mkdir(parents=True, exist_ok=True)
+    raw = args.out / "raw" / f"real_mlp_pruning_{'_'.join(names)}.json"
+    raw.write_text(json.dumps({"runs": runs}))
+    text = report(runs, command)
+    (args.out / "real_mlp_pruning.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
