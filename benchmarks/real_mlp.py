@@ -34,7 +34,9 @@ first trials of every study) once on every dataset (seed 0), beside the number o
 training tasks on which YAHPO's surrogate rates the entry above the best of 100,000 random
 configurations (``../shared/benchmarks/lcbench_reference.json``): a sign that the entry sits
 where the surrogate extrapolates, LCBench's 2,000 sampled configurations being sparse there.
-Writes ``benchmarks/results/real_mlp_design.md`` (about 5 minutes).
+Writes ``benchmarks/results/real_mlp_design.md`` (about 5 minutes). With ``--epochs 50
+--datasets generated_4class_large`` the runs take as many SGD steps as LCBench's
+(``real_mlp_design_50ep.md``, about 40 minutes).
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ GRAD_CLIP = 10.0
 diverged run would end at chance accuracy either way."""
 BUDGETS = (1, 3, 5, 10, 20, 30, 50)
 DATASETS = ("digits", "breast_cancer", "wine", "generated_4class", "generated_binary")
-"""The datasets of :func:`datasets`, in order."""
+"""The datasets a sampler run uses by default, in order."""
+LARGE_ROWS = 12_000
+"""Rows of ``generated_4class_large``: with 50 epochs its runs take as many SGD steps as
+LCBench's (tens of thousands), for ``--design --epochs 50``."""
 
 
 def datasets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -74,6 +79,15 @@ def datasets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
         "wine": load_wine(return_X_y=True),
         "generated_4class": make_classification(
             n_samples=1500,
+            n_features=30,
+            n_informative=12,
+            n_classes=4,
+            n_clusters_per_class=2,
+            flip_y=0.05,
+            random_state=0,
+        ),
+        "generated_4class_large": make_classification(
+            n_samples=LARGE_ROWS,
             n_features=30,
             n_informative=12,
             n_classes=4,
@@ -107,10 +121,10 @@ def suggest(trial: optuna.Trial) -> dict[str, Any]:
 
 
 def make_curve(
-    X: np.ndarray, y: np.ndarray, seed: int
+    X: np.ndarray, y: np.ndarray, seed: int, n_epochs: int = N_EPOCHS
 ) -> Callable[[dict[str, Any]], Iterator[float]]:
     """``curve(config)``: train LCBench's MLP on one split, yield validation accuracy (%) after
-    each of the :data:`N_EPOCHS` epochs.
+    each of ``n_epochs`` epochs.
 
     A run whose loss turns non-finite has diverged: it yields the validation set's
     majority-class accuracy for its remaining epochs, as its (untrained) predictions would.
@@ -148,16 +162,16 @@ def make_curve(
             momentum=config["momentum"],
             weight_decay=config["weight_decay"],
         )
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=N_EPOCHS)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=n_epochs)
         loss_fn = nn.CrossEntropyLoss()
         gen = torch.Generator().manual_seed(seed)
-        for epoch in range(N_EPOCHS):
+        for epoch in range(n_epochs):
             model.train()
             for idx in torch.randperm(len(Xt), generator=gen).split(config["batch_size"]):
                 opt.zero_grad()
                 loss = loss_fn(model(Xt[idx]), yt[idx])
                 if not math.isfinite(loss.item()):  # diverged
-                    for _ in range(epoch, N_EPOCHS):
+                    for _ in range(epoch, n_epochs):
                         yield majority
                     return
                 loss.backward()
@@ -267,7 +281,7 @@ def report(runs: list[dict[str, Any]], command: str) -> str:
     return "\n".join(lines) + f"\n\nCommand: `{command}`\n"
 
 
-def design_table() -> str:
+def design_table(names: list[str], n_epochs: int) -> str:
     """The shipped design's entries on real runs (seed 0) and above YAHPO's random best."""
     from benchmarks.objectives import get_surrogate
     from benchmarks.reference import load_reference
@@ -282,14 +296,14 @@ def design_table() -> str:
     for task in tasks:
         v = np.asarray(surrogate.evaluate(task, entries, outputs=["val_accuracy"])["val_accuracy"])
         above += v > reference[task]["max"]
-    data = datasets()
+    data = {k: v for k, v in datasets().items() if k in names}
     real = {}
     for name, (X, y) in data.items():
-        curve = make_curve(X, y, seed=0)
+        curve = make_curve(X, y, seed=0, n_epochs=n_epochs)
         real[name] = [list(curve(e))[-1] for e in entries]
     lines = [
         "The shipped `lcbench-mlp` design's entries (the first trials of a study) trained once "
-        f"on each dataset (seed 0, {N_EPOCHS} epochs; validation accuracy, %), and the number "
+        f"on each dataset (seed 0, {n_epochs} epochs; validation accuracy, %), and the number "
         f"of the model's {len(tasks)} training tasks on which YAHPO's surrogate rates the entry "
         "above the best of 100,000 random configurations.",
         "",
@@ -312,7 +326,12 @@ def design_table() -> str:
     # Of the whole set; the stratified validation split has nearly the same.
     majority = [f"{100.0 * np.bincount(y).max() / len(y):.1f}" for _, y in data.values()]
     lines.append("| majority class |" + " |" * 8 + " " + " | ".join(majority) + " |")
-    return "\n".join(lines) + "\n\nCommand: `python -m benchmarks.real_mlp --design`\n"
+    command = "python -m benchmarks.real_mlp --design"
+    if n_epochs != N_EPOCHS:
+        command += f" --epochs {n_epochs}"
+    if list(data) != list(DATASETS):
+        command += f" --datasets {','.join(data)}"
+    return "\n".join(lines) + f"\n\nCommand: `{command}`\n"
 
 
 def _command(args: argparse.Namespace, runs: list[dict[str, Any]]) -> str:
@@ -349,13 +368,20 @@ def main() -> None:
     parser.add_argument(
         "--design", action="store_true", help="score the shipped design's entries instead"
     )
+    parser.add_argument("--epochs", type=int, default=N_EPOCHS, help="with --design only")
     args = parser.parse_args()
+    names = parse_list(args.datasets) or list(DATASETS)
+    known = (*DATASETS, "generated_4class_large")
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        parser.error(f"unknown datasets {unknown}; known: {list(known)}")
     if args.design:
         import torch
 
         torch.set_num_threads(1)
-        text = design_table()
-        (args.out / "real_mlp_design.md").write_text(text)
+        text = design_table(names, args.epochs)
+        suffix = "" if args.epochs == N_EPOCHS else f"_{args.epochs}ep"
+        (args.out / f"real_mlp_design{suffix}.md").write_text(text)
         print(text)
         return
     if args.merge:
@@ -372,10 +398,6 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     methods = parse_methods(parser, args.methods, METHODS)
     data = datasets()
-    names = parse_list(args.datasets) or list(data)
-    unknown = sorted(set(names) - set(data))
-    if unknown:
-        parser.error(f"unknown datasets {unknown}; known: {sorted(data)}")
     runs = []
     for name in names:
         for seed in parse_ints(args.seeds):
