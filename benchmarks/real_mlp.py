@@ -288,8 +288,8 @@ def design_table(names: list[str], n_epochs: int) -> str:
     from optuna_meta.surrogate import SurrogateModel
 
     model = SurrogateModel.load("lcbench-mlp")
-    names = {"hidden_size": "max_units", "dropout": "max_dropout"}  # model -> LCBench names
-    entries = [{names.get(k, k): v for k, v in e.items()} for e in model.initial_design]
+    lcbench_name = {"hidden_size": "max_units", "dropout": "max_dropout"}  # model's -> LCBench's
+    entries = [{lcbench_name.get(k, k): v for k, v in e.items()} for e in model.initial_design]
     tasks = [str(t).rsplit("/", 1)[-1] for t in model.manifest["training_tasks"]]
     surrogate, reference = get_surrogate("lcbench"), load_reference("lcbench")
     above = np.zeros(len(entries), dtype=int)

@@ -530,3 +530,21 @@ def test_real_mlp_pruning_run_charges_epochs_and_reports_against_no_pruning(monk
     assert any(t[1] == real_mlp_pruning.STATE_PRUNED for t in meta["trials"])  # it prunes here
     text = real_mlp_pruning.report(runs, "cmd")
     assert "| TPE, no pruning | 1 |" in text and "| 1.00x | 1/1 |" in text
+
+
+def test_real_mlp_design_table_scores_every_entry_on_the_named_datasets():
+    pytest.importorskip("torch")
+    from benchmarks import real_mlp
+    from optuna_meta.surrogate import SurrogateModel
+
+    n_entries = len(SurrogateModel.load("lcbench-mlp").initial_design)
+    text = real_mlp.design_table(["wine"], n_epochs=1)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "|---" not in line]
+    header, entries, majority = rows[0], rows[1:-1], rows[-1]
+    assert header.endswith("| wine |") and len(entries) == n_entries
+    for row in entries:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        above, total = map(int, cells[8].split("/"))
+        assert 0 <= above <= total == 31  # the shipped model's training tasks
+        assert 0.0 <= float(cells[9]) <= 100.0
+    assert majority.startswith("| majority class |") and "--epochs 1 --datasets wine" in text
