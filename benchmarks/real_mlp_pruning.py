@@ -7,21 +7,23 @@ epochs instead of 52), from their own network and data. This benchmark checks th
 shipped curve model's decisions carry over, with nothing meta-trained for these runs.
 
 Protocol: the real MLP runs of :mod:`benchmarks.real_mlp` (LCBench's funnel MLP, SGD + cosine
-annealing, the same datasets, splits and seeds). Trials are asked one after the other; each
+annealing, the same datasets, splits and seeds), sampled by TPE or by the default MetaSampler
+(:data:`PRUNERS`). Trials are asked one after the other; each
 reports its validation accuracy after every epoch (``trial.report(acc, epoch)``) and stops
 when ``trial.should_prune()`` says so. A run stops once :data:`EPOCH_BUDGET` epochs (30 full
 trials' worth) are spent; a trial cut by the budget is told FAIL and never counts. Scores, as
 in the pruner protocol: the best *completed* trial's final accuracy after E cumulative epochs,
-the median speed-up against the no-pruning run of the same dataset and seed (epochs that run
-needed to reach its final best, divided by the epochs this run needed to reach that value, 0
-when never), and how many runs reach the no-pruning final.
+the median speed-up against the no-pruning run of the same sampler, dataset and seed (epochs
+that run needed to reach its final best, divided by the epochs this run needed to reach that
+value, 0 when never), and how many runs reach the no-pruning final.
 
-Run (about 40 minutes on one core; ``--datasets`` splits it over processes)::
+Run (about an hour on one core; ``--datasets`` and ``--pruners`` split it over processes,
+``--merge`` joins their raw files)::
 
     python -m benchmarks.real_mlp_pruning --seeds 0-2
 
 Writes ``benchmarks/results/real_mlp_pruning.md`` and
-``benchmarks/results/raw/real_mlp_pruning_<datasets>.json``.
+``benchmarks/results/raw/real_mlp_pruning_<datasets>[__<methods>].json``.
 """
 
 from __future__ import annotations
@@ -62,21 +64,50 @@ def _meta_pruner() -> optuna.pruners.BasePruner:
     return MetaPruner()
 
 
-PRUNERS: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
-    "nop": optuna.pruners.NopPruner,
-    "median": optuna.pruners.MedianPruner,
-    "meta": _meta_pruner,
+def _meta_sampler(seed: int) -> optuna.samplers.BaseSampler:
+    from optuna_meta import MetaSampler
+
+    return MetaSampler(seed=seed)
+
+
+def _tpe(seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+PRUNERS: dict[
+    str,
+    tuple[Callable[[int], optuna.samplers.BaseSampler], Callable[[], optuna.pruners.BasePruner]],
+] = {
+    "nop": (_tpe, optuna.pruners.NopPruner),
+    "median": (_tpe, optuna.pruners.MedianPruner),
+    "meta": (_tpe, _meta_pruner),
+    "metasampler_nop": (_meta_sampler, optuna.pruners.NopPruner),
+    "metasampler_meta": (_meta_sampler, _meta_pruner),
 }
-LABELS = {"nop": "TPE, no pruning", "median": "TPE + MedianPruner()", "meta": "TPE + MetaPruner()"}
+"""Each method's (sampler factory, pruner factory); its speed-up is measured against
+:data:`BASELINE`'s run of the same dataset and seed."""
+BASELINE = {
+    "nop": "nop",
+    "median": "nop",
+    "meta": "nop",
+    "metasampler_nop": "metasampler_nop",
+    "metasampler_meta": "metasampler_nop",
+}
+LABELS = {
+    "nop": "TPE, no pruning",
+    "median": "TPE + MedianPruner()",
+    "meta": "TPE + MetaPruner()",
+    "metasampler_nop": "MetaSampler(), no pruning",
+    "metasampler_meta": "MetaSampler() + MetaPruner()",
+}
 
 
 def run(dataset: str, data: tuple[np.ndarray, np.ndarray], pruner: str, seed: int):
     """One run: each trial as ``[epochs, state, final]`` (the pruner protocol's records)."""
     curve_of = make_curve(*data, seed)
+    make_sampler, make_pruner = PRUNERS[pruner]
     study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=PRUNERS[pruner](),
+        direction="maximize", sampler=make_sampler(seed), pruner=make_pruner()
     )
     trials: list[list[float]] = []
     spent = 0
@@ -119,11 +150,11 @@ def report(runs: list[dict[str, Any]], command: str) -> str:
     names = sorted({k[0] for k in keys})
     lines = [
         f"Real PyTorch learning curves ({N_EPOCHS} epochs a trial; {', '.join(names)}; seeds "
-        f"{sorted({k[1] for k in keys})}; TPE samples every run): mean best completed "
-        "validation accuracy (%) after E cumulative epochs, median speed-up against no pruning "
-        "and runs reaching the no-pruning final.",
+        f"{sorted({k[1] for k in keys})}): mean best completed validation accuracy (%) after E "
+        "cumulative epochs, median speed-up against no pruning with the same sampler, and runs "
+        "reaching that run's final.",
         "",
-        "| pruner | runs | "
+        "| sampler + pruner | runs | "
         + " | ".join(f"@{e} ep" for e in BUDGETS)
         + " | median speed-up | runs reaching no-pruning final | trials/run |",
         "|---|---|" + "---|" * (len(BUDGETS) + 3),
@@ -133,7 +164,7 @@ def report(runs: list[dict[str, Any]], command: str) -> str:
         best = np.where(np.isnan(best), 0.0, best)  # no completed trial yet
         speed, reached = [], 0
         for k in keys:
-            base = by.get((*k, "nop"))
+            base = by.get((*k, BASELINE[p]))
             if base is None:
                 continue
             final = best_completed_at(base["trials"], [EPOCH_BUDGET])[0]
@@ -191,7 +222,8 @@ def main() -> None:
                     flush=True,
                 )
     (args.out / "raw").mkdir(parents=True, exist_ok=True)
-    raw = args.out / "raw" / f"real_mlp_pruning_{'_'.join(names)}.json"
+    stem = "_".join(names) + ("" if pruners == list(PRUNERS) else "__" + "_".join(pruners))
+    raw = args.out / "raw" / f"real_mlp_pruning_{stem}.json"
     raw.write_text(json.dumps({"runs": runs}))
     text = report(runs, command)
     (args.out / "real_mlp_pruning.md").write_text(text)
