@@ -196,6 +196,7 @@ def main() -> None:
     if args.merge:
         runs = [r for f in args.merge for r in json.loads(f.read_text())["runs"]]
         text = report(runs, command)
+        args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "real_mlp_pruning.md").write_text(text)
         print(text)
         return
