@@ -73,28 +73,23 @@ def datasets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Classification tasks that need no download (two generated ones are harder)."""
     from sklearn.datasets import load_breast_cancer, load_digits, load_wine, make_classification
 
+    def four_class(n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+        return make_classification(
+            n_samples=n_samples,
+            n_features=30,
+            n_informative=12,
+            n_classes=4,
+            n_clusters_per_class=2,
+            flip_y=0.05,
+            random_state=0,
+        )
+
     return {
         "digits": load_digits(return_X_y=True),
         "breast_cancer": load_breast_cancer(return_X_y=True),
         "wine": load_wine(return_X_y=True),
-        "generated_4class": make_classification(
-            n_samples=1500,
-            n_features=30,
-            n_informative=12,
-            n_classes=4,
-            n_clusters_per_class=2,
-            flip_y=0.05,
-            random_state=0,
-        ),
-        "generated_4class_large": make_classification(
-            n_samples=LARGE_ROWS,
-            n_features=30,
-            n_informative=12,
-            n_classes=4,
-            n_clusters_per_class=2,
-            flip_y=0.05,
-            random_state=0,
-        ),
+        "generated_4class": four_class(1500),
+        "generated_4class_large": four_class(LARGE_ROWS),
         "generated_binary": make_classification(
             n_samples=1500,
             n_features=40,
