@@ -36,7 +36,7 @@ configurations (``../shared/benchmarks/lcbench_reference.json``): a sign that th
 where the surrogate extrapolates, LCBench's 2,000 sampled configurations being sparse there.
 Writes ``benchmarks/results/real_mlp_design.md`` (about 5 minutes). With ``--epochs 50
 --datasets generated_4class_large`` the runs take as many SGD steps as LCBench's
-(``real_mlp_design_50ep.md``, about 40 minutes).
+(``real_mlp_design_50ep.md``, about 15 minutes).
 """
 
 from __future__ import annotations
