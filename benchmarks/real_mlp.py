@@ -13,8 +13,9 @@ Protocol:
   standardised; 30 % of the rows (stratified, split by the run's seed) are the validation set.
 * The network is LCBench's: a funnel-shaped MLP (widths shrink linearly from ``max_units``,
   dropout grows linearly to ``max_dropout``), trained with SGD (momentum, weight decay) and
-  cosine annealing for :data:`N_EPOCHS` epochs. The study suggests LCBench's seven
-  hyperparameters in LCBench's ranges, under LCBench's names.
+  cosine annealing for :data:`N_EPOCHS` epochs, gradient norm clipped at :data:`GRAD_CLIP`.
+  The study suggests LCBench's seven hyperparameters in LCBench's ranges, under LCBench's
+  names. A run whose loss turns non-finite scores the majority-class accuracy.
 * The objective is the validation accuracy (%) after the last epoch. Weights are initialised
   and batches shuffled from a seed fixed per run, so a configuration has one value in a run,
   whichever sampler proposes it.
@@ -59,8 +60,8 @@ N_EPOCHS = 20
 """Epochs a trial trains (LCBench trained 50; the cosine schedule spans whatever is run)."""
 VAL_FRACTION = 0.3
 GRAD_CLIP = 10.0
-"""Gradient-norm clipping: without it the largest learning rates turn the loss to NaN, and a
-diverged run would end at chance accuracy either way."""
+"""Gradient-norm clipping, as many training loops do: it keeps the loss finite at the largest
+learning rates; a run that still breaks down ends near chance accuracy either way."""
 BUDGETS = (1, 3, 5, 10, 20, 30, 50)
 DATASETS = ("digits", "breast_cancer", "wine", "generated_4class", "generated_binary")
 """The datasets a sampler run uses by default, in order."""
