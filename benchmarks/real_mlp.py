@@ -23,10 +23,10 @@ Protocol:
   accuracy after N trials, MetaSampler's wins / ties / losses against TPE, and the mean gap to
   the best accuracy any sampler found in that run's (dataset, seed).
 
-Run (about 40 minutes on one core; ``--datasets`` splits it over processes, ``--merge``
-joins their raw files)::
+Run (about 40 minutes per three seeds on one core; ``--datasets`` and ``--seeds`` split it
+over processes, ``--merge`` joins their raw files)::
 
-    python -m benchmarks.real_mlp --trials 30 --seeds 0-2
+    python -m benchmarks.real_mlp --trials 30 --seeds 0-4
 
 Writes ``benchmarks/results/real_mlp.md`` and ``benchmarks/results/raw/real_mlp*.json``.
 
@@ -351,7 +351,7 @@ def _command(args: argparse.Namespace, runs: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--seeds", default="0-2")
+    parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--datasets", help="comma-separated subset (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
