@@ -17,10 +17,10 @@ the median speed-up against the no-pruning run of the same sampler, dataset and 
 that run needed to reach its final best, divided by the epochs this run needed to reach that
 value, 0 when never), and how many runs reach the no-pruning final.
 
-Run (about an hour on one core; ``--datasets`` and ``--pruners`` split it over processes,
-``--merge`` joins their raw files)::
+Run (about 2.5 hours on one core; ``--seeds``, ``--datasets`` and ``--pruners`` split it
+over processes, ``--merge`` joins their raw files)::
 
-    python -m benchmarks.real_mlp_pruning --seeds 0-2
+    python -m benchmarks.real_mlp_pruning --seeds 0-4
 
 Writes ``benchmarks/results/real_mlp_pruning.md`` and
 ``benchmarks/results/raw/real_mlp_pruning_<datasets>[__<methods>].json``.
@@ -184,7 +184,7 @@ def report(runs: list[dict[str, Any]], command: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0-2")
+    parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--pruners", default=",".join(PRUNERS))
     parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS))
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
