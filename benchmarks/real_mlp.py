@@ -367,10 +367,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=N_EPOCHS, help="with --design only")
     args = parser.parse_args()
     names = parse_list(args.datasets) or list(DATASETS)
-    known = (*DATASETS, "generated_4class_large")
-    unknown = sorted(set(names) - set(known))
+    data = datasets()
+    unknown = sorted(set(names) - set(data))
     if unknown:
-        parser.error(f"unknown datasets {unknown}; known: {list(known)}")
+        parser.error(f"unknown datasets {unknown}; known: {list(data)}")
     if args.design:
         import torch
 
@@ -393,7 +393,6 @@ def main() -> None:
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     methods = parse_methods(parser, args.methods, METHODS)
-    data = datasets()
     runs = []
     for name in names:
         for seed in parse_ints(args.seeds):

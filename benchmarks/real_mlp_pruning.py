@@ -48,6 +48,7 @@ from benchmarks.pruning import (
     epochs_to_reach,
 )
 from benchmarks.real_mlp import DATASETS, N_EPOCHS, datasets, make_curve, suggest
+from benchmarks.real_mlp import METHODS as SAMPLERS
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 EPOCH_BUDGET = 30 * N_EPOCHS
@@ -64,25 +65,15 @@ def _meta_pruner() -> optuna.pruners.BasePruner:
     return MetaPruner()
 
 
-def _meta_sampler(seed: int) -> optuna.samplers.BaseSampler:
-    from optuna_meta import MetaSampler
-
-    return MetaSampler(seed=seed)
-
-
-def _tpe(seed: int) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(seed=seed)
-
-
 PRUNERS: dict[
     str,
     tuple[Callable[[int], optuna.samplers.BaseSampler], Callable[[], optuna.pruners.BasePruner]],
 ] = {
-    "nop": (_tpe, optuna.pruners.NopPruner),
-    "median": (_tpe, optuna.pruners.MedianPruner),
-    "meta": (_tpe, _meta_pruner),
-    "metasampler_nop": (_meta_sampler, optuna.pruners.NopPruner),
-    "metasampler_meta": (_meta_sampler, _meta_pruner),
+    "nop": (SAMPLERS["tpe"], optuna.pruners.NopPruner),
+    "median": (SAMPLERS["tpe"], optuna.pruners.MedianPruner),
+    "meta": (SAMPLERS["tpe"], _meta_pruner),
+    "metasampler_nop": (SAMPLERS["meta"], optuna.pruners.NopPruner),
+    "metasampler_meta": (SAMPLERS["meta"], _meta_pruner),
 }
 """Each method's (sampler factory, pruner factory); its speed-up is measured against
 :data:`BASELINE`'s run of the same dataset and seed."""
