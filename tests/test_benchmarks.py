@@ -493,6 +493,28 @@ def test_real_mlp_objective_is_deterministic_and_learns():
     assert 0.0 <= objective(optuna.trial.FixedTrial(wild)) <= 100.0
 
 
+def test_real_mlp_network_follows_lcbench_generator():
+    torch = pytest.importorskip("torch")
+    from benchmarks import real_mlp
+
+    # Auto-PyTorch's funnel: num_layers counts the output layer, so 1 is a linear model; the
+    # first hidden layer is at least as wide as the input; widths shrink by integer steps.
+    assert real_mlp.funnel_widths(13, 3, 64, 1) == []
+    assert real_mlp.funnel_widths(13, 3, 64, 2) == [64]
+    assert real_mlp.funnel_widths(100, 3, 64, 3) == [100, 52]
+    assert real_mlp.funnel_widths(64, 10, 1024, 5) == [1024, 771, 518, 265]
+    # Dropout is largest after the first hidden layer; none at all up to DROPOUT_MIN.
+    assert real_mlp.dropout_rates(0.8, 5) == pytest.approx([0.8, 0.6, 0.4, 0.2])
+    assert real_mlp.dropout_rates(real_mlp.DROPOUT_MIN, 3) == [None, None]
+    assert real_mlp.dropout_rates(0.5, 1) == []
+    # The network has exactly those layers (13 features and 3 classes, as wine).
+    model = real_mlp.build_network(13, 3, {"num_layers": 3, "max_units": 64, "max_dropout": 0.4})
+    linear = [m for m in model if isinstance(m, torch.nn.Linear)]
+    drops = [m.p for m in model if isinstance(m, torch.nn.Dropout)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(13, 64), (64, 34), (34, 3)]
+    assert drops == pytest.approx([0.4, 0.2])
+
+
 def test_real_mlp_report_counts_wins_and_gaps():
     from benchmarks import real_mlp
 
