@@ -126,6 +126,17 @@ def test_train_on_yahpo_learns_an_initial_design(
     assert "pass --overwrite" in capsys.readouterr().err
     assert main([*redo, "--overwrite"]) == 0
     assert SurrogateModel.load(out).initial_design == []
+    budgets = ["--steps", "5", "--design-length", "2", "--design-budgets", "5,52", "--overwrite"]
+    assert main([*common, *budgets, "--out", str(out)]) == 0
+    model = SurrogateModel.load(out)
+    assert len(model.initial_design) == 2
+    assert "--design-budgets 5,52" in model.manifest["command"]
+    with pytest.raises(SystemExit):
+        main([*common, "--design-budgets", "5,x", "--out", str(out)])
+    assert "expected numbers like 5,52" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*common, "--design-budgets", "0,52", "--out", str(out)])
+    assert "positive and finite" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(

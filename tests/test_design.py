@@ -130,8 +130,41 @@ def test_bad_arguments_are_clear_errors() -> None:
         learn_initial_design(SPACE, {"a": 1.0}, objective, length=0)
     with pytest.raises(ValueError, match="positive"):
         learn_initial_design(SPACE, {"a": 1.0}, objective, n_starts=0)
-    with pytest.raises(ValueError, match="returned 1 values for 5"):
+    with pytest.raises(ValueError, match=r"shape \(1,\) for 5 configurations"):
         learn_initial_design(SPACE, {"a": 1.0}, lambda t, c: [0.0], n_pool=5)
+    with pytest.raises(ValueError, match=r"shape \(5, 2, 1\)"):
+        learn_initial_design(SPACE, {"a": 1.0}, lambda t, c: np.zeros((len(c), 2, 1)), n_pool=5)
+
+
+def _two_budgets(task: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """An early and a final budget: the final one peaks at (0.9, 0.9), with a slightly lower
+    peak at (0.3, 0.3); the early one has only the (0.3, 0.3) peak (say, slow to train)."""
+    xy = np.array([[c["x"], c["y"]] for c in configs])
+    near = -np.sum((xy - 0.3) ** 2, axis=1)
+    far = -np.sum((xy - 0.9) ** 2, axis=1)
+    final = np.maximum(far, near - 0.01)
+    early = near
+    return np.column_stack([early, final])
+
+
+def test_a_design_serves_every_budget_of_a_multi_budget_objective() -> None:
+    signs = {"a": 1.0}
+    final_only = learn_initial_design(
+        SPACE, signs, lambda t, c: _two_budgets(t, c)[:, 1], length=1, n_pool=200
+    )
+    both = learn_initial_design(SPACE, signs, _two_budgets, length=1, n_pool=200)
+    assert final_only[0]["x"] == pytest.approx(0.9, abs=0.03)
+    assert both[0]["x"] == pytest.approx(0.3, abs=0.03)  # good at both budgets
+
+
+def test_equal_budgets_learn_the_single_budget_design() -> None:
+    objective = _bowl({"a": (0.2, 0.6), "b": (0.7, 0.4)})
+    signs = {"a": 1.0, "b": 1.0}
+    single = learn_initial_design(SPACE, signs, objective, length=2, n_pool=100)
+    doubled = learn_initial_design(
+        SPACE, signs, lambda t, c: np.column_stack([objective(t, c)] * 2), length=2, n_pool=100
+    )
+    assert doubled == single
 
 
 def test_non_finite_objective_values_count_as_worst() -> None:
@@ -440,6 +473,18 @@ def test_yahpo_objective_matches_the_dataset_and_guards_test_instances() -> None
     np.testing.assert_allclose(values, data[0].values, rtol=1e-5)
     with pytest.raises(ValueError, match="test instance"):
         objective("lcbench/167168", data[0].params)
+
+
+@needs_lcbench
+def test_yahpo_objective_answers_at_each_budget() -> None:
+    from optuna_meta.data import load_yahpo
+
+    data = load_yahpo("lcbench", 5, tasks=["3945"], fidelity_curves=False)
+    final = yahpo_objective("lcbench")("lcbench/3945", data[0].params)
+    values = yahpo_objective("lcbench", budgets=(5, 52))("lcbench/3945", data[0].params)
+    assert values.shape == (5, 2)
+    np.testing.assert_allclose(values[:, 1], final, rtol=1e-5)  # 52 is LCBench's last epoch
+    assert not np.allclose(values[:, 0], values[:, 1])
 
 
 @needs_lcbench

@@ -157,7 +157,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.yahpo is not None and args.design_length > 0:
         from optuna_meta.data import yahpo_objective
 
-        design_objective = yahpo_objective(args.yahpo, data_dir=args.yahpo_data)
+        design_objective = yahpo_objective(
+            args.yahpo, data_dir=args.yahpo_data, budgets=args.design_budgets
+        )
     model = build_model(
         data,
         name=args.name,
@@ -256,6 +258,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget_list(text: str) -> list[float]:
+    try:
+        budgets = [float(b) for b in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 5,52, got {text!r}") from None
+    if not budgets or not all(b > 0 and b == b and b != float("inf") for b in budgets):
+        raise argparse.ArgumentTypeError(f"budgets must be positive and finite, got {text!r}")
+    return budgets
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -285,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--task-optima",
         action="store_true",
         help="YAHPO: also learn each training task's own optimum (design trials may pick them)",
+    )
+    p.add_argument(
+        "--design-budgets",
+        type=_budget_list,
+        help="YAHPO: learn the design at these fidelities, e.g. 5,52 (LCBench epochs), so it "
+        "serves short runs too (default: the final fidelity only)",
     )
     p.set_defaults(func=_cmd_train)
 

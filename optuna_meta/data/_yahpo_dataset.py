@@ -154,6 +154,9 @@ class YahpoObjective:
     :func:`load_yahpo` (``"lcbench/3945"``); values are clipped to the metric's range like
     the dataset's, inactive conditional parameters are dropped. Querying a YAHPO test instance
     raises ValueError unless ``exclude_test_instances=False``: they never train a shipped model.
+    With ``budgets`` (fidelity values, e.g. LCBench epochs ``(5, 52)``) it returns the objective
+    at each of them, shape ``(n_configs, len(budgets))``, and a learned design then serves every
+    budget (:func:`~optuna_meta.surrogate._design.learn_initial_design`).
     The conversion of the last batch of configurations is kept and reused while an equal batch
     is asked again (a design asks every training task about the same batch in turn).
     """
@@ -164,12 +167,14 @@ class YahpoObjective:
         *,
         data_dir: str | os.PathLike[str] | None = None,
         exclude_test_instances: bool = True,
+        budgets: Sequence[float] | None = None,
     ) -> None:
         if scenario not in _SETUPS:
             raise ValueError(f"Unknown YAHPO scenario {scenario!r}; known: {sorted(_SETUPS)}.")
         self.scenario = scenario
         self.data_dir = data_dir
         self.exclude_test_instances = exclude_test_instances
+        self.budgets = budgets
         self._bench: YahpoSurrogate | None = None
         self._columns: tuple[list[dict[str, Any]], dict[str, np.ndarray]] | None = None
 
@@ -192,7 +197,10 @@ class YahpoObjective:
             names = [h.name for h in bench.spec.hyperparameters]
             memo = ([dict(c) for c in configs], configs_to_columns(active, names))
             self._columns = memo
-        return np.clip(_query(bench, task, memo[1], setup, curves=False), *setup.bounds)
+        if self.budgets is None:
+            return np.clip(_query(bench, task, memo[1], setup, curves=False), *setup.bounds)
+        values = bench.curves(task, memo[1], setup.objective, [float(b) for b in self.budgets])
+        return np.clip(values, *setup.bounds)
 
 
 yahpo_objective = YahpoObjective

@@ -18,6 +18,12 @@ the "multiple defaults" recipe (Pfisterer et al., 2018; greedy portfolios, Wistu
    start's result depends a lot on its random steps -- on LCBench (5-fold task CV, design seeds
    0-4) the first entry's held-out regret averaged 0.053 with one start and 0.032 with eight.
 
+An objective may answer at several budgets (say the metric after 5 and after 52 epochs): each
+budget of each task then counts as a task of its own, so the design favours configurations good
+at every budget. Why: a user's budget is not the benchmark's. LCBench trained 50 epochs over
+thousands of rows; a configuration good only after tens of thousands of SGD steps can be
+useless in a shorter run (``benchmarks/README.md``, "Real PyTorch MLP runs").
+
 On LCBench with 5-fold task CV this design beats the greedy portfolio of 30,000 random
 configurations at every length (``benchmarks/README.md``, "The first trials: a learned initial
 design").
@@ -44,7 +50,9 @@ from optuna.distributions import BaseDistribution
 from optuna_meta.space import Box, SpaceEncoder
 
 DesignObjective = Callable[[str, Sequence[Mapping[str, Any]]], Sequence[float] | np.ndarray]
-"""``objective(task_name, configs) -> values``: the task's objective (in its own direction)."""
+"""``objective(task_name, configs) -> values``: the task's objective (in its own direction),
+one value per configuration, or an array ``(n_configs, n_budgets)`` of its values at several
+budgets (e.g. epochs), each of which then counts as a task of its own."""
 
 DEFAULT_DESIGN_LENGTH = 10
 """Entries of the learned design. On LCBench (5-fold task CV, ``benchmarks/README.md``) a
@@ -81,7 +89,8 @@ def learn_initial_design(
     Args:
         search_space: The space the configurations are drawn from (the model's space).
         task_signs: Training task name -> +1 (maximise) or -1 (minimise).
-        objective: Evaluates configurations of ``search_space`` on a training task.
+        objective: Evaluates configurations of ``search_space`` on a training task (one value
+            each, or one per budget: see :data:`DesignObjective`).
         length: Entries of the design.
         n_pool: Random configurations that seed the greedy choice.
         refine: Refine each greedy pick by local search on the training tasks.
@@ -108,17 +117,19 @@ def learn_initial_design(
     box = Box.unit(encoder)
     tasks = list(task_signs)
 
-    def values_of(X: np.ndarray) -> np.ndarray:  # (n_tasks, n) larger-is-better
+    def values_of(X: np.ndarray) -> np.ndarray:  # (n_criteria, n) larger-is-better
         configs = encoder.decode(X)
         rows = []
         for t in tasks:
-            v = np.asarray(objective(t, configs), dtype=float).reshape(-1)
-            if len(v) != len(configs):
+            answer = np.asarray(objective(t, configs), dtype=float)
+            v = answer[:, None] if answer.ndim == 1 else answer
+            if v.ndim != 2 or len(v) != len(configs):
                 raise ValueError(
-                    f"The design objective returned {len(v)} values for {len(configs)} "
-                    f"configurations of task {t!r}."
+                    f"The design objective returned values of shape {answer.shape} for "
+                    f"{len(configs)} configurations of task {t!r}; expected "
+                    f"({len(configs)},) or ({len(configs)}, n_budgets)."
                 )
-            rows.append(float(task_signs[t]) * v)
+            rows.extend(float(task_signs[t]) * v.T)
         return np.vstack(rows)
 
     pool = box.clip(rng.random((n_pool, encoder.n_features)))
@@ -137,7 +148,7 @@ def learn_initial_design(
 
     pool_regret = regret(pool_values)
     standalone = pool_regret.mean(axis=0)
-    current = np.full(len(tasks), np.inf)
+    current = np.full(len(pool_regret), np.inf)
     taken = np.zeros(n_pool, dtype=bool)
     design: list[np.ndarray] = []
     for _ in range(length):
