@@ -11,15 +11,18 @@ Run::
 
     python -m benchmarks.heldout                           # LCBench
     python -m benchmarks.heldout --scenario rbv2_xgboost
+    python -m benchmarks.heldout --model lcbench-mlp-short # another shipped model
 
-Writes ``benchmarks/results/heldout/raw/sampler_<scenario>_meta_shipped.json`` (git-ignored)
-and ``benchmarks/results/heldout_<scenario>.md``.
+Writes ``benchmarks/results/heldout/raw/sampler_<scenario>_meta_shipped[_<model>].json``
+(git-ignored) and ``benchmarks/results/heldout_<scenario>[_<model>].md``; each table shows
+every shipped model run so far beside the peers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks._cli import parse_ints
@@ -38,8 +41,8 @@ SHIPPED_MODEL = {"lcbench": "lcbench-mlp", "rbv2_xgboost": "rbv2-xgboost"}
 """The shipped model of each scenario (trained without its test instances)."""
 
 
-def _shipped(ctx: BenchContext) -> MetaSampler:
-    return MetaSampler(model=SHIPPED_MODEL[ctx.scenario], seed=ctx.seed)
+def _shipped(model: str) -> Callable[[BenchContext], MetaSampler]:
+    return lambda ctx: MetaSampler(model=model, seed=ctx.seed)
 
 
 def main() -> None:
@@ -48,11 +51,16 @@ def main() -> None:
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--n-trials", type=int, default=100)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--model", help="another shipped model of the scenario (default: the scenario's own)"
+    )
     args = parser.parse_args()
     scenario = args.scenario
     tasks = list(TEST_INSTANCES[scenario])
-    model = SHIPPED_MODEL[scenario]
-    method = Method("meta_shipped", _shipped, label=f"MetaSampler (shipped {model})")
+    model = args.model or SHIPPED_MODEL[scenario]
+    own = model == SHIPPED_MODEL[scenario]
+    name = "meta_shipped" if own else f"meta_shipped_{model.replace('-', '_')}"
+    method = Method(name, _shipped(model), label=f"MetaSampler (shipped {model})")
     heldout_dir = args.out / "heldout"
     run_method(
         method,
@@ -76,10 +84,12 @@ def main() -> None:
         + sampler_tables_md(summary)
     )
     flag = "" if scenario == "lcbench" else f"--scenario {scenario} "
+    flag += "" if own else f"--model {model} "
     text += f"\nCommand: `python -m benchmarks.heldout {flag}--seeds {args.seeds} --n-trials "
     text += f"{args.n_trials}`\n"
-    (args.out / f"heldout_{scenario}.md").write_text(text)
-    (args.out / f"heldout_{scenario}_summary.json").write_text(json.dumps(summary, indent=1))
+    stem = f"heldout_{scenario}" if own else f"heldout_{scenario}_{model}"
+    (args.out / f"{stem}.md").write_text(text)
+    (args.out / f"{stem}_summary.json").write_text(json.dumps(summary, indent=1))
     print(text)
 
 

@@ -253,12 +253,25 @@ def _meta(seed: int) -> optuna.samplers.BaseSampler:
     return MetaSampler(seed=seed)
 
 
+def _meta_short(seed: int) -> optuna.samplers.BaseSampler:
+    from optuna_meta import MetaSampler
+
+    return MetaSampler(model="lcbench-mlp-short", seed=seed)
+
+
 METHODS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "meta": _meta,
+    "meta_short": _meta_short,
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
 }
-LABELS = {"meta": "MetaSampler() (shipped lcbench-mlp)", "tpe": "TPESampler", "random": "Random"}
+LABELS = {
+    "meta": "MetaSampler() (shipped lcbench-mlp)",
+    "meta_short": 'MetaSampler(model="lcbench-mlp-short")',
+    "tpe": "TPESampler",
+    "random": "Random",
+}
+SHORT_LABELS = {"meta": "MetaSampler", "meta_short": "MetaSampler lcbench-mlp-short"}
 
 
 def run(dataset: str, data: tuple[np.ndarray, np.ndarray], method: str, seed: int, n: int):
@@ -306,14 +319,14 @@ def report(runs: list[dict[str, Any]], command: str) -> str:
     for m in methods:
         cells = [np.mean([top[k] - best[(*k, m)][b - 1] for k in keys]) for b in budgets]
         lines.append(f"| gap: {LABELS[m]} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
-    if "meta" in methods and "tpe" in methods:
+    for m in [m for m in methods if m.startswith("meta")] if "tpe" in methods else []:
 
-        def record(b: int) -> str:
-            d = np.array([best[(*k, "meta")][b - 1] - best[(*k, "tpe")][b - 1] for k in keys])
+        def record(b: int, m: str = m) -> str:
+            d = np.array([best[(*k, m)][b - 1] - best[(*k, "tpe")][b - 1] for k in keys])
             return f"{int((d > 0).sum())}/{int((d == 0).sum())}/{int((d < 0).sum())}"
 
         lines.append(
-            "| MetaSampler vs TPE: wins/ties/losses | "
+            f"| {SHORT_LABELS[m]} vs TPE: wins/ties/losses | "
             + " | ".join(record(b) for b in budgets)
             + " |"
         )

@@ -175,7 +175,7 @@ def test_models_lists_every_shipped_model(capsys: pytest.CaptureFixture[str]) ->
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
     by_name = {line.split(":")[0]: line for line in lines}
-    assert set(by_name) == {"lcbench-curve", "lcbench-mlp", "rbv2-xgboost"}
+    assert set(by_name) == {"lcbench-curve", "lcbench-mlp", "lcbench-mlp-short", "rbv2-xgboost"}
     assert "curve model" in by_name["lcbench-curve"]
     assert "learning_rate" in by_name["lcbench-mlp"] and "booster" not in by_name["lcbench-mlp"]
     assert "booster" in by_name["rbv2-xgboost"] and "max_depth" in by_name["rbv2-xgboost"]

@@ -181,6 +181,23 @@ def test_shipped_xgboost_model() -> None:
     assert len(model.initial_design) == 10
 
 
+def test_shipped_short_run_model_differs_only_in_its_design(shipped: SurrogateModel) -> None:
+    """``lcbench-mlp-short`` is trained like ``lcbench-mlp`` but learns its design at epochs 5
+    and 52 (``--design-budgets 5,52``): same tasks and space, another first trial."""
+    short = SurrogateModel.load("lcbench-mlp-short")
+    assert "lcbench-mlp-short" in shipped_models()
+    assert resolve_model_path("lcbench-mlp-short").stat().st_size < 5 * 1024 * 1024
+    assert short.manifest["name"] == "lcbench-mlp-short"
+    assert "--design-budgets 5,52" in short.manifest["command"]
+    assert short.manifest["training_tasks"] == shipped.manifest["training_tasks"]
+    assert dict(short.search_space) == dict(shipped.search_space)
+    for test_id in TEST_INSTANCES["lcbench"]:
+        assert f"lcbench/{test_id}" not in short.manifest["training_tasks"]
+    assert len(short.initial_design) == 10
+    assert short.initial_design[0] != shipped.initial_design[0]
+    assert short.defaults == {**short.defaults, **short.initial_design[0]}
+
+
 # -- refusals ------------------------------------------------------------------------------------
 def test_missing_path(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="No model file"):
