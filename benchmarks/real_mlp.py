@@ -25,11 +25,13 @@ Protocol:
 * The objective is the validation accuracy (%) after the last epoch. Weights are initialised
   and batches shuffled from a seed fixed per run, so a configuration has one value in a run,
   whichever sampler proposes it.
-* Each sampler runs ``--trials`` trials per dataset and seed; the table gives the mean best
-  accuracy after N trials, MetaSampler's wins / ties / losses against TPE, and the mean gap to
-  the best accuracy any sampler found in that run's (dataset, seed).
+* Each sampler (:data:`METHODS`: the default ``MetaSampler()``, ``MetaSampler(model=
+  "lcbench-mlp-short")`` whose design serves short runs, TPE, random search) runs ``--trials``
+  trials per dataset and seed; the table gives the mean best accuracy after N trials, each
+  MetaSampler's wins / ties / losses against TPE, and the mean gap to the best accuracy any
+  sampler found in that run's (dataset, seed).
 
-Run (about 40 minutes per three seeds on one core; ``--datasets`` and ``--seeds`` split it
+Run (about 90 minutes on one core; ``--datasets`` and ``--seeds`` split it
 over processes, ``--merge`` joins their raw files)::
 
     python -m benchmarks.real_mlp --trials 30 --seeds 0-4
