@@ -36,6 +36,7 @@ from benchmarks.report import (
 )
 from optuna_meta import MetaSampler
 from optuna_meta.data import TEST_INSTANCES
+from optuna_meta.surrogate import shipped_models
 
 SHIPPED_MODEL = {"lcbench": "lcbench-mlp", "rbv2_xgboost": "rbv2-xgboost"}
 """The shipped model of each scenario (trained without its test instances)."""
@@ -58,6 +59,10 @@ def main() -> None:
     scenario = args.scenario
     tasks = list(TEST_INSTANCES[scenario])
     model = args.model or SHIPPED_MODEL[scenario]
+    if model not in shipped_models("optuna-meta/surrogate"):
+        parser.error(
+            f"unknown model {model!r}; shipped: {shipped_models('optuna-meta/surrogate')}"
+        )
     own = model == SHIPPED_MODEL[scenario]
     name = "meta_shipped" if own else f"meta_shipped_{model.replace('-', '_')}"
     method = Method(name, _shipped(model), label=f"MetaSampler (shipped {model})")

@@ -515,6 +515,15 @@ def test_real_mlp_network_follows_lcbench_generator():
     assert drops == pytest.approx([0.4, 0.2])
 
 
+def test_heldout_refuses_an_unknown_model(monkeypatch, capsys):
+    from benchmarks import heldout
+
+    monkeypatch.setattr("sys.argv", ["heldout", "--model", "no-such-model"])
+    with pytest.raises(SystemExit):
+        heldout.main()
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+
+
 def test_real_mlp_report_counts_wins_and_gaps():
     from benchmarks import real_mlp
 

@@ -485,6 +485,9 @@ def test_yahpo_objective_answers_at_each_budget() -> None:
     assert values.shape == (5, 2)
     np.testing.assert_allclose(values[:, 1], final, rtol=1e-5)  # 52 is LCBench's last epoch
     assert not np.allclose(values[:, 0], values[:, 1])
+    for bad in ((), (0, 52), (5, float("nan"))):
+        with pytest.raises(ValueError, match="budgets must be positive finite"):
+            yahpo_objective("lcbench", budgets=bad)
 
 
 @needs_lcbench

@@ -24,6 +24,7 @@ by default: they must never enter the training data of a shipped model.
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from collections.abc import Mapping, Sequence
@@ -174,6 +175,10 @@ class YahpoObjective:
         self.scenario = scenario
         self.data_dir = data_dir
         self.exclude_test_instances = exclude_test_instances
+        if budgets is not None and (
+            len(budgets) == 0 or not all(b > 0 and math.isfinite(b) for b in budgets)
+        ):
+            raise ValueError(f"budgets must be positive finite fidelities, got {budgets!r}.")
         self.budgets = budgets
         self._bench: YahpoSurrogate | None = None
         self._columns: tuple[list[dict[str, Any]], dict[str, np.ndarray]] | None = None
