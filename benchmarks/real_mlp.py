@@ -249,21 +249,20 @@ def make_objective(X: np.ndarray, y: np.ndarray, seed: int) -> Callable[[optuna.
     return objective
 
 
-def _meta(seed: int) -> optuna.samplers.BaseSampler:
-    from optuna_meta import MetaSampler
+def _meta(model: str) -> Callable[[int], optuna.samplers.BaseSampler]:
+    """``seed -> MetaSampler`` with the shipped ``model``."""
 
-    return MetaSampler(seed=seed)
+    def make(seed: int) -> optuna.samplers.BaseSampler:
+        from optuna_meta import MetaSampler
 
+        return MetaSampler(model=model, seed=seed)
 
-def _meta_short(seed: int) -> optuna.samplers.BaseSampler:
-    from optuna_meta import MetaSampler
-
-    return MetaSampler(model="lcbench-mlp-short", seed=seed)
+    return make
 
 
 METHODS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
-    "meta": _meta,
-    "meta_short": _meta_short,
+    "meta": _meta("lcbench-mlp"),
+    "meta_short": _meta("lcbench-mlp-short"),
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
 }
@@ -274,6 +273,7 @@ LABELS = {
     "random": "Random",
 }
 SHORT_LABELS = {"meta": "MetaSampler", "meta_short": "MetaSampler lcbench-mlp-short"}
+"""The MetaSampler methods, as their wins against TPE are labelled."""
 
 
 def run(dataset: str, data: tuple[np.ndarray, np.ndarray], method: str, seed: int, n: int):
@@ -321,17 +321,14 @@ def report(runs: list[dict[str, Any]], command: str) -> str:
     for m in methods:
         cells = [np.mean([top[k] - best[(*k, m)][b - 1] for k in keys]) for b in budgets]
         lines.append(f"| gap: {LABELS[m]} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
-    for m in [m for m in methods if m.startswith("meta")] if "tpe" in methods else []:
 
-        def record(b: int, m: str = m) -> str:
-            d = np.array([best[(*k, m)][b - 1] - best[(*k, "tpe")][b - 1] for k in keys])
-            return f"{int((d > 0).sum())}/{int((d == 0).sum())}/{int((d < 0).sum())}"
+    def record(m: str, b: int) -> str:
+        d = np.array([best[(*k, m)][b - 1] - best[(*k, "tpe")][b - 1] for k in keys])
+        return f"{int((d > 0).sum())}/{int((d == 0).sum())}/{int((d < 0).sum())}"
 
-        lines.append(
-            f"| {SHORT_LABELS[m]} vs TPE: wins/ties/losses | "
-            + " | ".join(record(b) for b in budgets)
-            + " |"
-        )
+    for m in [m for m in methods if m in SHORT_LABELS and "tpe" in methods]:
+        cells = " | ".join(record(m, b) for b in budgets)
+        lines.append(f"| {SHORT_LABELS[m]} vs TPE: wins/ties/losses | {cells} |")
     shown = sorted({b for b in (5, 10, budgets[-1]) if b <= n})
     at_text = " / ".join(f"@{b}" for b in shown)
     lines += ["", f"Per dataset, mean best accuracy {at_text}:", ""]
@@ -351,12 +348,15 @@ def design_table(names: list[str], n_epochs: int) -> str:
     """The shipped design's entries on real runs (seed 0) and above YAHPO's random best."""
     from benchmarks.objectives import get_surrogate
     from benchmarks.reference import load_reference
+    from optuna_meta.data import load_yahpo
     from optuna_meta.surrogate import SurrogateModel
+    from optuna_meta.surrogate._build import canonical_renames
 
     model = SurrogateModel.load("lcbench-mlp")
-    lcbench_name = {"hidden_size": "max_units", "dropout": "max_dropout"}  # model's -> LCBench's
-    entries = [{lcbench_name.get(k, k): v for k, v in e.items()} for e in model.initial_design]
     tasks = [str(t).rsplit("/", 1)[-1] for t in model.manifest["training_tasks"]]
+    space_of = load_yahpo("lcbench", n_configs=1, tasks=tasks[:1])[0]  # LCBench's own names
+    lcbench_name = {model_: own for own, model_ in canonical_renames(space_of).items()}
+    entries = [{lcbench_name.get(k, k): v for k, v in e.items()} for e in model.initial_design]
     surrogate, reference = get_surrogate("lcbench"), load_reference("lcbench")
     above = np.zeros(len(entries), dtype=int)
     for task in tasks:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -263,7 +264,7 @@ def _budget_list(text: str) -> list[float]:
         budgets = [float(b) for b in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers like 5,52, got {text!r}") from None
-    if not budgets or not all(b > 0 and b == b and b != float("inf") for b in budgets):
+    if not all(b > 0 and math.isfinite(b) for b in budgets):
         raise argparse.ArgumentTypeError(f"budgets must be positive and finite, got {text!r}")
     return budgets
 
