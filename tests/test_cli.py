@@ -131,6 +131,12 @@ def test_train_on_yahpo_learns_an_initial_design(
     model = SurrogateModel.load(out)
     assert len(model.initial_design) == 2
     assert "--design-budgets 5,52" in model.manifest["command"]
+    first = [*budgets, "--design-first-budget", "52", "--out", str(out)]
+    assert main([*common, *first]) == 0
+    assert "--design-first-budget 52" in SurrogateModel.load(out).manifest["command"]
+    for bad in (["--design-first-budget", "13", *budgets], ["--design-first-budget", "52"]):
+        assert main([*common, *bad, "--overwrite", "--out", str(out)]) == 2
+        assert "must be one of --design-budgets" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*common, "--design-budgets", "5,x", "--out", str(out)])
     assert "expected numbers like 5,52" in capsys.readouterr().err

@@ -157,6 +157,27 @@ def test_a_design_serves_every_budget_of_a_multi_budget_objective() -> None:
     assert both[0]["x"] == pytest.approx(0.3, abs=0.03)  # good at both budgets
 
 
+def test_first_budget_learns_the_first_entry_at_that_budget_alone() -> None:
+    """The first entry bets on the final budget's peak; the second hedges for the early one,
+    and every later entry is learned as without ``first_budget``."""
+    signs = {"a": 1.0}
+    final_only = learn_initial_design(
+        SPACE, signs, lambda t, c: _two_budgets(t, c)[:, 1], length=1, n_pool=200
+    )
+    design = learn_initial_design(SPACE, signs, _two_budgets, length=2, n_pool=200, first_budget=1)
+    assert design[0] == final_only[0]
+    assert design[1]["x"] == pytest.approx(0.3, abs=0.03)  # what the early budget needs
+    assert (
+        learn_initial_design(SPACE, signs, _two_budgets, length=2, n_pool=200, first_budget=-1)
+        == design
+    )
+    both = learn_initial_design(SPACE, signs, _two_budgets, length=1, n_pool=200, first_budget=0)
+    assert both[0]["x"] == pytest.approx(0.3, abs=0.03)
+    for bad in (2, -3):
+        with pytest.raises(ValueError, match="not one of the objective's 2 budget"):
+            learn_initial_design(SPACE, signs, _two_budgets, n_pool=5, first_budget=bad)
+
+
 def test_equal_budgets_learn_the_single_budget_design() -> None:
     objective = _bowl({"a": (0.2, 0.6), "b": (0.7, 0.4)})
     signs = {"a": 1.0, "b": 1.0}

@@ -146,11 +146,25 @@ def _add_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _first_budget_index(args: argparse.Namespace) -> int | None:
+    """The index in ``--design-budgets`` of ``--design-first-budget`` (None when not given)."""
+    if args.design_first_budget is None:
+        return None
+    budgets = list(args.design_budgets or [])
+    if args.design_first_budget not in budgets:
+        raise ValueError(
+            f"--design-first-budget {args.design_first_budget:g} must be one of "
+            f"--design-budgets ({', '.join(f'{b:g}' for b in budgets) or 'not given'})."
+        )
+    return budgets.index(args.design_first_budget)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from optuna_meta.surrogate import build_model
     from optuna_meta.surrogate._train import TrainConfig
 
     _check_out(args)
+    first_budget = _first_budget_index(args)
     data = _load_dataset(args)
     cfg = TrainConfig(steps=args.steps, seed=args.seed)
     command = _recorded_command(args.argv)
@@ -169,6 +183,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         extra_manifest={"command": command},
         design_objective=design_objective,
         design_length=args.design_length,
+        design_first_budget=first_budget,
         task_optima=args.task_optima,
     )
     path = model.save(args.out)
@@ -304,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_budget_list,
         help="YAHPO: learn the design at these fidelities, e.g. 5,52 (LCBench epochs), so it "
         "serves short runs too (default: the final fidelity only)",
+    )
+    p.add_argument(
+        "--design-first-budget",
+        type=float,
+        help="YAHPO: learn the design's first entry at this one of --design-budgets alone, "
+        "e.g. 52 (the later entries serve every budget)",
     )
     p.set_defaults(func=_cmd_train)
 

@@ -223,6 +223,7 @@ def build_model(
     extra_manifest: Mapping[str, Any] | None = None,
     design_objective: DesignObjective | None = None,
     design_length: int = DEFAULT_DESIGN_LENGTH,
+    design_first_budget: int | None = None,
     task_optima: bool = False,
 ) -> SurrogateModel:
     """Meta-train a :class:`SurrogateModel` on every task of ``dataset`` (needs torch).
@@ -231,7 +232,8 @@ def build_model(
     :func:`optuna_meta.data.yahpo_objective`) the model also carries a learned initial design of
     ``design_length`` configurations (:func:`~optuna_meta.surrogate._design.learn_initial_design`),
     which a new study tries first; its first entry also supplies the defaults of parameters a
-    study does not tune. Without one (e.g. training from past studies, which cannot be re-run),
+    study does not tune; ``design_first_budget`` is :func:`learn_initial_design`'s
+    ``first_budget``. Without one (e.g. training from past studies, which cannot be re-run),
     the first trial is the best of random configurations under the meta-mean. With
     ``task_optima`` as well, the model also carries each training task's own optimum
     (:func:`learn_task_optima`), which the design trials after the first may pick instead of a
@@ -256,6 +258,7 @@ def build_model(
             seed=cfg.seed,
             tasks=[name for name, _, _ in arrays],
             n_starts=N_REFINE_STARTS,
+            first_budget=design_first_budget,
         )
         defaults.update(design[0])
         if log is not None:
@@ -303,17 +306,25 @@ def dataset_design(
     seed: int = 0,
     tasks: Sequence[str] | None = None,
     n_starts: int = N_REFINE_STARTS,
+    first_budget: int | None = None,
 ) -> list[dict[str, Any]]:
     """The learned initial design :func:`build_model` stores, without training a network.
 
     ``objective`` receives each task's own parameter names; the design is in the canonical
     model space of ``dataset`` (:func:`model_space`). ``tasks`` restricts the training tasks
-    (default: all); ``n_starts`` is :func:`learn_initial_design`'s. Benchmarks use it to score a
-    design on held-out tasks directly.
+    (default: all); ``n_starts`` and ``first_budget`` are :func:`learn_initial_design`'s.
+    Benchmarks use it to score a design on held-out tasks directly.
     """
     space = model_space(canonicalize(dataset))
     return _learn_design(
-        dataset, space, objective, length=length, seed=seed, tasks=tasks, n_starts=n_starts
+        dataset,
+        space,
+        objective,
+        length=length,
+        seed=seed,
+        tasks=tasks,
+        n_starts=n_starts,
+        first_budget=first_budget,
     )
 
 
@@ -326,6 +337,7 @@ def _learn_design(
     seed: int,
     tasks: Sequence[str] | None,
     n_starts: int,
+    first_budget: int | None = None,
 ) -> list[dict[str, Any]]:
     """:func:`learn_initial_design` on ``dataset``'s tasks, ``space`` its canonical model space."""
     renames = {task.name: canonical_renames(task) for task in dataset}
@@ -337,6 +349,7 @@ def _learn_design(
         _in_task_names(objective, original, renames),
         length=length,
         n_starts=n_starts,
+        first_budget=first_budget,
         seed=seed,
     )
 
