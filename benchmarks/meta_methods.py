@@ -28,8 +28,12 @@ from benchmarks.protocol import BenchContext, Method
 from optuna_meta import MetaSampler
 from optuna_meta.data import TEST_INSTANCES, load_yahpo, yahpo_objective
 from optuna_meta.surrogate import SurrogateModel, build_model
-from optuna_meta.surrogate._build import learn_task_optima
-from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH, N_TASK_OPTIMUM_STARTS
+from optuna_meta.surrogate._build import dataset_design, learn_task_optima
+from optuna_meta.surrogate._design import (
+    DEFAULT_DESIGN_LENGTH,
+    N_REFINE_STARTS,
+    N_TASK_OPTIMUM_STARTS,
+)
 from optuna_meta.surrogate._train import TrainConfig
 
 CACHE_DIR = Path(__file__).resolve().parent / "results" / "cache"
@@ -58,6 +62,10 @@ TASK_OPTIMA_SCENARIOS = frozenset({"lcbench"})
 """Scenarios whose shipped model carries its training tasks' optima, so the fold models do too.
 Not rbv2_xgboost: with them its CV runs were +0.0051 (se 0.0021) worse at 3 trials and the same
 from 5 on (session 19, ``benchmarks/README.md``)."""
+DESIGN_BUDGETS: dict[str, tuple[tuple[float, ...], int]] = {"lcbench": ((5.0, 52.0), -1)}
+"""Scenarios whose shipped model learns its design at several budgets, with the fidelities and
+the index of the one its first entry is learned at (``optuna-meta train --design-budgets 5,52
+--design-first-budget 52``), so the fold models do too (session 22)."""
 M = TypeVar("M", bound=Any)
 
 
@@ -90,10 +98,13 @@ def fold_model(
     config: TrainConfig | None = None,
     n_configs: int = N_CONFIGS,
     design_length: int = DEFAULT_DESIGN_LENGTH,
+    budgets: bool = True,
 ) -> SurrogateModel:
     """The surrogate meta-trained on ``train_tasks`` (minus test instances), cached on disk.
 
-    Like the shipped model, it learns its initial design by querying the training tasks only.
+    Like the shipped model, it learns its initial design by querying the training tasks only,
+    at the budgets of :data:`DESIGN_BUDGETS` (``budgets=False``: at the final fidelity only,
+    the recipe before session 22).
     """
     cfg = config or TrainConfig()
     tasks = fold_training_tasks(scenario, train_tasks)
@@ -110,21 +121,41 @@ def fold_model(
             design_length=design_length,
         ),
     )
-    if scenario not in TASK_OPTIMA_SCENARIOS or not model.initial_design:
+    if not model.initial_design:
         return model
-    # The training tasks' optima are what build_model(task_optima=True) adds after training;
-    # cached on their own so the network (and every earlier run on it) stays the same.
+    space_only = load_yahpo(scenario, n_configs=8, tasks=tasks)  # values come from objectives
+    objective = yahpo_objective(scenario)
+    if budgets and scenario in DESIGN_BUDGETS:
+        # The design at several budgets replaces the one build_model learned at the final
+        # fidelity; cached on its own so the network (and every earlier run on it) stays the same.
+        fidelities, first = DESIGN_BUDGETS[scenario]
+        objective = yahpo_objective(scenario, budgets=fidelities)
+        key = [*key, "design_budgets", list(fidelities), first, N_REFINE_STARTS]
+
+        def with_budget_design(digest: str) -> SurrogateModel:
+            design = dataset_design(
+                space_only, objective, length=design_length, seed=cfg.seed, first_budget=first
+            )
+            return dataclasses.replace(
+                model, initial_design=design, defaults={**model.defaults, **design[0]}
+            )
+
+        model = disk_cached(
+            f"meta_{scenario}_budgets", key, SurrogateModel.load, with_budget_design
+        )
+    if scenario not in TASK_OPTIMA_SCENARIOS:
+        return model
+    # The training tasks' optima are what build_model(task_optima=True) adds after training,
+    # learned with the design's objective.
+    design_model = model
     return disk_cached(
         f"meta_{scenario}_optima",
         [*key, "task_optima", N_TASK_OPTIMUM_STARTS],
         SurrogateModel.load,
         lambda digest: dataclasses.replace(
-            model,
+            design_model,
             task_optima=learn_task_optima(
-                load_yahpo(scenario, n_configs=8, tasks=tasks),  # the space; values come from
-                yahpo_objective(scenario),  # the objective
-                seed=cfg.seed,
-                exclude=model.initial_design,
+                space_only, objective, seed=cfg.seed, exclude=design_model.initial_design
             ),
         ),
     )
@@ -136,37 +167,56 @@ def meta_sampler_method(
     config: TrainConfig | None = None,
     n_configs: int = N_CONFIGS,
     design_length: int = DEFAULT_DESIGN_LENGTH,
+    budgets: bool = True,
     **sampler_kwargs: object,
 ) -> Method:
-    """MetaSampler with one model per fold; ``sampler_kwargs`` go to the sampler."""
+    """MetaSampler with one model per fold; ``budgets`` is :func:`fold_model`'s;
+    ``sampler_kwargs`` go to the sampler."""
 
     def factory(ctx: BenchContext) -> BaseSampler:
         key = ("meta-model", name, ctx.scenario, ctx.train_tasks)
         if key not in ctx.cache:
             ctx.cache[key] = fold_model(
-                ctx.scenario, ctx.train_tasks, config, n_configs, design_length
+                ctx.scenario, ctx.train_tasks, config, n_configs, design_length, budgets
             )
         return MetaSampler(model=ctx.cache[key], seed=ctx.seed, **sampler_kwargs)  # type: ignore[arg-type]
 
     version = f"recipe{MODEL_RECIPE}+design{design_length}+sampler{SAMPLER_BEHAVIOUR}"
+    if budgets:  # results from before DESIGN_BUDGETS keep their version
+        version += "+budgets" + "".join(
+            f"-{scenario}:{fids}:{first}" for scenario, (fids, first) in DESIGN_BUDGETS.items()
+        )
     return Method(name=name, factory=factory, label=label, version=version)
 
 
 SAMPLER_METHODS = [meta_sampler_method()]
 
+FINAL_BUDGET_DESIGN = [
+    meta_sampler_method(
+        "meta_finaldesign",
+        "MetaSampler, design learned at the final fidelity only (sessions 5-21; 5-fold task CV)",
+        budgets=False,
+    )
+]
+"""The recipe before session 22, on the same fold networks: the paired baseline of
+:data:`DESIGN_BUDGETS`."""
+
 NO_TASK_OPTIMA = [
     meta_sampler_method(
         "meta_notaskoptima",
         "MetaSampler, design entries only (task_optima=False; 5-fold task CV)",
+        budgets=False,
         task_optima=False,
     )
 ]
-"""Session 18's behaviour on the same fold models: the paired baseline of ``task_optima``."""
+"""Session 18's behaviour on the same fold networks: the paired baseline of ``task_optima``
+(with the design of sessions 5-21, as every variant below)."""
 
 FIXED_SCHEDULE = [
     meta_sampler_method(
         "meta_fixedschedule",
         "MetaSampler, fixed fallback schedule (adaptive_fallback=False; 5-fold task CV)",
+        budgets=False,
         adaptive_fallback=False,
         task_optima=False,
     )
@@ -179,6 +229,7 @@ DESIGN_VARIANTS = [
         f"meta_design{k}",
         f"MetaSampler, first {k} trials from a 10-entry learned design (5-fold task CV)",
         design_length=10,
+        budgets=False,
         n_design_trials=k,
         task_optima=False,
     )

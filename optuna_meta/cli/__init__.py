@@ -7,9 +7,11 @@ Examples:
         optuna-meta train --storage sqlite:///past.db --out my_model.npz
         # Re-create the shipped default model (YAHPO test instances are always excluded). With
         # --yahpo the training tasks can be queried, so the model also learns an initial design
-        # (--design-length configurations a new study tries first), and with --task-optima each
+        # (--design-length configurations a new study tries first; here its first entry at
+        # epoch 52, the later ones at epochs 5 and 52 too), and with --task-optima each
         # training task's own optimum, which the design trials may pick too:
         optuna-meta train --yahpo lcbench --n-configs 2000 --name lcbench-mlp --task-optima \\
+            --design-budgets 5,52 --design-first-budget 52 \\
             --out optuna_meta/models/lcbench-mlp.npz --overwrite
         # Save a meta-dataset, or export one into a storage to browse it in optuna-dashboard:
         optuna-meta dataset --yahpo lcbench --n-configs 200 --out lcbench.npz
