@@ -668,7 +668,7 @@ def test_design_entries_after_the_first_follow_expected_improvement(task_optima:
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_lcbench_like, n_trials=10)
     model = sampler._model_state().model
-    assert len(model.task_optima) == 31
+    assert 0 < len(model.task_optima) <= len(model.manifest["training_tasks"])  # repeats dropped
     candidates = model.initial_design + model.task_optima
     order = [_design_index(t.params, candidates) for t in study.trials]
     assert order[0] == 0 and len(set(order)) == 10
@@ -686,8 +686,10 @@ def test_while_other_trials_run_each_takes_its_own_entry_or_leaves_a_claimed_one
     sampler = MetaSampler(seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_lcbench_like, n_trials=2)
-    design = sampler._model_state().model.initial_design
-    tried = [_design_index(t.params, design) for t in study.trials]
+    model = sampler._model_state().model
+    design = model.initial_design
+    # trial 1 may have picked a training task's optimum (numbered after the entries)
+    tried = [_design_index(t.params, design + model.task_optima) for t in study.trials]
     claimer = study.ask()  # trial 2: another worker's, which claimed entry 5 and runs on
     study._storage.set_trial_system_attr(claimer._trial_id, ATTR_DESIGN_ENTRY, 5)
     running = [study.ask() for _ in range(3, 10)]  # trials 3..9, all running at once
@@ -702,6 +704,30 @@ def test_while_other_trials_run_each_takes_its_own_entry_or_leaves_a_claimed_one
             assert _design_index(trial.params, design) == trial.number
     params = [tuple(sorted(t.params.items())) for t in study.trials if t.params]
     assert len(set(params)) == len(params)
+
+
+def test_entries_alike_in_the_study_space_count_once_while_others_run() -> None:
+    """Two design entries that differ only in parameters the study does not tune are one
+    configuration to the study. Workers that decide at the same moment index the entries by
+    trial number, so such a pair must count once, or two trials would run the same point
+    (seen with four processes on PostgreSQL, where a running trial's params are not written
+    yet). Here trial 1 decides while trial 0 runs without params: it takes the next distinct
+    entry, and trial 0 still gets entry 0."""
+    shipped = SurrogateModel.load("lcbench-mlp")
+    first = shipped.initial_design[0]
+    twin = {**first, "momentum": 0.5}  # the same learning rate, batch size and dropout
+    other = {**first, "learning_rate": first["learning_rate"] / 10}
+    model = dataclasses.replace(shipped, initial_design=[first, twin, other], task_optima=[])
+    sampler = MetaSampler(model=model, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    space = {k: SHIPPED_SPACE[k] for k in ("learning_rate", "batch_size", "dropout")}
+    t0 = study.ask()  # running, nothing suggested yet
+    t1 = study.ask()
+    p1 = {k: t1._suggest(k, d) for k, d in space.items()}
+    p0 = {k: t0._suggest(k, d) for k, d in space.items()}
+    assert p0 == pytest.approx({k: first[k] for k in space})
+    assert p1 == pytest.approx({k: other[k] for k in space})
+    assert p0 != p1
 
 
 def test_an_ei_pick_yields_to_a_trial_that_started_meanwhile(

@@ -972,9 +972,13 @@ class MetaSampler(BaseSampler):
         box = state.box(ranges)
         entries = box.clip(raw)
         # The design's first `limit` entries on the study's branch, in order: trial k takes
-        # the k-th of them.
+        # the k-th of them. Entries the study cannot tell apart (they differ only in
+        # parameters it does not tune) count once, or two workers deciding at the same moment
+        # would run one configuration twice.
         other = state.off_default_branch(raw, tuned)
-        on_branch = [i for i in range(len(design)) if i not in other][:limit]
+        on_branch = self._distinct_entries(
+            state, entries, [i for i in range(len(design)) if i not in other][:limit], seen
+        )
         own_entry = on_branch[number] if number < len(on_branch) else None
         own = None if own_entry is None or own_entry in claimed else entries[own_entry]
         if observed is None or number == 0:
@@ -1008,6 +1012,30 @@ class MetaSampler(BaseSampler):
         if best == own_entry or self._claim(study, trial, best, own_entry):
             return entries[best]
         return own
+
+    def _distinct_entries(
+        self,
+        state: _ModelState,
+        entries: np.ndarray,
+        indices: list[int],
+        seen: Mapping[str, BaseDistribution],
+    ) -> list[int]:
+        """``indices`` without the entries that repeat an earlier one in the study's space.
+
+        Every worker computes the same list from the same space, so trial ``k`` still takes a
+        configuration no other trial number takes.
+        """
+        user_space = {k: d for k, d in seen.items() if self._model_name(state, k) is not None}
+        if not user_space:
+            return indices
+        keys: set[tuple[tuple[str, Any], ...]] = set()
+        distinct = []
+        for i in indices:
+            key = _param_key(self._to_user_params(state, entries[i], user_space), user_space)
+            if key not in keys:
+                keys.add(key)
+                distinct.append(i)
+        return distinct
 
     def _claim(self, study: Study, trial: FrozenTrial, entry: int, own_entry: int | None) -> bool:
         """Announce that ``trial`` takes design entry ``entry``; False if it must not.
