@@ -39,12 +39,7 @@ from optuna_meta.space import (
     project_value,
 )
 from optuna_meta.surrogate import DEFAULT_MODEL, SurrogateModel, shipped_models
-from optuna_meta.surrogate._model_file import (
-    DESIGN_FIXED_TRIALS_KEY,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MIN_FORMAT_VERSION,
-)
+from optuna_meta.surrogate._model_file import FORMAT_NAME, FORMAT_VERSION, MIN_FORMAT_VERSION
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -939,10 +934,7 @@ class MetaSampler(BaseSampler):
 
         Trials ``0 .. n_design - 1`` take the design's entries; trial 0 takes entry 0 (the best
         single configuration on the training tasks), or the first entry on the study's branch of a
-        conditional space (:meth:`_ModelState.off_default_branch`). A model whose manifest sets
-        ``design_fixed_trials`` (:data:`DESIGN_FIXED_TRIALS_KEY`; 2 for a design that hedges
-        for short runs from its second entry) has that many trials take their entries in
-        order. After them, with ``observed`` (the finished
+        conditional space (:meth:`_ModelState.off_default_branch`). With ``observed`` (the finished
         trials' encoded configurations and standardised values, given only while no other trial
         runs), a trial takes the untried entry with the highest expected improvement under the
         surrogate conditioned on them. The set of entries stays the one chosen to complement each
@@ -989,10 +981,7 @@ class MetaSampler(BaseSampler):
         )
         own_entry = on_branch[number] if number < len(on_branch) else None
         own = None if own_entry is None or own_entry in claimed else entries[own_entry]
-        fixed = state.model.manifest.get(DESIGN_FIXED_TRIALS_KEY, 1)
-        if not isinstance(fixed, int) or fixed < 1:  # a foreign manifest value: the default
-            fixed = 1
-        if observed is None or number < fixed:
+        if observed is None or number == 0:
             return own
         X, ys, feasibility = observed
         if (
