@@ -147,15 +147,14 @@ def fold_model(
         return model
     # The training tasks' optima are what build_model(task_optima=True) adds after training,
     # learned with the design's objective.
-    design_model = model
     return disk_cached(
         f"meta_{scenario}_optima",
         [*key, "task_optima", N_TASK_OPTIMUM_STARTS],
         SurrogateModel.load,
         lambda digest: dataclasses.replace(
-            design_model,
+            model,
             task_optima=learn_task_optima(
-                space_only, objective, seed=cfg.seed, exclude=design_model.initial_design
+                space_only, objective, seed=cfg.seed, exclude=model.initial_design
             ),
         ),
     )

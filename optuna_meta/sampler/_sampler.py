@@ -810,7 +810,7 @@ class MetaSampler(BaseSampler):
         box = state.box(self._user_space_in_model(state, seen))
         rng = np.random.default_rng([self._base_seed, trial.number])
         P = np.asarray(X_pending, dtype=float).reshape(len(X_pending), state.n_features)
-        user_space = {k: d for k, d in seen.items() if self._model_name(state, k) is not None}
+        user_space = self._served_space(state, seen)
         # Existing configurations, keyed on the served parameters each trial has: in a
         # conditional space (XGBoost's ``booster``) a trial lacks the parameters inactive on
         # its branch, and a proposal that agrees with it on all of its own parameters (the
@@ -1013,6 +1013,12 @@ class MetaSampler(BaseSampler):
             return entries[best]
         return own
 
+    def _served_space(
+        self, state: _ModelState, space: Mapping[str, BaseDistribution]
+    ) -> dict[str, BaseDistribution]:
+        """The parameters of ``space`` the model serves (under the study's own names)."""
+        return {k: d for k, d in space.items() if self._model_name(state, k) is not None}
+
     def _distinct_entries(
         self,
         state: _ModelState,
@@ -1025,7 +1031,7 @@ class MetaSampler(BaseSampler):
         Every worker computes the same list from the same space, so trial ``k`` still takes a
         configuration no other trial number takes.
         """
-        user_space = {k: d for k, d in seen.items() if self._model_name(state, k) is not None}
+        user_space = self._served_space(state, seen)
         if not user_space:
             return indices
         keys: set[tuple[tuple[str, Any], ...]] = set()

@@ -169,6 +169,8 @@ def learn_initial_design(
         first_rows = slice(first_budget % n_budgets, None, n_budgets)
 
     pool_regret = regret(pool_values)
+    # Each configuration on its own, the tie-break of the greedy choice (first entry, others).
+    standalone = (pool_regret[first_rows].mean(axis=0), pool_regret.mean(axis=0))
     current = np.full(len(pool_regret), np.inf)
     taken = np.zeros(n_pool, dtype=bool)
     design: list[np.ndarray] = []
@@ -176,11 +178,10 @@ def learn_initial_design(
         if taken.all():
             break
         rows = first_rows if entry == 0 else slice(None)
-        standalone = pool_regret[rows].mean(axis=0)
         scores = np.minimum(current[rows, None], pool_regret[rows]).mean(axis=0)
         # Exact ties (no candidate improves the set any more, e.g. with few training tasks):
         # the best configuration on its own, so the design never repeats an entry.
-        order = np.lexsort((standalone, scores))
+        order = np.lexsort((standalone[min(entry, 1)], scores))
         starts = order[~taken[order]][: n_starts if refine else 1]
         candidates = [(pool[j], pool_regret[:, j], float(scores[j])) for j in starts]
         if refine:
