@@ -34,6 +34,7 @@ from optuna_meta.surrogate._design import (
     N_REFINE_STARTS,
     N_TASK_OPTIMUM_STARTS,
 )
+from optuna_meta.surrogate._model_file import DESIGN_FIXED_TRIALS_KEY
 from optuna_meta.surrogate._train import TrainConfig
 
 CACHE_DIR = Path(__file__).resolve().parent / "results" / "cache"
@@ -41,9 +42,11 @@ MODEL_RECIPE = 5
 """Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
-SAMPLER_BEHAVIOUR = 8
+SAMPLER_BEHAVIOUR = 9
 """Bumped when MetaSampler proposes differently with the same model (results of another behaviour
-are never resumed). 8: only design trials 1-4 may pick a training task's optimum
+are never resumed). 9: a model whose manifest sets ``design_fixed_trials`` (the hedging design
+of :data:`DESIGN_BUDGETS`, session 22) takes its first two design entries in order; entries
+alike in the study's space count once. 8: only design trials 1-4 may pick a training task's optimum
 (``TASK_OPTIMA_TRIALS``, session 19). 7: the design trials after the first may pick a training
 task's own optimum (``task_optima``, session 19; LCBench fold models carry them, see
 :data:`TASK_OPTIMA_SCENARIOS`). 6: the fallback takes every other trial while its interleaved
@@ -143,11 +146,13 @@ def fold_model(
         model = disk_cached(
             f"meta_{scenario}_budgets", key, SurrogateModel.load, with_budget_design
         )
+        # What build_model(design_first_budget=...) writes; set here so the cached files serve.
+        model = dataclasses.replace(model, manifest={**model.manifest, DESIGN_FIXED_TRIALS_KEY: 2})
     if scenario not in TASK_OPTIMA_SCENARIOS:
         return model
     # The training tasks' optima are what build_model(task_optima=True) adds after training,
     # learned with the design's objective.
-    return disk_cached(
+    with_optima = disk_cached(
         f"meta_{scenario}_optima",
         [*key, "task_optima", N_TASK_OPTIMUM_STARTS],
         SurrogateModel.load,
@@ -158,6 +163,7 @@ def fold_model(
             ),
         ),
     )
+    return dataclasses.replace(with_optima, manifest=model.manifest)
 
 
 def meta_sampler_method(

@@ -133,7 +133,9 @@ def test_train_on_yahpo_learns_an_initial_design(
     assert "--design-budgets 5,52" in model.manifest["command"]
     first = [*budgets, "--design-first-budget", "52", "--out", str(out)]
     assert main([*common, *first]) == 0
-    assert "--design-first-budget 52" in SurrogateModel.load(out).manifest["command"]
+    hedged = SurrogateModel.load(out)
+    assert "--design-first-budget 52" in hedged.manifest["command"]
+    assert hedged.manifest["design_fixed_trials"] == 2  # its second entry is tried second
     for bad in (["--design-first-budget", "13", *budgets], ["--design-first-budget", "52"]):
         assert main([*common, *bad, "--overwrite", "--out", str(out)]) == 2
         assert "must be one of --design-budgets" in capsys.readouterr().err

@@ -25,7 +25,7 @@ from optuna_meta.surrogate._design import (
     DesignObjective,
     learn_initial_design,
 )
-from optuna_meta.surrogate._model_file import MANIFEST_KEY
+from optuna_meta.surrogate._model_file import DESIGN_FIXED_TRIALS_KEY, MANIFEST_KEY
 from optuna_meta.surrogate._train import TrainConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -671,12 +671,39 @@ def test_design_entries_after_the_first_follow_expected_improvement(task_optima:
     assert 0 < len(model.task_optima) <= len(model.manifest["training_tasks"])  # repeats dropped
     candidates = model.initial_design + model.task_optima
     order = [_design_index(t.params, candidates) for t in study.trials]
-    assert order[0] == 0 and len(set(order)) == 10
-    for k in range(1, 10):
+    fixed = model.manifest[DESIGN_FIXED_TRIALS_KEY]  # 2: the hedging design's second entry
+    assert order[:fixed] == list(range(fixed)) and len(set(order)) == 10
+    for k in range(fixed, 10):
         with_optima = task_optima and k < TASK_OPTIMA_TRIALS
         assert order[k] == _ei_best(sampler, study.trials[:k], order[:k], with_optima)
     if not task_optima:
         assert sorted(order) == list(range(10))  # the ten trials use all ten entries
+
+
+@pytest.mark.parametrize("fixed", [1, 2, 3, "2", 0])
+def test_design_fixed_trials_take_their_entries_in_order(fixed: Any) -> None:
+    """A model's ``design_fixed_trials`` manifest key sets how many design trials take their
+    entries in order before the expected-improvement order starts; a value that is not a
+    positive integer (a foreign file) counts as 1."""
+    shipped = SurrogateModel.load("lcbench-mlp")
+    model = dataclasses.replace(
+        shipped, manifest={**shipped.manifest, DESIGN_FIXED_TRIALS_KEY: fixed}, task_optima=[]
+    )
+    sampler = MetaSampler(model=model, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_lcbench_like, n_trials=4)
+    order = [_design_index(t.params, model.initial_design) for t in study.trials]
+    n = fixed if isinstance(fixed, int) and fixed >= 1 else 1
+    assert order[:n] == list(range(n))
+    for k in range(n, 4):
+        assert order[k] == _ei_best(sampler, study.trials[:k], order[:k])
+
+
+def test_the_hedging_design_is_tried_in_order_first() -> None:
+    """``build_model(design_first_budget=...)`` marks its model so the second entry, which
+    serves the budgets the first does not, is tried second whatever the first trial showed."""
+    assert SurrogateModel.load("lcbench-mlp").manifest[DESIGN_FIXED_TRIALS_KEY] == 2
+    assert DESIGN_FIXED_TRIALS_KEY not in SurrogateModel.load("lcbench-mlp-short").manifest
 
 
 def test_while_other_trials_run_each_takes_its_own_entry_or_leaves_a_claimed_one() -> None:
@@ -730,13 +757,20 @@ def test_entries_alike_in_the_study_space_count_once_while_others_run() -> None:
     assert p0 != p1
 
 
+def _ei_from_trial_1() -> SurrogateModel:
+    """The shipped model with the expected-improvement order from trial 1 on (its manifest
+    fixes trial 1 to the second entry), for the claim mechanics of EI picks."""
+    shipped = SurrogateModel.load("lcbench-mlp")
+    return dataclasses.replace(shipped, manifest={**shipped.manifest, DESIGN_FIXED_TRIALS_KEY: 1})
+
+
 def test_an_ei_pick_yields_to_a_trial_that_started_meanwhile(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A trial that picks by EI claims the entry, then looks again. A worker that started in
     between may not have seen the claim and takes the entry of its own number, which may be
     the one picked; so the EI pick is dropped for the trial's own entry."""
-    sampler = MetaSampler(seed=0)
+    sampler = MetaSampler(model=_ei_from_trial_1(), seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_lcbench_like, n_trials=1)
     design = sampler._model_state().model.initial_design
@@ -766,7 +800,7 @@ def test_a_storage_that_refuses_the_claim_keeps_the_fixed_order(
 ) -> None:
     """The claim is best-effort: if the storage refuses it, the trial takes its own number's
     entry (safe for parallel workers) and the study goes on."""
-    sampler = MetaSampler(seed=0)
+    sampler = MetaSampler(model=_ei_from_trial_1(), seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_lcbench_like, n_trials=1)
     assert _ei_best(sampler, study.trials, [0]) != 1  # the EI pick would differ

@@ -587,7 +587,12 @@ def test_a_moved_range_is_searched_where_it_is_now() -> None:
     study.optimize(make(0.7, 0.99, 64, 512), n_trials=12)
     new = study.trials[10:]
     assert {t.user_attrs[ATTR_SOURCE] for t in new} == {"meta"}
-    assert len({round(t.params["momentum"], 3) for t in new}) > 3
+    # Searching the old ranges clipped into the new ones would put every proposal at their
+    # image, momentum 0.7 and batch size 64. The surrogate's prior favours high momentum, so
+    # many proposals sit at 0.99; what matters is that they spread over the new ranges.
+    assert sum(t.params["momentum"] == 0.7 for t in new) <= len(new) // 2
+    assert sum(t.params["batch_size"] == 64 for t in new) <= len(new) // 2
+    assert len({round(t.params["momentum"], 3) for t in new}) >= 3
     assert len({t.params["batch_size"] for t in new}) > 3
 
 

@@ -477,8 +477,11 @@ def _feasible_share_study(tell: bool) -> optuna.Study:
             trial.set_constraint("units", trial.params["max_units"] - 128)
         return value
 
-    study = optuna.create_study(direction="maximize", sampler=MetaSampler(seed=0, **FAST))
-    study.optimize(objective, n_trials=12)
+    sampler = MetaSampler(seed=0, fallback_every=0, **FAST)  # every trial the surrogate's
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    # 20 trials: the first ten take the design's ten entries, told or not (only their order
+    # and an early exit from the design differ), so the share shows in the trials after them.
+    study.optimize(objective, n_trials=20)
     return study
 
 
@@ -490,7 +493,7 @@ def test_constraints_steer_proposals_to_the_feasible_region():
     for study in (told, blind):
         assert all(t.user_attrs[ATTR_SOURCE] == "meta" for t in study.trials)
     n_told, n_blind = (sum(t.params["max_units"] <= 128 for t in s.trials) for s in (told, blind))
-    assert n_told >= n_blind + 3, (n_told, n_blind)
+    assert n_told >= n_blind + 5, (n_told, n_blind)
     assert told.best_trial.params["max_units"] <= 128  # best_trial: the best feasible one
 
 

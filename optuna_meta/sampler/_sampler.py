@@ -39,7 +39,12 @@ from optuna_meta.space import (
     project_value,
 )
 from optuna_meta.surrogate import DEFAULT_MODEL, SurrogateModel, shipped_models
-from optuna_meta.surrogate._model_file import FORMAT_NAME, FORMAT_VERSION, MIN_FORMAT_VERSION
+from optuna_meta.surrogate._model_file import (
+    DESIGN_FIXED_TRIALS_KEY,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MIN_FORMAT_VERSION,
+)
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -934,7 +939,10 @@ class MetaSampler(BaseSampler):
 
         Trials ``0 .. n_design - 1`` take the design's entries; trial 0 takes entry 0 (the best
         single configuration on the training tasks), or the first entry on the study's branch of a
-        conditional space (:meth:`_ModelState.off_default_branch`). With ``observed`` (the finished
+        conditional space (:meth:`_ModelState.off_default_branch`). A model whose manifest sets
+        ``design_fixed_trials`` (:data:`DESIGN_FIXED_TRIALS_KEY`; 2 for a design that hedges
+        for short runs from its second entry) has that many trials take their entries in
+        order. After them, with ``observed`` (the finished
         trials' encoded configurations and standardised values, given only while no other trial
         runs), a trial takes the untried entry with the highest expected improvement under the
         surrogate conditioned on them. The set of entries stays the one chosen to complement each
@@ -971,17 +979,21 @@ class MetaSampler(BaseSampler):
         raw = np.asarray(design, dtype=float)
         box = state.box(ranges)
         entries = box.clip(raw)
-        # The design's first `limit` entries on the study's branch, in order: trial k takes
-        # the k-th of them. Entries the study cannot tell apart (they differ only in
+        # The design's first `limit` distinct entries on the study's branch, in order: trial k
+        # takes the k-th of them. Entries the study cannot tell apart (they differ only in
         # parameters it does not tune) count once, or two workers deciding at the same moment
-        # would run one configuration twice.
+        # would run one configuration twice; they are dropped before the `limit` cut, so
+        # `n_design_trials` design trials try that many distinct configurations.
         other = state.off_default_branch(raw, tuned)
         on_branch = self._distinct_entries(
-            state, entries, [i for i in range(len(design)) if i not in other][:limit], seen
-        )
+            state, entries, [i for i in range(len(design)) if i not in other], seen
+        )[:limit]
         own_entry = on_branch[number] if number < len(on_branch) else None
         own = None if own_entry is None or own_entry in claimed else entries[own_entry]
-        if observed is None or number == 0:
+        fixed = state.model.manifest.get(DESIGN_FIXED_TRIALS_KEY, 1)
+        if not isinstance(fixed, int) or fixed < 1:  # a foreign manifest value: the default
+            fixed = 1
+        if observed is None or number < fixed:
             return own
         X, ys, feasibility = observed
         if (

@@ -42,7 +42,7 @@ from optuna_meta.surrogate._design import (
     DesignObjective,
     learn_initial_design,
 )
-from optuna_meta.surrogate._model_file import SurrogateModel
+from optuna_meta.surrogate._model_file import DESIGN_FIXED_TRIALS_KEY, SurrogateModel
 from optuna_meta.surrogate._network import DeepKernelGP
 
 N_DEFAULT_CANDIDATES = 20_000
@@ -287,6 +287,10 @@ def build_model(
         "meta_features": [],
         "initial_design_source": "objective" if design else None,
     }
+    if design and design_first_budget is not None:
+        # The second entry hedges for the budgets the first does not serve: a study tries it
+        # second whatever the first trial showed (MetaSampler reads this key).
+        manifest[DESIGN_FIXED_TRIALS_KEY] = 2
     manifest.update(extra_manifest or {})
     return SurrogateModel(
         weights=weights,
