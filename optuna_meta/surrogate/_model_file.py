@@ -61,6 +61,11 @@ MIN_FORMAT_VERSION = 2
 the order of the network's input features was lost: such a model read its inputs permuted.
 Version 2 records the order (``parameter_order``); version 1 files are refused."""
 DEFAULT_MODEL = "lcbench-mlp"
+DESIGN_FIXED_TRIALS_KEY = "design_fixed_trials"
+"""Manifest key: how many design trials take their entries in the design's order before the
+expected-improvement order starts (default 1: only the first). ``build_model`` writes 2 for a
+design learned with ``design_first_budget``, whose second entry serves the budgets the first
+does not (``benchmarks/README.md``, "A design that hedges for short runs")."""
 
 
 @dataclass
@@ -189,10 +194,3 @@ def _bad_weight_shapes(weights: dict[str, np.ndarray]) -> dict[str, tuple[int, .
     expected = {"W1": (d, h), "b1": (h,), "W2": (h, h2), "b2": (h2,), "Wf": (h2, f)}
     expected.update(bf=(f,), wm=(h2,))
     return {k: weights[k].shape for k in WEIGHT_NAMES if weights[k].shape != expected.get(k, ())}
-
-
-DESIGN_FIXED_TRIALS_KEY = "design_fixed_trials"
-"""Manifest key: how many design trials take their entries in the design's order before the
-expected-improvement order starts (default 1: only the first). ``build_model`` writes 2 for a
-design learned with ``design_first_budget``, whose second entry serves the budgets the first
-does not (``benchmarks/README.md``, "A design that hedges for short runs")."""
