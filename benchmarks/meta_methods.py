@@ -45,7 +45,8 @@ N_CONFIGS = 2000
 SAMPLER_BEHAVIOUR = 9
 """Bumped when MetaSampler proposes differently with the same model (results of another behaviour
 are never resumed). 9: a model whose manifest sets ``design_fixed_trials`` (the hedging design
-of :data:`DESIGN_BUDGETS`, session 22) takes its first two design entries in order; entries
+of :data:`DESIGN_BUDGETS`, session 22) takes its first two design entries in order (in
+studies without constraints, session 23; no versioned result has constraints); entries
 alike in the study's space count once. 8: only design trials 1-4 may pick a training task's optimum
 (``TASK_OPTIMA_TRIALS``, session 19). 7: the design trials after the first may pick a training
 task's own optimum (``task_optima``, session 19; LCBench fold models carry them, see

@@ -706,6 +706,30 @@ def test_the_hedging_design_is_tried_in_order_first() -> None:
     assert DESIGN_FIXED_TRIALS_KEY not in SurrogateModel.load("lcbench-mlp-short").manifest
 
 
+def test_a_study_with_constraints_ranks_the_entries_from_the_second_trial() -> None:
+    """The fixed order serves unconstrained studies. With a constraint, trial 0's feasibility
+    is news the design never saw, so trial 1 already ranks the entries by expected
+    improvement times the probability of being feasible."""
+    design = SurrogateModel.load("lcbench-mlp").initial_design
+    assert design[0]["learning_rate"] == design[1]["learning_rate"] == pytest.approx(0.1)
+
+    def second_trial(constrained: bool) -> dict[str, Any]:
+        def objective(trial: optuna.Trial) -> float:
+            value = _lcbench_like(trial)
+            if constrained:  # learning rates above 0.05 break it: entries 0 and 1 do
+                trial.set_constraint("lr", trial.params["learning_rate"] - 0.05)
+            return value
+
+        study = optuna.create_study(direction="maximize", sampler=MetaSampler(seed=0))
+        study.optimize(objective, n_trials=2)
+        return study.trials[1].params
+
+    assert _design_index(second_trial(False), design) == 1  # in order: the hedging entry
+    told = second_trial(True)
+    assert _design_index(told, design) not in (0, 1)
+    assert told["learning_rate"] <= 0.05  # the entry most likely feasible
+
+
 def test_while_other_trials_run_each_takes_its_own_entry_or_leaves_a_claimed_one() -> None:
     """Workers that decide at the same moment see the same history, so with other trials
     running, trial k takes entry k (numbers are unique), and leaves an entry that a running

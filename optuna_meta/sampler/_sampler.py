@@ -942,7 +942,7 @@ class MetaSampler(BaseSampler):
         conditional space (:meth:`_ModelState.off_default_branch`). A model whose manifest sets
         ``design_fixed_trials`` (:data:`DESIGN_FIXED_TRIALS_KEY`; 2 for a design that hedges
         for short runs from its second entry) has that many trials take their entries in
-        order. After them, with ``observed`` (the finished
+        order in a study without constraints. After them, with ``observed`` (the finished
         trials' encoded configurations and standardised values, given only while no other trial
         runs), a trial takes the untried entry with the highest expected improvement under the
         surrogate conditioned on them. The set of entries stays the one chosen to complement each
@@ -993,9 +993,15 @@ class MetaSampler(BaseSampler):
         fixed = state.model.manifest.get(DESIGN_FIXED_TRIALS_KEY, 1)
         if not isinstance(fixed, int) or fixed < 1:  # a foreign manifest value: the default
             fixed = 1
-        if observed is None or number < fixed:
+        if observed is None:
             return own
         X, ys, feasibility = observed
+        if number < fixed and feasibility is None:
+            # The fixed order serves unconstrained studies; in a study with constraints the
+            # first trials' feasibility is news the design never saw, so from trial 1 the
+            # entries are ranked with it (session 23: 0.0901 and 0.1582 less regret at 3
+            # trials on constrained LCBench, see DESIGN_FIXED_TRIALS_KEY).
+            return own
         if (
             self.task_optima
             and feasibility is None

@@ -65,7 +65,10 @@ DESIGN_FIXED_TRIALS_KEY = "design_fixed_trials"
 """Manifest key: how many design trials take their entries in the design's order before the
 expected-improvement order starts (default 1: only the first). ``build_model`` writes 2 for a
 design learned with ``design_first_budget``, whose second entry serves the budgets the first
-does not (``benchmarks/README.md``, "A design that hedges for short runs")."""
+does not (``benchmarks/README.md``, "A design that hedges for short runs"). MetaSampler applies
+it in studies without constraints; with constraints the entries after the first are ranked by
+expected improvement times the probability of being feasible, as the design knows nothing of
+the constraint."""
 
 
 @dataclass
