@@ -447,6 +447,7 @@ def main() -> None:
         torch.set_num_threads(1)
         text = design_table(names, args.epochs)
         suffix = "" if args.epochs == N_EPOCHS else f"_{args.epochs}ep"
+        args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"real_mlp_design{suffix}.md").write_text(text)
         print(text)
         return
