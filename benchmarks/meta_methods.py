@@ -34,7 +34,10 @@ from optuna_meta.surrogate._design import (
     N_REFINE_STARTS,
     N_TASK_OPTIMUM_STARTS,
 )
-from optuna_meta.surrogate._model_file import DESIGN_FIXED_TRIALS_KEY
+from optuna_meta.surrogate._model_file import (
+    DESIGN_FIXED_TRIALS_KEY,
+    HEDGING_DESIGN_FIXED_TRIALS,
+)
 from optuna_meta.surrogate._train import TrainConfig
 
 CACHE_DIR = Path(__file__).resolve().parent / "results" / "cache"
@@ -148,7 +151,8 @@ def fold_model(
             f"meta_{scenario}_budgets", key, SurrogateModel.load, with_budget_design
         )
         # What build_model(design_first_budget=...) writes; set here so the cached files serve.
-        model = dataclasses.replace(model, manifest={**model.manifest, DESIGN_FIXED_TRIALS_KEY: 2})
+        hedging = {**model.manifest, DESIGN_FIXED_TRIALS_KEY: HEDGING_DESIGN_FIXED_TRIALS}
+        model = dataclasses.replace(model, manifest=hedging)
     if scenario not in TASK_OPTIMA_SCENARIOS:
         return model
     # The training tasks' optima are what build_model(task_optima=True) adds after training,
@@ -164,6 +168,7 @@ def fold_model(
             ),
         ),
     )
+    # The cached optima files predate the key: the design model's manifest is the one to keep.
     return dataclasses.replace(with_optima, manifest=model.manifest)
 
 

@@ -990,13 +990,10 @@ class MetaSampler(BaseSampler):
         )[:limit]
         own_entry = on_branch[number] if number < len(on_branch) else None
         own = None if own_entry is None or own_entry in claimed else entries[own_entry]
-        fixed = state.model.manifest.get(DESIGN_FIXED_TRIALS_KEY, 1)
-        if not isinstance(fixed, int) or fixed < 1:  # a foreign manifest value: the default
-            fixed = 1
         if observed is None:
             return own
         X, ys, feasibility = observed
-        if number < fixed and feasibility is None:
+        if number < state.design_fixed_trials and feasibility is None:
             # The fixed order serves unconstrained studies; in a study with constraints the
             # first trials' feasibility is news the design never saw, so from trial 1 the
             # entries are ranked with it (session 23: 0.0901 and 0.1582 less regret at 3
@@ -1398,6 +1395,10 @@ class _ModelState:
         self._canonical = {(canonical_name(n) or normalize_name(n)): n for n in model.search_space}
         self.fixed_values: dict[str, Any] | None = None  # the user-named values behind `fixed`
         self.model_default_x = self.encoder.encode([model.defaults])[0]
+        fixed_trials = model.manifest.get(DESIGN_FIXED_TRIALS_KEY, 1)
+        # A value that is not a positive integer (a foreign manifest): only the first, as before.
+        valid = isinstance(fixed_trials, int) and fixed_trials >= 1
+        self.design_fixed_trials: int = fixed_trials if valid else 1
         self.fix({})
 
     def fix(self, model_params: Mapping[str, Any]) -> None:

@@ -42,7 +42,11 @@ from optuna_meta.surrogate._design import (
     DesignObjective,
     learn_initial_design,
 )
-from optuna_meta.surrogate._model_file import DESIGN_FIXED_TRIALS_KEY, SurrogateModel
+from optuna_meta.surrogate._model_file import (
+    DESIGN_FIXED_TRIALS_KEY,
+    HEDGING_DESIGN_FIXED_TRIALS,
+    SurrogateModel,
+)
 from optuna_meta.surrogate._network import DeepKernelGP
 
 N_DEFAULT_CANDIDATES = 20_000
@@ -290,7 +294,7 @@ def build_model(
     if design and design_first_budget is not None:
         # The second entry hedges for the budgets the first does not serve: a study tries it
         # second whatever the first trial showed (MetaSampler reads this key).
-        manifest[DESIGN_FIXED_TRIALS_KEY] = 2
+        manifest[DESIGN_FIXED_TRIALS_KEY] = HEDGING_DESIGN_FIXED_TRIALS
     manifest.update(extra_manifest or {})
     return SurrogateModel(
         weights=weights,

@@ -69,6 +69,9 @@ does not (``benchmarks/README.md``, "A design that hedges for short runs"). Meta
 it in studies without constraints; with constraints the entries after the first are ranked by
 expected improvement times the probability of being feasible, as the design knows nothing of
 the constraint."""
+HEDGING_DESIGN_FIXED_TRIALS = 2
+"""The :data:`DESIGN_FIXED_TRIALS_KEY` value of a design whose second entry hedges for the
+budgets its first does not serve (``design_first_budget``)."""
 
 
 @dataclass
