@@ -45,25 +45,23 @@ MODEL_RECIPE = 5
 """Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
-SAMPLER_BEHAVIOUR = 10
+SAMPLER_BEHAVIOUR = 9
 """Bumped when MetaSampler proposes differently with the same model (results of another behaviour
-are never resumed). 10: a pruned trial tells the surrogate its predicted final moved half its
-predicted sd towards worse (``PRUNED_VALUE_SHIFT_SD``, session 24; runs without a pruner that
-writes predictions are identical to 9's). 9: a model whose manifest sets
-``design_fixed_trials`` (the hedging design of :data:`DESIGN_BUDGETS`, session 22) takes its
-first two design entries in order (in studies without constraints, session 23; no versioned
-result has constraints); entries alike in the study's space count once. 8: only design trials
-1-4 may pick a training task's optimum (``TASK_OPTIMA_TRIALS``, session 19). 7: the design
-trials after the first may pick a training task's own optimum (``task_optima``, session 19;
-LCBench fold models carry them, see :data:`TASK_OPTIMA_SCENARIOS`). 6: the fallback takes every
-other trial while its interleaved trials improve the study faster than the surrogate's
-(``adaptive_fallback``, session 17; a run is identical to the fixed schedule's until that first
-happens). 5: after the design every 5th trial goes to the fallback (``fallback_every``, session
-15; runs identical up to trial 14). 4: a proposal within ``MIN_SEPARATION`` of a tried
-configuration counts as a repeat (session 14; 2 of 170 LCBench runs differ after trial 50,
-rbv2_xgboost runs identical, no regret changes). 3: repeats of a trial detected in conditional
-spaces (session 13; LCBench runs identical, rbv2_xgboost runs differ from trial 7 on). 2:
-design entries after the first ordered by expected improvement (session 10; 1: in fixed order)."""
+are never resumed). 9: a model whose manifest sets ``design_fixed_trials`` (the hedging design
+of :data:`DESIGN_BUDGETS`, session 22) takes its first two design entries in order (in
+studies without constraints, session 23; no versioned result has constraints); entries
+alike in the study's space count once. 8: only design trials 1-4 may pick a training task's optimum
+(``TASK_OPTIMA_TRIALS``, session 19). 7: the design trials after the first may pick a training
+task's own optimum (``task_optima``, session 19; LCBench fold models carry them, see
+:data:`TASK_OPTIMA_SCENARIOS`). 6: the fallback takes every other trial while its interleaved
+trials improve the study faster than the surrogate's (``adaptive_fallback``, session 17; a run is
+identical to the fixed schedule's until that first happens). 5: after the design every 5th
+trial goes to the fallback (``fallback_every``, session 15; runs identical up to trial 14). 4:
+a proposal within ``MIN_SEPARATION`` of a tried configuration counts as a repeat (session 14; 2
+of 170 LCBench runs differ after trial 50, rbv2_xgboost runs identical, no regret changes). 3:
+repeats of a trial detected in conditional spaces (session 13; LCBench runs identical,
+rbv2_xgboost runs differ from trial 7 on). 2: design entries after the first ordered by
+expected improvement (session 10; 1: in fixed order)."""
 COVERAGE_RULE = 1
 """Bumped when the rule for studies the model only partly knows changes. 0: the surrogate
 served every parameter it knew, however few (before session 12); 1: ``MIN_KNOWN_PARAMS``."""

@@ -26,8 +26,6 @@ _logger = get_logger(__name__)
 ATTR_PREFIX = "optuna_meta:"
 ATTR_PREDICTED_FINAL = ATTR_PREFIX + "predicted_final"
 """User attr a pruner (MetaPruner) leaves on a pruned trial: its predicted final value."""
-ATTR_PREDICTED_FINAL_STD = ATTR_PREFIX + "predicted_final_std"
-"""User attr beside :data:`ATTR_PREDICTED_FINAL`: the prediction's standard deviation."""
 
 
 def set_user_attr(study: Study, trial: FrozenTrial, key: str, value: Any) -> None:

@@ -729,36 +729,6 @@ def test_a_trial_that_diverges_after_a_prediction_loses_it():
     assert _observed_value(stale) is None
 
 
-@pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_a_pruned_trial_tells_the_sampler_a_value_on_its_worse_side(sign: float) -> None:
-    """The predicted final of a pruned trial is optimistic (measured): the surrogate is told
-    it moved half a predicted sd towards worse, in the study's direction; the prediction
-    alone when no finite sd was recorded; a completed trial's value as it is."""
-    from optuna_meta.sampler._sampler import PRUNED_VALUE_SHIFT_SD, _observed_value
-
-    def pruned(**attrs: float | None) -> optuna.trial.FrozenTrial:
-        return optuna.trial.create_trial(
-            state=TrialState.PRUNED, intermediate_values={1: 0.3, 2: 0.4}, user_attrs=attrs
-        )
-
-    with_sd = pruned(**{ATTR_PREDICTED_FINAL: 0.6, ATTR_PREDICTED_FINAL_STD: 0.2})
-    assert PRUNED_VALUE_SHIFT_SD > 0.0
-    assert _observed_value(with_sd, sign) == pytest.approx(
-        0.6 - sign * PRUNED_VALUE_SHIFT_SD * 0.2
-    )
-    for sd in (None, math.nan, 0.0):
-        assert (
-            _observed_value(
-                pruned(**{ATTR_PREDICTED_FINAL: 0.6, ATTR_PREDICTED_FINAL_STD: sd}), sign
-            )
-            == 0.6
-        )
-    done = optuna.trial.create_trial(
-        value=0.6, user_attrs={ATTR_PREDICTED_FINAL: 0.1, ATTR_PREDICTED_FINAL_STD: 0.2}
-    )
-    assert _observed_value(done, sign) == 0.6
-
-
 def _uneven_study(pruner: MetaPruner) -> optuna.Study:
     """A study whose completed trials ran 10 or 40 steps."""
     study = optuna.create_study(direction="maximize", pruner=pruner)

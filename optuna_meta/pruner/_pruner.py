@@ -43,8 +43,7 @@ completed trials; so ``step`` can be an epoch, a global step of a Hugging Face `
 (500, 1000, ...) or anything increasing, and reports may be uneven or few.
 
 User attrs set at every check with a prediction (the Optuna dashboard shows them; MetaSampler
-reads a pruned trial's ``optuna_meta:predicted_final``, moved half its sd towards worse, as its
-value: ``PRUNED_VALUE_SHIFT_SD`` in :mod:`optuna_meta.sampler._sampler` says why):
+reads ``optuna_meta:predicted_final`` of pruned trials as their value):
 
 * ``optuna_meta:predicted_final``: the predicted final value (median of the predictive
   distribution), in the user's units;
@@ -221,8 +220,8 @@ Example:
         study.optimize(objective, n_trials=100)
 
 It combines with any sampler; with :class:`~optuna_meta.MetaSampler`, pruned trials count as
-observations at their predicted final value, moved half a predicted sd towards worse. Under
-``HyperbandPruner`` wrappers, the completed trials of the trial's bracket are the context.
+observations at their predicted final value. Under ``HyperbandPruner`` wrappers, the completed
+trials of the trial's bracket are the context.
 """
 
 from __future__ import annotations
@@ -242,12 +241,7 @@ from optuna.samplers import GridSampler, QMCSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_meta._attrs import (
-    ATTR_PREDICTED_FINAL,
-    ATTR_PREDICTED_FINAL_STD,
-    ATTR_PREFIX,
-    set_user_attr,
-)
+from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
 from optuna_meta._logging import get_logger
 from optuna_meta._model_io import check_model_source, model_source
@@ -271,6 +265,7 @@ if TYPE_CHECKING:
 
 _logger = get_logger(__name__)
 
+ATTR_PREDICTED_FINAL_STD = ATTR_PREFIX + "predicted_final_std"
 ATTR_PROB_IMPROVEMENT = ATTR_PREFIX + "prob_improvement"
 
 DEFAULT_THRESHOLD = 0.03

@@ -18,12 +18,7 @@ from optuna.samplers import BaseSampler, PartialFixedSampler, TPESampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_meta._attrs import (
-    ATTR_PREDICTED_FINAL,
-    ATTR_PREDICTED_FINAL_STD,
-    ATTR_PREFIX,
-    set_user_attr,
-)
+from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
 from optuna_meta._logging import get_logger
 from optuna_meta._model_io import check_model_source, model_source
@@ -100,25 +95,6 @@ DESIGN_MIN_FEASIBILITY = 0.3
 best remaining entry is feasible with a probability below this: the design was learned
 without the study's constraints (chosen on ``benchmarks/constrained.py``, seed 0, among 0, 0.1,
 0.3 and 0.5; ``benchmarks/README.md``)."""
-
-PRUNED_VALUE_SHIFT_SD = 0.5
-"""A pruned trial's value for the surrogate: MetaPruner's predicted final moved this many of
-its predicted standard deviations towards the worse side.
-
-Why: the predicted final (the median of the curve model's predictive distribution) is
-optimistic for the trials MetaPruner stops under MetaSampler. On the LCBench pruner protocol
-(each task's CV fold models, 12 tasks, seed 0, ``python -m benchmarks.pruned_values
---sampler-shift 0``) it lies above their true final by 38.1 / 11.8 / 3.9 / 1.0 accuracy
-points (0.74 / 0.46 / 0.30 / 0.14 of its sd) when they stop after 1-3 / 4-8 / 9-20 / 21-51
-of 52 epochs. The curve model reads the curve, not the configuration: a curve flat at chance
-gets about the middle of what LCBench's flat-starting curves become, while the
-configurations the sampler is led to there stay flat, and told those middling values the
-surrogate proposed more of them. With the shift (102 runs, seeds 0-2, the pruner protocol's
-``meta_meta_default`` against ``meta_meta_unshifted``): 24.4 trials a run pruned within 3
-epochs instead of 62.6, 242 trials a run instead of 292, half the suggestion time (28.1 against
-57.3 ms a trial), and level regret (+0.0004 / -0.0005 / +0.0003 / +0.0001 at 520 / 1040 / 2600
-/ 5200 epochs, se 0.0004-0.0007). A shift of 1 sd was level too but behind by 0.0010 (se
-0.0005) at 520 epochs (``benchmarks/README.md``, session 24)."""
 
 MAD_TO_SD = 1.4826
 """The median absolute deviation times this estimates a normal distribution's sd."""
@@ -806,7 +782,7 @@ class MetaSampler(BaseSampler):
             x = self._encoded(state, t)
             if x is None:
                 continue
-            y = _observed_value(t, sign)
+            y = _observed_value(t)
             if y is None:
                 if t.state in (*_ACTIVE, TrialState.FAIL) or (t.state == TrialState.PRUNED):
                     X_pending.append(x)
@@ -1255,13 +1231,7 @@ def _param_key(
     return tuple(key)
 
 
-def _observed_value(t: FrozenTrial, sign: float = 1.0) -> float | None:
-    """The value the surrogate learns from ``t`` (user's units; ``sign`` -1 when minimising).
-
-    A completed trial gives its value. A pruned one gives MetaPruner's predicted final,
-    moved :data:`PRUNED_VALUE_SHIFT_SD` of its predicted sd towards the worse side (the
-    prediction alone when no finite sd was recorded); one without a prediction gives none.
-    """
+def _observed_value(t: FrozenTrial) -> float | None:
     if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == 1:
         v = float(t.values[0])
         return None if math.isnan(v) else v
@@ -1271,9 +1241,6 @@ def _observed_value(t: FrozenTrial, sign: float = 1.0) -> float | None:
         if last is not None and not math.isfinite(last):
             return None  # it diverged after the prediction was made
         if isinstance(pred, (int, float)) and math.isfinite(pred):
-            sd = t.user_attrs.get(ATTR_PREDICTED_FINAL_STD)
-            if isinstance(sd, (int, float)) and math.isfinite(sd) and sd > 0.0:
-                return float(pred) - sign * PRUNED_VALUE_SHIFT_SD * float(sd)
             return float(pred)
     return None
 
