@@ -326,6 +326,23 @@ def test_curve_tails_table_counts_shares_per_range():
     assert later[4].strip() == "0.00%"
 
 
+def test_pruned_values_table_groups_by_stop_epoch_and_scores_shifts():
+    from benchmarks.pruned_values import report
+
+    rows = [
+        {"epoch": 2, "pred": 70.0, "sd": 40.0, "true": 30.0},  # optimistic by 40 (1 sd)
+        {"epoch": 3, "pred": 60.0, "sd": 20.0, "true": 40.0},  # optimistic by 20 (1 sd)
+        {"epoch": 30, "pred": 85.0, "sd": 2.0, "true": 86.0},  # pessimistic by 1 (-0.5 sd)
+    ]
+    lines = report(rows, [0.0, 1.0], "header").splitlines()
+    table = [line.split("|") for line in lines if line.startswith("| ") and "-" in line[2:6]]
+    assert [r[1].strip() for r in table] == ["1-3", "21-51"]  # empty groups are left out
+    early, late = table
+    assert early[2].strip() == "2" and early[4].strip() == "1.00"  # mean z
+    assert early[5].strip() == "+30.00" and early[6].strip() == "+0.00"  # shift 0, shift 1 sd
+    assert late[5].strip() == "-1.00" and late[6].strip() == "-3.00"
+
+
 def test_prune_timing_times_first_and_steady_calls(monkeypatch):
     from benchmarks import prune_timing
 
