@@ -27,7 +27,6 @@ import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import optuna
@@ -36,12 +35,12 @@ from optuna.trial import FrozenTrial, TrialState
 import optuna_meta.sampler._sampler as sampler_module
 from benchmarks._cli import parse_ints
 from benchmarks.meta_pruner_methods import META_DEFAULT
-from benchmarks.objectives import evaluate_curve, scored_tasks, suggest_config
-from benchmarks.protocol import make_contexts
+from benchmarks.objectives import scored_tasks
+from benchmarks.protocol import BenchContext, make_contexts
+from benchmarks.pruning import STATE_PRUNED, run_one_pruned
 from optuna_meta.pruner import ATTR_PREDICTED_FINAL, ATTR_PREDICTED_FINAL_STD
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-N_EPOCHS = 52
 STOP_GROUPS = ((1, 3), (4, 8), (9, 20), (21, 51))
 """Epochs a pruned trial stopped at, grouped as the table reports them."""
 
@@ -63,38 +62,22 @@ def shift_pruned_values(shift: float) -> None:
     sampler_module._observed_value = shifted
 
 
-def run_one(ctx: Any, epochs: int) -> tuple[list[dict[str, float]], int]:
+def run_one(ctx: BenchContext, epochs: int) -> tuple[list[dict[str, float]], int]:
     """One run of the pruner protocol; each pruned trial's prediction and true final."""
-    sampler, pruner = META_DEFAULT.factory(ctx)
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=sampler,
-        pruner=pruner,
-        study_name=f"{ctx.scenario}-{ctx.task}-seed{ctx.seed}",
-    )
     rows: list[dict[str, float]] = []
-    spent = 0
-    while spent < epochs:
-        trial = study.ask()
-        curve = evaluate_curve(
-            ctx.surrogate, ctx.task, suggest_config(trial, ctx.surrogate), ctx.output
-        )
-        stopped = None
-        for epoch in range(1, N_EPOCHS + 1):
-            trial.report(float(curve[epoch - 1]), epoch)
-            spent += 1
-            if epoch < N_EPOCHS and trial.should_prune():
-                stopped = epoch
-                break
-        if stopped is None:
-            study.tell(trial, float(curve[-1]))
-            continue
-        study.tell(trial, state=TrialState.PRUNED)
-        attrs = study.trials[trial.number].user_attrs
-        pred, sd = attrs.get(ATTR_PREDICTED_FINAL), attrs.get(ATTR_PREDICTED_FINAL_STD)
+
+    def record(study: optuna.Study, number: int, state: int, curve: np.ndarray) -> None:
+        if state != STATE_PRUNED:
+            return
+        trial = study.trials[number]
+        pred = trial.user_attrs.get(ATTR_PREDICTED_FINAL)
+        sd = trial.user_attrs.get(ATTR_PREDICTED_FINAL_STD)
         if isinstance(pred, float) and isinstance(sd, float) and np.isfinite([pred, sd]).all():
+            stopped = trial.last_step  # a pruned trial has reported at least once
             rows.append({"epoch": stopped, "pred": pred, "sd": sd, "true": float(curve[-1])})
-    return rows, len(study.trials)
+
+    run = run_one_pruned(ctx, META_DEFAULT.factory, epochs, on_told=record)
+    return rows, len(run["trials"])
 
 
 def report(rows: Sequence[dict[str, float]], shifts: Sequence[float], header: str) -> str:
@@ -136,14 +119,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     shift = args.sampler_shift
     if shift:
         shift_pruned_values(shift)
-    seeds = parse_ints(args.seeds)
-    contexts = make_contexts("lcbench", scored_tasks("lcbench"), [0], epoch_budget=args.epochs)
-    tasks = [c.task for c in contexts][:: args.every]
-    chosen = [
-        c
-        for c in make_contexts("lcbench", scored_tasks("lcbench"), seeds, epoch_budget=args.epochs)
-        if c.task in tasks
-    ]
+    if args.every < 1:
+        parser.error(f"--every must be >= 1; got {args.every}")
+    contexts = make_contexts(
+        "lcbench", scored_tasks("lcbench"), parse_ints(args.seeds), epoch_budget=args.epochs
+    )
+    tasks = list(dict.fromkeys(c.task for c in contexts))[:: args.every]  # fold order
+    chosen = [c for c in contexts if c.task in tasks]
     rows: list[dict[str, float]] = []
     n_trials = []
     t0 = time.perf_counter()

@@ -78,12 +78,15 @@ def run_one_pruned(
     factory: PrunerFactory,
     epoch_budget: int,
     constraint: Callable[[dict[str, Any]], float] | None = None,
+    on_told: Callable[[optuna.Study, int, int, np.ndarray], None] | None = None,
 ) -> dict[str, Any]:
     """One (task, seed) run; each trial is recorded as ``[epochs, state, epoch-52 value]``.
 
     With ``constraint`` (``params -> value``, feasible when ``<= 0``) a completed trial calls
     ``trial.set_constraint("constraint", value)`` before it is told, as a user does with a
     quantity known at the end of training, and the result gains ``feasible`` per trial.
+    ``on_told(study, trial_number, state, curve)`` is called after each trial is told, with
+    its whole curve (which the pruner never sees), for benchmarks that look at single trials.
     """
     n_epochs = SCENARIO_CONFIGS[ctx.scenario].n_epochs
     assert n_epochs is not None
@@ -140,6 +143,8 @@ def run_one_pruned(
             study.tell(trial, state=TrialState.FAIL)
         overhead += time.perf_counter() - c
         ms.append(overhead * 1e3)
+        if on_told is not None:
+            on_told(study, trial.number, state, curve)
         trials.append([used, state, float(curve[-1]) if state == STATE_COMPLETE else float("nan")])
     out: dict[str, Any] = {
         "task": ctx.task,

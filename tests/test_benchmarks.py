@@ -301,6 +301,34 @@ def test_oracle_pruner_stops_exactly_the_trials_that_cannot_beat_the_best():
     assert {pruning.STATE_PRUNED, pruning.STATE_COMPLETE} <= states and checked > 0
 
 
+def test_a_pruned_run_hands_each_told_trial_and_its_whole_curve_to_on_told():
+    from benchmarks.oracle_pruner import OraclePruner
+
+    def factory(ctx: protocol.BenchContext):
+        return optuna.samplers.RandomSampler(seed=ctx.seed), OraclePruner(ctx, top_k=1)
+
+    seen = []
+
+    def on_told(study: optuna.Study, number: int, state: int, curve: np.ndarray) -> None:
+        seen.append((number, state, study.trials[number].state, len(curve), float(curve[-1])))
+
+    ctx = protocol.make_contexts("lcbench", objectives.scored_tasks("lcbench")[:1], [0])[0]
+    run = pruning.run_one_pruned(ctx, factory, epoch_budget=300, on_told=on_told)
+    assert [s[0] for s in seen] == list(range(len(run["trials"])))
+    told = {
+        pruning.STATE_COMPLETE: optuna.trial.TrialState.COMPLETE,
+        pruning.STATE_PRUNED: optuna.trial.TrialState.PRUNED,
+        pruning.STATE_CUT: optuna.trial.TrialState.FAIL,
+    }
+    for (_epochs, state, value), (_, hook_state, frozen_state, n, last) in zip(
+        run["trials"], seen, strict=True
+    ):
+        assert hook_state == state and frozen_state == told[state] and n == 52
+        if state == pruning.STATE_COMPLETE:
+            assert last == pytest.approx(value)
+    assert pruning.STATE_PRUNED in {s[1] for s in seen}
+
+
 def test_oracle_speedup_is_exact_when_reached_and_bounded_when_cut():
     from benchmarks.oracle_pruner import analyse
 
