@@ -624,3 +624,63 @@ def test_real_mlp_design_table_scores_every_entry_on_the_named_datasets():
         assert 0 <= above <= total == 31  # the shipped model's training tasks
         assert 0.0 <= float(cells[9]) <= 100.0
     assert majority.startswith("| majority class |") and "--epochs 1 --datasets wine" in text
+
+
+def test_config_curve_pruner_feeds_the_trials_encoded_hyperparameters_to_its_network():
+    from benchmarks.config_curve import ConfigCurvePruner, lcbench_encoder
+    from optuna_meta.curve import FEATURE_NAMES
+    from optuna_meta.curve._network import init_weights
+
+    encoder = lcbench_encoder()
+    space = encoder.search_space
+    n = len(FEATURE_NAMES) + encoder.n_features
+    weights = init_weights(n, 8, 0, np.zeros(n), np.ones(n))
+    blind = {k: v.copy() for k, v in weights.items()}
+    blind["W1"][len(FEATURE_NAMES) :] = 0.0  # the same network, deaf to the configuration
+    low = {k: d.low for k, d in space.items()}
+    high = {k: d.high for k, d in space.items()}
+
+    def predictions(w):
+        study = optuna.create_study(direction="maximize", pruner=ConfigCurvePruner(w))
+        for i, params in enumerate((low, high)):
+            study.enqueue_trial(params)
+            t = study.ask(space)
+            for e in range(1, 11):
+                t.report(50.0 + i * 10 + e, e)
+            study.tell(t, 60.0 + i * 10)
+        out = []
+        for params in (low, high):  # the same partial curve, two configurations
+            study.enqueue_trial(params)
+            t = study.ask(space)
+            for e in range(1, 4):
+                t.report(40.0 + e, e)
+            frozen = study._storage.get_trial(t._trial_id)
+            out.append(study.pruner.predict(study, frozen).mean)
+            study.tell(t, state=optuna.trial.TrialState.PRUNED)
+        return out
+
+    a, b = predictions(weights)
+    assert np.isfinite([a, b]).all() and a != pytest.approx(b, abs=1e-9)
+    a, b = predictions(blind)
+    assert a == pytest.approx(b, abs=1e-12)
+
+
+def test_config_curve_report_bins_errors_by_fraction_and_context_size():
+    from benchmarks.config_curve import report
+
+    def row(f, m, d_ae, c_ae):
+        return {
+            "f": f,
+            "m": m,
+            "default_ae": d_ae,
+            "config_ae": c_ae,
+            "default_nll": 1.0,
+            "config_nll": 0.5,
+        }
+
+    rows = [row(0.02, 3, 1.0, 0.5), row(0.05, 40, 0.2, 0.4), row(0.9, 10, 0.1, 0.1)]
+    lines = [line.split("|") for line in report(rows, "h").splitlines() if line[:3] == "| 0"]
+    got = {(r[1].strip(), r[2].strip()): [c.strip() for c in r[3:8]] for r in lines}
+    assert got[("0-0.08", "1-5")] == ["1", "1.0000", "0.5000", "1.0000", "0.5000"]
+    assert got[("0-0.08", "all")][:3] == ["2", "0.6000", "0.4500"]
+    assert got[("0.6-1", "6-29")][0] == "1" and ("0.08-0.25", "all") not in got

@@ -129,6 +129,25 @@ def test_tiny_training_round_trip(tmp_path):
     )
 
 
+def test_training_extras_are_the_queried_trials_rows_on_an_unchanged_episode_stream():
+    from optuna_meta.curve._train import _task_examples
+
+    curves = {"a": synthetic_curves(60, 0), "b": synthetic_curves(60, 1)}
+    curves["b"][7, 20] = np.nan  # a non-finite curve is dropped, and so is its extras row
+    extras = {k: np.column_stack([np.arange(60.0), np.full(60, i)]) for i, k in enumerate(curves)}
+    extras["b"][7] = -1.0
+    X0, y0, t0 = _task_examples(curves, 30, 4, 0, (0.0, 100.0))
+    X1, y1, t1 = _task_examples(curves, 30, 4, 0, (0.0, 100.0), extras=extras)
+    n = len(FEATURE_NAMES)
+    assert X1.shape == (len(X0), n + 2)
+    np.testing.assert_array_equal(X1[:, :n], X0)
+    np.testing.assert_array_equal(y1, y0)
+    np.testing.assert_array_equal(t1, t0)
+    assert np.all(X1[:, n + 1] == t1)  # each example carries a row of its own task
+    rows = X1[:, n]
+    assert rows.min() >= 0 and np.all(rows == np.round(rows)) and len(np.unique(rows)) > 20
+
+
 def test_shipped_model_manifest():
     model = CurveModel.load("lcbench-curve")
     m = model.manifest

@@ -169,19 +169,30 @@ def _task_examples(
     queries_per_episode: int,
     seed: int,
     bounds: tuple[float, float],
+    extras: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`make_examples` plus each example's task (an index into the usable tasks)."""
+    """:func:`make_examples` plus each example's task (an index into the usable tasks).
+
+    ``extras`` (benchmark variants only): per task an ``(n, k)`` array of inputs of each of
+    its trials (e.g. its encoded configuration), appended to the features of the queried
+    trial; the episodes are drawn exactly as without it.
+    """
     rng = np.random.default_rng(seed)
-    tasks = [np.asarray(c, dtype=np.float64) for c in curves_by_task.values()]
-    tasks = [c[np.all(np.isfinite(c), axis=1)] for c in tasks]
-    tasks = [c for c in tasks if len(c) >= 8]
+    tasks, extra = [], []
+    for name, c in curves_by_task.items():
+        c = np.asarray(c, dtype=np.float64)
+        ok = np.all(np.isfinite(c), axis=1)
+        if ok.sum() >= 8:
+            tasks.append(c[ok])
+            extra.append(None if extras is None else np.asarray(extras[name], np.float64)[ok])
     if not tasks:
         raise ValueError("No task has 8 or more finite curves.")
+    n_extra = 0 if extras is None else extra[0].shape[1]
     zs = []
     for c in tasks:
         f = c[:, -1]
         zs.append((f - f.mean()) / (f.std() if f.std() > 0 else 1.0))
-    X = np.empty((n_episodes * queries_per_episode, N_FEATURES))
+    X = np.empty((n_episodes * queries_per_episode, N_FEATURES + n_extra))
     y = np.empty(n_episodes * queries_per_episode)
     task = np.empty(n_episodes * queries_per_episode, dtype=np.int64)
     n = 0
@@ -214,7 +225,9 @@ def _task_examples(
             feat = featurize(ctx, steps[:cut], V[i, sched[:cut]])
             if feat is None:
                 continue
-            X[n] = feat
+            X[n, :N_FEATURES] = feat
+            if n_extra:
+                X[n, N_FEATURES:] = extra[t][rows[i]]
             y[n] = float(ctx.a(V[i, -1]))
             task[n] = t
             n += 1

@@ -577,7 +577,7 @@ class MetaPruner(BasePruner):
         steps, values = _curve(trial, sign)
         net, cal = self._network()
         with single_threaded_blas():
-            x = featurize(ctx, steps, values)
+            x = self._features(ctx, trial, steps, values)
             if x is None:
                 return None
             mean_a, std_a = net.predict(x[None, :])
@@ -598,6 +598,12 @@ class MetaPruner(BasePruner):
             fraction=float(min(steps[-1] / ctx.T, 1.0)),
             n_completed=len(targets),
         )
+
+    def _features(
+        self, ctx: StudyContext, trial: FrozenTrial, steps: np.ndarray, values: np.ndarray
+    ) -> np.ndarray | None:
+        """The network's input for ``trial`` (a seam for benchmark variants with more inputs)."""
+        return featurize(ctx, steps, values)
 
     def _network(self) -> tuple[CurveNetwork, TailCalibration | None]:
         net = self._net
