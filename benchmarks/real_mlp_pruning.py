@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -185,8 +187,10 @@ def main() -> None:
     args = parser.parse_args()
     command = f"python -m benchmarks.real_mlp_pruning --seeds {args.seeds}"
     if args.merge:
+        keep = set(parse_methods(parser, args.pruners, PRUNERS))
         runs = [r for f in args.merge for r in json.loads(f.read_text())["runs"]]
-        text = report(runs, command)
+        runs = [r for r in runs if r["pruner"] in keep]  # e.g. rows run on more seeds alone
+        text = report(runs, "python -m benchmarks.real_mlp_pruning " + shlex.join(sys.argv[1:]))
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "real_mlp_pruning.md").write_text(text)
         print(text)

@@ -684,3 +684,25 @@ def test_config_curve_report_bins_errors_by_fraction_and_context_size():
     assert got[("0-0.08", "1-5")] == ["1", "1.0000", "0.5000", "1.0000", "0.5000"]
     assert got[("0-0.08", "all")][:3] == ["2", "0.6000", "0.4500"]
     assert got[("0.6-1", "6-29")][0] == "1" and ("0.08-0.25", "all") not in got
+
+
+def test_real_mlp_pruning_merge_keeps_the_pruners_it_is_given(tmp_path, monkeypatch):
+    from benchmarks import real_mlp_pruning as rmp
+
+    full = [[20, 0, 80.0]] * 30
+    runs = [
+        {"dataset": "d", "pruner": p, "seed": s, "trials": full}
+        for s, pruners in ((0, ("nop", "meta", "metasampler_nop")), (5, ("nop", "meta")))
+        for p in pruners
+    ]
+    raw = tmp_path / "raw.json"
+    raw.write_text(json.dumps({"runs": runs}))
+    argv = ["real_mlp_pruning", "--merge", str(raw), "--out", str(tmp_path)]
+    monkeypatch.setattr("sys.argv", argv)
+    rmp.main()  # every pruner: seed 5 lacks MetaSampler's row, so only seed 0 is scored
+    assert "seeds [0]" in (tmp_path / "real_mlp_pruning.md").read_text()
+    monkeypatch.setattr("sys.argv", [*argv, "--pruners", "nop,meta"])
+    rmp.main()
+    text = (tmp_path / "real_mlp_pruning.md").read_text()
+    assert "seeds [0, 5]" in text and "MetaSampler" not in text
+    assert "--pruners nop,meta" in text  # the table names the command that made it
