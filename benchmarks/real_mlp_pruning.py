@@ -67,6 +67,12 @@ def _meta_pruner() -> optuna.pruners.BasePruner:
     return MetaPruner()
 
 
+def _confirm_pruner() -> optuna.pruners.BasePruner:
+    from benchmarks.confirm_pruner import ConfirmPruner
+
+    return ConfirmPruner()
+
+
 PRUNERS: dict[
     str,
     tuple[Callable[[int], optuna.samplers.BaseSampler], Callable[[], optuna.pruners.BasePruner]],
@@ -74,15 +80,20 @@ PRUNERS: dict[
     "nop": (SAMPLERS["tpe"], optuna.pruners.NopPruner),
     "median": (SAMPLERS["tpe"], optuna.pruners.MedianPruner),
     "meta": (SAMPLERS["tpe"], _meta_pruner),
+    "meta_confirm2": (SAMPLERS["tpe"], _confirm_pruner),
     "metasampler_nop": (SAMPLERS["meta"], optuna.pruners.NopPruner),
     "metasampler_meta": (SAMPLERS["meta"], _meta_pruner),
 }
 """Each method's (sampler factory, pruner factory); its speed-up is measured against
 :data:`BASELINE`'s run of the same dataset and seed."""
+DEFAULT_PRUNERS = ("nop", "median", "meta", "metasampler_nop", "metasampler_meta")
+"""The rows a run makes unless ``--pruners`` names others (the variant ``meta_confirm2`` is
+run on request only)."""
 BASELINE = {
     "nop": "nop",
     "median": "nop",
     "meta": "nop",
+    "meta_confirm2": "nop",
     "metasampler_nop": "metasampler_nop",
     "metasampler_meta": "metasampler_nop",
 }
@@ -90,6 +101,7 @@ LABELS = {
     "nop": "TPE, no pruning",
     "median": "TPE + MedianPruner()",
     "meta": "TPE + MetaPruner()",
+    "meta_confirm2": "TPE + MetaPruner(), two consecutive checks (session 25 variant)",
     "metasampler_nop": "MetaSampler(), no pruning",
     "metasampler_meta": "MetaSampler() + MetaPruner()",
 }
@@ -178,7 +190,7 @@ def report(runs: list[dict[str, Any]], command: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-4")
-    parser.add_argument("--pruners", default=",".join(PRUNERS))
+    parser.add_argument("--pruners", default=",".join(DEFAULT_PRUNERS))
     parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS))
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument(
@@ -218,7 +230,8 @@ def main() -> None:
                     flush=True,
                 )
     (args.out / "raw").mkdir(parents=True, exist_ok=True)
-    stem = "_".join(names) + ("" if pruners == list(PRUNERS) else "__" + "_".join(pruners))
+    default = pruners == list(DEFAULT_PRUNERS)
+    stem = "_".join(names) + ("" if default else "__" + "_".join(pruners))
     raw = args.out / "raw" / f"real_mlp_pruning_{stem}.json"
     raw.write_text(json.dumps({"runs": runs}))
     text = report(runs, command)

@@ -706,3 +706,48 @@ def test_real_mlp_pruning_merge_keeps_the_pruners_it_is_given(tmp_path, monkeypa
     text = (tmp_path / "real_mlp_pruning.md").read_text()
     assert "seeds [0, 5]" in text and "MetaSampler" not in text
     assert "--pruners nop,meta" in text  # the table names the command that made it
+
+
+def test_confirm_pruner_waits_for_a_second_prune_decision_but_not_on_nan():
+    from benchmarks.confirm_pruner import ConfirmPruner
+    from optuna_meta import MetaPruner
+
+    study = optuna.create_study(direction="maximize", pruner=ConfirmPruner())
+    plain = MetaPruner()
+    for i in range(6):
+        t = study.ask()
+        for e in range(1, 21):
+            t.report(80.0 + i - 30.0 / e, e)
+        study.tell(t, 80.0 + i - 1.5)
+    t = study.ask()
+    decisions, plain_decisions = [], []
+    for e in range(1, 4):
+        t.report(5.0, e)  # flat at chance: the plain rule prunes at once
+        frozen = study._storage.get_trial(t._trial_id)
+        plain_decisions.append(plain.prune(study, frozen))
+        decisions.append(t.should_prune())
+    assert plain_decisions[0] and decisions == [False, True, True]
+    t = study.ask()
+    t.report(float("nan"), 1)
+    assert t.should_prune()
+
+
+def test_confirm_pruner_mistakes_counts_lost_winners_per_rule():
+    from benchmarks.confirm_pruner import mistakes
+
+    trials = [[20, 0, 50.0], [20, 0, 90.0], [20, 0, 60.0], [20, 0, 40.0], [20, 0, 30.0]]
+    log = [
+        {"n": 1, "step": 2, "median": False, "meta": True},  # the run's best: lost by meta
+        {"n": 1, "step": 3, "median": False, "meta": True},  # counted once
+        {"n": 4, "step": 1, "median": True, "meta": False},  # the worst: a good stop
+    ]
+    m = mistakes([{"trials": trials, "log": log}])
+    assert m["meta"] == {
+        "stopped": 1,
+        "at_epoch_1": 0,
+        "epochs_saved": 18,
+        "lost_top": 1,
+        "lost_improvers": 1,
+    }
+    assert m["median"]["lost_top"] == 0 and m["median"]["at_epoch_1"] == 1
+    assert m["median"]["epochs_saved"] == 19
