@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def lcbench_configs(tasks: list[str]) -> dict[str, np.ndarray]:
             if not np.array_equal(task.curves.astype(np.float32), curves[name]):
                 raise RuntimeError(f"task {name}: configurations do not match the cached curves")
             have[name] = encoder.encode(task.params)
-        tmp = CONFIGS_CACHE.with_name(f"{CONFIGS_CACHE.stem}.tmp.npz")
+        tmp = CONFIGS_CACHE.with_name(f"{CONFIGS_CACHE.stem}.tmp{os.getpid()}.npz")
         np.savez(tmp, **have)
         tmp.replace(CONFIGS_CACHE)
     return {t: have[t] for t in tasks}
