@@ -16,7 +16,7 @@ single-process studies only.
 
 Run::
 
-    python -m benchmarks.confirm_pruner --seeds 0-4  # the shadow decisions
+    python -m benchmarks.confirm_pruner --seeds 0-4  # the shadow decisions of RULES
     python -m benchmarks.real_mlp_pruning --seeds 0-9 --pruners meta_confirm2 \\
         --out benchmarks/results/seeds0-9
     python -m benchmarks.run_pruners --full --seeds 0-2 --no-report \\
@@ -44,7 +44,9 @@ from benchmarks.protocol import BenchContext
 from benchmarks.pruning import PrunerMethod
 from optuna_meta import MetaPruner
 
-RULES = ("median", "meta")
+RULES = ("median", "meta", "meta_gaussian")
+"""MedianPruner(), MetaPruner() and MetaPruner(calibrated=False) (the network's Gaussian tail
+instead of the calibrated one: does the heavy early tail hold MetaPruner back?)."""
 TOP = 3
 """A stopped trial that would have ended among the run's best ``TOP`` is a lost winner."""
 
@@ -86,7 +88,11 @@ class _Shadow(BasePruner):
     """Never prunes; records what MedianPruner and MetaPruner would decide at each report."""
 
     def __init__(self, log: list[dict[str, Any]]) -> None:
-        self.rules = {"median": MedianPruner(), "meta": MetaPruner()}
+        self.rules = {
+            "median": MedianPruner(),
+            "meta": MetaPruner(),
+            "meta_gaussian": MetaPruner(calibrated=False),
+        }
         self.log = log
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
@@ -130,7 +136,7 @@ def mistakes(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
             n_epochs = max(int(t[0]) for t in r["trials"])
             first: dict[int, int] = {}
             for row in r["log"]:
-                if row[rule] and row["n"] not in first:
+                if row.get(rule, False) and row["n"] not in first:
                     first[row["n"]] = int(row["step"])
             for n, step in first.items():
                 stopped += 1

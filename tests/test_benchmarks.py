@@ -751,3 +751,4 @@ def test_confirm_pruner_mistakes_counts_lost_winners_per_rule():
     }
     assert m["median"]["lost_top"] == 0 and m["median"]["at_epoch_1"] == 1
     assert m["median"]["epochs_saved"] == 19
+    assert m["meta_gaussian"]["stopped"] == 0  # a rule the log does not hold stops nothing
