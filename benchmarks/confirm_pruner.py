@@ -104,7 +104,7 @@ class _Shadow(BasePruner):
 
 
 def shadow_decisions(datasets: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
-    """TPE runs without pruning on real curves, with both rules' shadow decisions logged."""
+    """TPE runs without pruning on real curves, with the :data:`RULES`' shadow decisions logged."""
     import torch
 
     from benchmarks import real_mlp_pruning as rmp
@@ -115,12 +115,8 @@ def shadow_decisions(datasets: Sequence[str], seeds: Sequence[int]) -> list[dict
     for name in datasets:
         for seed in seeds:
             log: list[dict[str, Any]] = []
-            key = "shadow"
-            rmp.PRUNERS[key] = (rmp.SAMPLERS["tpe"], lambda log=log: _Shadow(log))
-            try:
-                r = rmp.run(name, data[name], key, seed)
-            finally:
-                del rmp.PRUNERS[key]
+            method = (rmp.SAMPLERS["tpe"], lambda log=log: _Shadow(log))
+            r = rmp.run(name, data[name], "shadow", seed, method)
             out.append({"dataset": name, "seed": seed, "trials": r["trials"], "log": log})
             print(f"{name} seed {seed}: {len(r['trials'])} trials", flush=True)
     return out

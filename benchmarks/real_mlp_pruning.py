@@ -107,10 +107,20 @@ LABELS = {
 }
 
 
-def run(dataset: str, data: tuple[np.ndarray, np.ndarray], pruner: str, seed: int):
-    """One run: each trial as ``[epochs, state, final]`` (the pruner protocol's records)."""
+def run(
+    dataset: str,
+    data: tuple[np.ndarray, np.ndarray],
+    pruner: str,
+    seed: int,
+    method: tuple[Callable[[int], Any], Callable[[], Any]] | None = None,
+):
+    """One run: each trial as ``[epochs, state, final]`` (the pruner protocol's records).
+
+    ``method``: the (sampler, pruner) factories when they are not ``PRUNERS[pruner]`` (a
+    benchmark's own pruner, recorded under the name ``pruner``).
+    """
     curve_of = make_curve(*data, seed)
-    make_sampler, make_pruner = PRUNERS[pruner]
+    make_sampler, make_pruner = method or PRUNERS[pruner]
     study = optuna.create_study(
         direction="maximize", sampler=make_sampler(seed), pruner=make_pruner()
     )
