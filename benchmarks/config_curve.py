@@ -303,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS / "config_curve_lcbench.md")
     args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1; got {args.episodes}")
     rows = prediction_errors(args.episodes, args.seed)
     header = (
         "# Curve model with the 7 LCBench hyperparameters as inputs vs the default "

@@ -156,8 +156,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--datasets", default="digits,generated_4class,generated_binary")
     args = parser.parse_args(argv)
+    from benchmarks.real_mlp import DATASETS
+
+    names = parse_list(args.datasets) or []
+    unknown = sorted(set(names) - set(DATASETS))
+    if not names or unknown:
+        parser.error(f"unknown or no datasets {unknown}; known: {sorted(DATASETS)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    runs = shadow_decisions(parse_list(args.datasets) or [], parse_ints(args.seeds))
+    runs = shadow_decisions(names, parse_ints(args.seeds))
     for rule, m in mistakes(runs).items():
         print(
             f"{rule}: would stop {m['stopped']:.1f} trials a run ({m['at_epoch_1']:.1f} at epoch "

@@ -752,3 +752,14 @@ def test_confirm_pruner_mistakes_counts_lost_winners_per_rule():
     assert m["median"]["lost_top"] == 0 and m["median"]["at_epoch_1"] == 1
     assert m["median"]["epochs_saved"] == 19
     assert m["meta_gaussian"]["stopped"] == 0  # a rule the log does not hold stops nothing
+
+
+def test_session_25_benchmark_clis_refuse_bad_input_clearly(capsys):
+    from benchmarks import config_curve, confirm_pruner
+
+    with pytest.raises(SystemExit):
+        confirm_pruner.main(["--datasets", "mnist"])
+    assert "unknown or no datasets ['mnist']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        config_curve.main(["--episodes", "0"])
+    assert "--episodes must be >= 1" in capsys.readouterr().err
