@@ -148,6 +148,54 @@ def test_training_extras_are_the_queried_trials_rows_on_an_unchanged_episode_str
     assert rows.min() >= 0 and np.all(rows == np.round(rows)) and len(np.unique(rows)) > 20
 
 
+def test_training_featurizer_replaces_the_features_on_an_unchanged_episode_stream():
+    from optuna_meta.curve._features import featurize
+    from optuna_meta.curve._train import _task_examples
+
+    curves = {"a": synthetic_curves(60, 0), "b": synthetic_curves(60, 1)}
+    seen = []
+
+    def longer(ctx, steps, values):
+        x = featurize(ctx, steps, values)
+        seen.append(ctx.n_completed)
+        return None if x is None else np.append(x, [ctx.n_completed, len(steps)])
+
+    n = len(FEATURE_NAMES)
+    X0, y0, t0 = _task_examples(curves, 30, 4, 0, (0.0, 100.0))
+    X1, y1, t1 = _task_examples(
+        curves, 30, 4, 0, (0.0, 100.0), featurizer=longer, n_features=n + 2
+    )
+    assert X1.shape == (len(X0), n + 2) and len(seen) == len(X0)
+    np.testing.assert_array_equal(X1[:, :n], X0)
+    np.testing.assert_array_equal(y1, y0)
+    np.testing.assert_array_equal(t1, t0)
+    assert np.all(X1[:, n] >= 1) and np.all(X1[:, n + 1] >= 1)
+    assert len(np.unique(X1[:, n])) > 3  # each example's own context size
+
+
+def test_training_augment_changes_the_curves_but_not_the_episode_stream():
+    from optuna_meta.curve._train import _task_examples
+
+    curves = {"a": synthetic_curves(60, 0), "b": synthetic_curves(60, 1)}
+    X0, y0, t0 = _task_examples(curves, 30, 4, 0, (0.0, 100.0))
+    X1, y1, _ = _task_examples(curves, 30, 4, 0, (0.0, 100.0), augment=lambda V, lo, hi: V)
+    np.testing.assert_array_equal(X1, X0)
+    np.testing.assert_array_equal(y1, y0)
+    shapes = []
+
+    def lower_finals(V, lo, hi):
+        shapes.append(V.shape)
+        out = V.copy()
+        out[:, -1] -= 1.0
+        return out
+
+    X2, y2, t2 = _task_examples(curves, 30, 4, 0, (0.0, 100.0), augment=lower_finals)
+    np.testing.assert_array_equal(t2, t0)  # the same tasks, contexts and queries
+    n_steps = curves["a"].shape[1]
+    assert len(shapes) == 30 and all(s[1] == n_steps for s in shapes)
+    assert not np.array_equal(X2, X0) and not np.array_equal(y2, y0)
+
+
 def test_shipped_model_manifest():
     model = CurveModel.load("lcbench-curve")
     m = model.manifest

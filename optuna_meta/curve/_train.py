@@ -52,6 +52,7 @@ from optuna_meta.curve._features import (
     F_INDEX,
     MAX_CONTEXT_CURVES,
     N_FEATURES,
+    StudyContext,
     build_context,
     featurize,
 )
@@ -170,12 +171,21 @@ def _task_examples(
     seed: int,
     bounds: tuple[float, float],
     extras: Mapping[str, np.ndarray] | None = None,
+    featurizer: Callable[[StudyContext, np.ndarray, np.ndarray], np.ndarray | None] = featurize,
+    n_features: int = N_FEATURES,
+    augment: Callable[[np.ndarray, float, float], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`make_examples` plus each example's task (an index into the usable tasks).
 
-    ``extras`` (benchmark variants only): per task an ``(n, k)`` array of inputs of each of
-    its trials (e.g. its encoded configuration), appended to the features of the queried
-    trial; the episodes are drawn exactly as without it.
+    Benchmark variants only, the episodes are drawn exactly as without them:
+
+    * ``extras``: per task an ``(n, k)`` array of inputs of each of its trials (e.g. its
+      encoded configuration), appended to the features of the queried trial;
+    * ``featurizer``: :func:`~optuna_meta.curve._features.featurize` or a function with its
+      signature that returns ``n_features`` inputs (e.g. more features of the context);
+    * ``augment(V, lo, hi)``: one more change of each episode's curves ``V`` (context rows
+      first, then the queries; steps 1..T), after the shape, transform and noise steps. It
+      must draw from a random stream of its own.
     """
     rng = np.random.default_rng(seed)
     tasks, extra = [], []
@@ -192,7 +202,7 @@ def _task_examples(
     for c in tasks:
         f = c[:, -1]
         zs.append((f - f.mean()) / (f.std() if f.std() > 0 else 1.0))
-    X = np.empty((n_episodes * queries_per_episode, N_FEATURES + n_extra))
+    X = np.empty((n_episodes * queries_per_episode, n_features + n_extra))
     y = np.empty(n_episodes * queries_per_episode)
     task = np.empty(n_episodes * queries_per_episode, dtype=np.int64)
     n = 0
@@ -213,6 +223,8 @@ def _task_examples(
         if rng.random() < 0.3:
             sd = V[:, -1].std()
             V = V + rng.normal(0.0, rng.uniform(0.0, 0.2) * (sd if sd > 0 else 1.0), V.shape)
+        if augment is not None:
+            V = augment(V, lo, hi)
         sched = _schedule(rng, n_steps)
         steps = (sched + 1).astype(np.float64)
         T = float(n_steps) if rng.random() < 0.3 else None
@@ -222,12 +234,12 @@ def _task_examples(
             continue
         for i in range(m, len(rows)):
             cut = int(rng.integers(len(sched))) + 1
-            feat = featurize(ctx, steps[:cut], V[i, sched[:cut]])
+            feat = featurizer(ctx, steps[:cut], V[i, sched[:cut]])
             if feat is None:
                 continue
-            X[n, :N_FEATURES] = feat
+            X[n, :n_features] = feat
             if n_extra:
-                X[n, N_FEATURES:] = extra[t][rows[i]]
+                X[n, n_features:] = extra[t][rows[i]]
             y[n] = float(ctx.a(V[i, -1]))
             task[n] = t
             n += 1
