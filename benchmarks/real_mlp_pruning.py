@@ -73,6 +73,18 @@ def _confirm_pruner() -> optuna.pruners.BasePruner:
     return ConfirmPruner()
 
 
+def _rank_pruner() -> optuna.pruners.BasePruner:
+    from benchmarks.rank_context import real_curve_pruner
+
+    return real_curve_pruner()
+
+
+def _noisy_pruner() -> optuna.pruners.BasePruner:
+    from benchmarks.noisy_curves import real_curve_pruner
+
+    return real_curve_pruner()
+
+
 PRUNERS: dict[
     str,
     tuple[Callable[[int], optuna.samplers.BaseSampler], Callable[[], optuna.pruners.BasePruner]],
@@ -81,19 +93,23 @@ PRUNERS: dict[
     "median": (SAMPLERS["tpe"], optuna.pruners.MedianPruner),
     "meta": (SAMPLERS["tpe"], _meta_pruner),
     "meta_confirm2": (SAMPLERS["tpe"], _confirm_pruner),
+    "meta_rank": (SAMPLERS["tpe"], _rank_pruner),
+    "meta_noisy": (SAMPLERS["tpe"], _noisy_pruner),
     "metasampler_nop": (SAMPLERS["meta"], optuna.pruners.NopPruner),
     "metasampler_meta": (SAMPLERS["meta"], _meta_pruner),
 }
 """Each method's (sampler factory, pruner factory); its speed-up is measured against
 :data:`BASELINE`'s run of the same dataset and seed."""
 DEFAULT_PRUNERS = ("nop", "median", "meta", "metasampler_nop", "metasampler_meta")
-"""The rows a run makes unless ``--pruners`` names others (the variant ``meta_confirm2`` is
-run on request only)."""
+"""The rows a run makes unless ``--pruners`` names others (the variants ``meta_confirm2``,
+``meta_rank`` and ``meta_noisy`` are run on request only)."""
 BASELINE = {
     "nop": "nop",
     "median": "nop",
     "meta": "nop",
     "meta_confirm2": "nop",
+    "meta_rank": "nop",
+    "meta_noisy": "nop",
     "metasampler_nop": "metasampler_nop",
     "metasampler_meta": "metasampler_nop",
 }
@@ -102,6 +118,10 @@ LABELS = {
     "median": "TPE + MedianPruner()",
     "meta": "TPE + MetaPruner()",
     "meta_confirm2": "TPE + MetaPruner(), two consecutive checks (session 25 variant)",
+    "meta_rank": "TPE + MetaPruner(), curve model also reads early-rank reliability "
+    "(session 26 variant)",
+    "meta_noisy": "TPE + MetaPruner(), curve model trained with unstable curves too "
+    "(session 26 variant)",
     "metasampler_nop": "MetaSampler(), no pruning",
     "metasampler_meta": "MetaSampler() + MetaPruner()",
 }
@@ -194,7 +214,46 @@ def report(runs: list[dict[str, Any]], command: str) -> str:
             f"| {LABELS[p]} | {len(keys)} | {cells} | {sp} | {reached}/{len(speed)} | "
             f"{n_trials:.1f} |"
         )
+    lines += _paired_lines(by, keys, pruners)
     return "\n".join(lines) + f"\n\nCommand: `{command}`\n"
+
+
+PAIRED_REFERENCES = ("median", "meta")
+"""Rows every other TPE row is paired with, run by run (when both are in the table)."""
+
+
+def _paired_lines(
+    by: dict[tuple[str, Any, str], dict[str, Any]],
+    keys: list[tuple[str, Any]],
+    pruners: list[str],
+) -> list[str]:
+    """Mean paired differences (row minus reference) of the best completed accuracy, with
+    their standard errors: the same dataset and seed, so the runs' own spread cancels."""
+    lines: list[str] = []
+    for i, ref in enumerate(PAIRED_REFERENCES):
+        done = PAIRED_REFERENCES[: i + 1]  # a pair already shown is not shown again
+        rows = [p for p in pruners if p not in done and BASELINE[p] == BASELINE[ref]]
+        if ref not in pruners or not rows or len(keys) < 2:
+            continue
+        lines += [
+            "",
+            f"Paired against {LABELS[ref]} (row minus it; mean over the {len(keys)} runs, "
+            "standard error in brackets; accuracy points):",
+            "",
+            "| sampler + pruner | " + " | ".join(f"@{e} ep" for e in BUDGETS) + " |",
+            "|---|" + "---|" * len(BUDGETS),
+        ]
+        ref_best = np.array([best_completed_at(by[(*k, ref)]["trials"], BUDGETS) for k in keys])
+        ref_best = np.where(np.isnan(ref_best), 0.0, ref_best)
+        for p in rows:
+            best = np.array([best_completed_at(by[(*k, p)]["trials"], BUDGETS) for k in keys])
+            d = np.where(np.isnan(best), 0.0, best) - ref_best
+            se = d.std(axis=0, ddof=1) / np.sqrt(len(keys))
+            cells = " | ".join(
+                f"{m:+.2f} ({e:.2f})" for m, e in zip(d.mean(axis=0), se, strict=True)
+            )
+            lines.append(f"| {LABELS[p]} | {cells} |")
+    return lines
 
 
 def main() -> None:

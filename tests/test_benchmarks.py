@@ -686,6 +686,135 @@ def test_config_curve_report_bins_errors_by_fraction_and_context_size():
     assert got[("0.6-1", "6-29")][0] == "1" and ("0.08-0.25", "all") not in got
 
 
+def test_rank_context_features_match_scipy_and_are_neutral_without_enough_curves():
+    from scipy import stats
+
+    from benchmarks.rank_context import MIN_RANK_CURVES, N_RANK_FEATURES, rank_featurize
+    from optuna_meta.curve._features import _at, build_context
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(1.0, 21.0)
+    quality = rng.normal(size=12)
+    curves = [80 + 5 * q - 30 * np.exp(-steps / 3) * (1 + 0.5 * rng.normal()) for q in quality]
+    curves[3] = curves[3].copy()
+    curves[3][:2] = curves[4][:2]  # a tie at the early fractions
+
+    def context(k):
+        return build_context(
+            [(steps, c) for c in curves[:k]], np.array([c[-1] for c in curves[:k]]), 1.0
+        )
+
+    ctx = context(12)
+    x = rank_featurize(ctx, steps[:2], curves[0][:2])
+    assert len(x) == N_RANK_FEATURES and np.all(np.isfinite(x))
+    at_f = _at(ctx.curves, np.array([2 / 20]))[:, 0]
+    assert x[-3] == pytest.approx(stats.spearmanr(at_f, ctx.finals_a).statistic, abs=1e-12)
+    fit = stats.linregress(at_f, ctx.finals_a)
+    a_last = ctx.a(curves[0][1])
+    assert x[-2] == pytest.approx(fit.intercept + fit.slope * a_last, abs=1e-9)
+    resid = ctx.finals_a - (fit.intercept + fit.slope * at_f)
+    assert x[-1] == pytest.approx(np.log(np.sqrt(resid @ resid / (len(resid) - 2))), abs=1e-9)
+    # A far-off trial's line value stays within two units of the completed finals.
+    far = rank_featurize(ctx, steps[:2], np.array([-1e6, -1e6]))
+    assert far[-2] == pytest.approx(ctx.finals_a.min() - 2.0)
+    small = context(MIN_RANK_CURVES - 1)
+    y = rank_featurize(small, steps[:2], curves[0][:2])
+    assert y[-3] == 0.0 and y[-2] == pytest.approx(np.median(small.finals_a))
+
+
+def test_rank_context_report_bins_by_fraction_and_rank_correlation():
+    from benchmarks.rank_context import report
+
+    def row(f, m, rho, d_ae, r_ae):
+        return {
+            "f": f,
+            "m": m,
+            "rho": rho,
+            "default_ae": d_ae,
+            "rank_ae": r_ae,
+            "default_nll": 1.0,
+            "rank_nll": 0.5,
+        }
+
+    rows = [row(0.02, 2, 0.0, 1.0, 0.5), row(0.05, 40, 0.9, 0.2, 0.4), row(0.9, 10, 0.3, 0.1, 0.1)]
+    lines = [line.split("|") for line in report(rows, "h").splitlines() if line[:3] == "| 0"]
+    got = {(r[1].strip(), r[2].strip()): [c.strip() for c in r[3:8]] for r in lines}
+    assert got[("0-0.08", "m < 3")] == ["1", "1.0000", "0.5000", "1.0000", "0.5000"]
+    assert got[("0-0.08", "0.8 to 1")][:3] == ["1", "0.2000", "0.4000"]
+    assert got[("0-0.08", "all")][:3] == ["2", "0.6000", "0.4500"]
+    assert got[("0.6-1", "-1 to 0.5")][0] == "1" and ("0.08-0.25", "all") not in got
+
+
+def test_real_mlp_pruning_report_pairs_rows_with_median_and_meta_run_by_run():
+    from benchmarks import real_mlp_pruning as rmp
+
+    def run(seed, pruner, finals):  # 30 completed trials of 20 epochs, best final last
+        trials = [[20, 0, 50.0]] * 29 + [[20, 0, finals[seed]]]
+        return {"dataset": "d", "pruner": pruner, "seed": seed, "trials": trials}
+
+    finals = {"nop": (70.0, 80.0), "median": (71.0, 83.0), "meta": (72.0, 82.0)}
+    finals["meta_rank"] = (74.0, 83.0)
+    runs = [run(s, p, f) for p, f in finals.items() for s in (0, 1)]
+    text = rmp.report(runs, "cmd")
+    median_part, meta_part = text.split("Paired against")[1:]
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in median_part.splitlines()
+        if line.startswith("| TPE")
+    }
+    # Every trial ends at 600 epochs, so only the last budget differs from a tie at 50.
+    assert rows[rmp.LABELS["meta"]] == ["+0.00 (0.00)"] * 3 + ["+0.00 (1.00)"]
+    assert rows[rmp.LABELS["meta_rank"]][-1] == "+1.50 (1.50)"
+    assert rows[rmp.LABELS["nop"]][-1] == "-2.00 (1.00)"
+    meta_rows = [line for line in meta_part.splitlines() if line.startswith("| TPE")]
+    assert len(meta_rows) == 2  # no pair with MedianPruner again
+    assert meta_rows[1] == f"| {rmp.LABELS['meta_rank']} | " + "+0.00 (0.00) | " * 3 + (
+        "+1.50 (0.50) |"
+    )
+
+
+def test_noisy_curves_spikes_dip_unstable_trials_and_spare_annealed_finals():
+    from benchmarks import noisy_curves
+
+    t = np.arange(1, 41)
+    V = np.stack([80 - 40 * np.exp(-t / 5) + i for i in range(40)]).astype(float)
+    rng = np.random.default_rng(0)
+    changed, finals_kept, dips = 0, 0, []
+    for _ in range(200):
+        W = noisy_curves.spikes(rng, V)
+        if np.array_equal(W, V):
+            continue
+        changed += 1
+        d = W - V
+        finals_kept += bool(np.all(np.abs(d[:, -1]) < 1e-9))
+        assert np.any(np.all(d == 0, axis=1))  # some trials stay stable
+        dips.append(d[d != 0])
+    assert 70 <= changed <= 130  # about half of the episodes
+    assert 0.5 * changed <= finals_kept < changed  # mostly annealed, sometimes not
+    d = np.concatenate(dips)
+    assert np.mean(d < 0) > 0.6  # mostly downward
+
+
+def test_real_calibration_table_groups_checks_by_epochs_and_probability():
+    from benchmarks.real_calibration import calibration_table
+
+    trials = [[20, 0, 50.0], [20, 0, 90.0], [20, 0, 10.0]]
+    log = [
+        {"n": 1, "step": 1, "target": 60.0, "meta": 0.005},  # ended above: a miss
+        {"n": 2, "step": 1, "target": 60.0, "meta": 0.002},
+        {"n": 2, "step": 5, "target": 60.0, "meta": 0.5},
+        {"n": 1, "step": 5, "target": 60.0, "meta": None},  # no prediction: not counted
+        {"n": 0, "step": 9, "target": 40.0, "meta": 1.0},
+    ]
+    text = calibration_table([{"trials": trials, "log": log}], ["meta"])
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines()[2:]]
+    assert rows == [
+        ["meta", "1", "0-0.01", "2", "0.004", "0.500"],
+        ["meta", "4-7", "0.3-1", "1", "0.500", "0.000"],
+        ["meta", "8-19", "0.3-1", "1", "1.000", "1.000"],
+    ]
+
+
 def test_real_mlp_pruning_merge_keeps_the_pruners_it_is_given(tmp_path, monkeypatch):
     from benchmarks import real_mlp_pruning as rmp
 

@@ -1,0 +1,342 @@
+"""A MetaPruner variant whose curve model also reads how well early ranks hold in the study.
+
+Why: on real PyTorch curves (``benchmarks/real_mlp_pruning.py``) TPE + MetaPruner trails
+MedianPruner from 400 epochs. The shadow decisions of ``benchmarks/confirm_pruner.py`` show
+the brake: after 1 of 20 epochs MetaPruner stops 0.7 trials a run where MedianPruner stops 5.1,
+and the calibrated tail is not the cause (without it: 0.9). The network learned on LCBench how
+uncertain a final value is after a few epochs; in a study whose completed curves keep their
+early order it could be surer, and in one whose curves cross it should not be.
+
+The variant appends three in-context features, computed at the queried trial's fraction ``f``
+from the study's completed curves (in the features' ``a`` units):
+
+* ``ctx_rho``: Spearman's rank correlation of their values at ``f`` with their finals;
+* ``ctx_lin_final``: the final that a least-squares line through (value at ``f``, final) of
+  the completed trials gives the queried trial's last value, kept within two units of the
+  completed finals' range;
+* ``ctx_lin_resid``: the log of that line's residual standard deviation (its uncertainty).
+
+With fewer than :data:`MIN_RANK_CURVES` completed curves, or when their values at ``f`` are all
+equal, they are 0, the context's median final and the log of the finals' spread. Nothing else
+changes: the same emulated studies (the training's random stream is untouched,
+``_task_examples(featurizer=...)``), training settings and tail calibration; fold models for
+the LCBench CV protocol and one model on every LCBench task but YAHPO's test instances (as the
+shipped one) for the real curves, cached in ``benchmarks/results/cache/``.
+
+Run::
+
+    python -m benchmarks.rank_context  # prediction errors on each fold's held-out tasks
+    python -m benchmarks.real_mlp_pruning --seeds 0-9 --pruners meta_rank \\
+        --out benchmarks/results/seeds0-9
+    python -m benchmarks.run_pruners --full --seeds 0-2 --no-report \\
+        --extra benchmarks.rank_context:METHODS  # the variant and its control
+
+The results and the decision are in ``benchmarks/README.md``, "Early-rank reliability as an
+input".
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from optuna.trial import FrozenTrial
+
+from benchmarks.config_curve import FRACTION_BINS, _Weights
+from benchmarks.meta_methods import N_CONFIGS, disk_cached, fold_training_tasks
+from benchmarks.meta_pruner_methods import (
+    CURVES_CACHE,
+    TPE_DEFAULT,
+    TRAINING_VERSION,
+    _sampler,
+    _version,
+    fold_curve_model,
+)
+from benchmarks.objectives import all_tasks, scored_tasks
+from benchmarks.protocol import DEFAULT_FOLDS, FOLD_SEED, BenchContext, task_folds
+from benchmarks.pruning import PrunerMethod
+from optuna_meta import MetaPruner
+from optuna_meta.curve import FEATURE_NAMES, StudyContext
+from optuna_meta.curve._calibration import TailCalibration
+from optuna_meta.curve._features import F_INDEX, N_COUNT_REF, N_FEATURES, _at, featurize
+from optuna_meta.curve._network import A_LAST_INDEX, CurveNetwork
+from optuna_meta.curve._train import (
+    CurveTrainConfig,
+    _task_examples,
+    calibrate_tails,
+    fit_network,
+    lcbench_curves,
+)
+
+RANK_FEATURES = ("ctx_rho", "ctx_lin_final", "ctx_lin_resid")
+N_RANK_FEATURES = N_FEATURES + len(RANK_FEATURES)
+MIN_RANK_CURVES = 3
+"""Completed curves needed for a rank correlation and a line (fewer: neutral values)."""
+RESID_FLOOR = 1e-3
+"""Smallest residual standard deviation (``a`` units) before its log."""
+LINE_MARGIN = 2.0
+"""The line's prediction is clipped to the completed finals' range widened by this (``a``)."""
+VARIANT_VERSION = 1
+"""Bumped whenever the variant's inputs or training change (invalidates its cached models)."""
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank), as Spearman's correlation needs."""
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x), dtype=np.float64)
+    xs = x[order]
+    starts = np.nonzero(np.append(True, np.diff(xs) != 0))[0]
+    ends = np.append(starts[1:], len(x))
+    for s, e in zip(starts, ends, strict=True):
+        if e - s > 1:
+            r[order[s:e]] = (s + e - 1) / 2.0
+    return r
+
+
+def rank_context(ctx: StudyContext, f: float, a_last: float) -> np.ndarray:
+    """The three in-context features of a trial at fraction ``f`` with last value ``a_last``."""
+    fin = ctx.finals_a
+    spread = float(fin.std()) if len(fin) > 1 else 1.0
+    neutral = np.array(
+        [0.0, float(np.median(fin)), math.log(max(spread, RESID_FLOOR))], dtype=np.float64
+    )
+    if len(fin) < MIN_RANK_CURVES:
+        return neutral
+    at_f = _at(ctx.curves, np.array([f]))[:, 0]
+    sx = float(at_f.std())
+    if sx <= 1e-9:
+        return neutral
+    rx, ry = _ranks(at_f), _ranks(fin)
+    srx, sry = float(rx.std()), float(ry.std())
+    rho = float(np.mean((rx - rx.mean()) * (ry - ry.mean())) / (srx * sry)) if sry > 0 else 0.0
+    beta = float(np.mean((at_f - at_f.mean()) * (fin - fin.mean()))) / sx**2
+    alpha = float(fin.mean()) - beta * float(at_f.mean())
+    resid = fin - (alpha + beta * at_f)
+    sd = math.sqrt(float(resid @ resid) / (len(fin) - 2))
+    line = alpha + beta * a_last
+    line = min(max(line, float(fin.min()) - LINE_MARGIN), float(fin.max()) + LINE_MARGIN)
+    return np.array([rho, line, math.log(max(sd, RESID_FLOOR))], dtype=np.float64)
+
+
+def rank_featurize(ctx: StudyContext, steps: np.ndarray, values: np.ndarray) -> np.ndarray | None:
+    """:func:`~optuna_meta.curve._features.featurize` followed by :func:`rank_context`."""
+    x = featurize(ctx, steps, values)
+    if x is None:
+        return None
+    return np.concatenate([x, rank_context(ctx, float(x[F_INDEX]), float(x[A_LAST_INDEX]))])
+
+
+def _build(tasks: list[str]) -> _Weights:
+    cfg = CurveTrainConfig()
+    curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
+    X, y, task = _task_examples(
+        curves,
+        cfg.n_episodes,
+        cfg.queries_per_episode,
+        cfg.seed,
+        (0.0, 100.0),
+        featurizer=rank_featurize,
+        n_features=N_RANK_FEATURES,
+    )
+    weights, _ = fit_network(X, y, cfg)
+    cal, _ = calibrate_tails(X, y, task, cfg)
+    if cal is None:
+        raise RuntimeError("the variant's tail calibration failed")
+    weights.update(cal.arrays())
+    return _Weights(weights)
+
+
+def rank_model(train_tasks: tuple[str, ...]) -> _Weights:
+    """The variant's network trained on ``train_tasks`` minus YAHPO's test instances (cached)."""
+    tasks = fold_training_tasks("lcbench", train_tasks)
+    key = [
+        tasks,
+        N_CONFIGS,
+        vars(CurveTrainConfig()),
+        [*FEATURE_NAMES, *RANK_FEATURES],
+        TRAINING_VERSION,
+        VARIANT_VERSION,
+    ]
+    return disk_cached("curve_rank_lcbench", key, _Weights.load, lambda _: _build(tasks))
+
+
+def shipped_like_model() -> _Weights:
+    """The variant trained as the shipped model is: every LCBench task but the test instances."""
+    return rank_model(tuple(all_tasks("lcbench")))
+
+
+class RankContextPruner(MetaPruner):
+    """MetaPruner whose network also reads :data:`RANK_FEATURES` of the study's context."""
+
+    def __init__(self, weights: dict[str, np.ndarray], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._weights = weights
+
+    def _network(self) -> tuple[CurveNetwork, TailCalibration | None]:
+        if self._net is None:
+            self._net = (CurveNetwork(self._weights), TailCalibration.from_arrays(self._weights))
+        return self._net
+
+    def _features(
+        self, ctx: StudyContext, trial: FrozenTrial, steps: np.ndarray, values: np.ndarray
+    ) -> np.ndarray | None:
+        return rank_featurize(ctx, steps, values)
+
+
+def _tpe_rank_factory(ctx: BenchContext):
+    key = ("rank-curve-model", ctx.train_tasks)
+    if key not in ctx.cache:
+        ctx.cache[key] = rank_model(ctx.train_tasks)
+    return _sampler("tpe", ctx), RankContextPruner(ctx.cache[key].weights)
+
+
+TPE_RANK = PrunerMethod(
+    "tpe_meta_rank",
+    _tpe_rank_factory,
+    label="TPE + MetaPruner() [curve model also reads the study's early-rank reliability; "
+    "session 26 variant; 5-fold task CV]",
+    baseline="tpe_nop",
+    version=f"{_version('tpe')}+rank{VARIANT_VERSION}",
+)
+
+
+TPE_DEFAULT_RERUN = PrunerMethod(
+    "tpe_meta_rerun26",
+    TPE_DEFAULT.factory,
+    label="TPE + MetaPruner() [defaults; rerun in session 26 on a rebuilt benchmark cache, the "
+    "variant's control; 5-fold task CV]",
+    baseline="tpe_nop",
+    version=TPE_DEFAULT.version,
+)
+"""The TPE default on the fold curve models of a rebuilt cache (the variant's control).
+
+Fold models retrained on another machine differ slightly (their runs diverge from
+``tpe_meta_rerun25`` after the first pruning decisions), so the variant is paired with this
+rerun, made with the same fold models as its own runs' defaults."""
+METHODS = [TPE_DEFAULT_RERUN, TPE_RANK]
+
+
+def real_curve_pruner() -> RankContextPruner:
+    """The variant for ``real_mlp_pruning`` (the model trained as the shipped one is)."""
+    return RankContextPruner(shipped_like_model().weights)
+
+
+def prediction_errors(n_episodes: int, seed: int) -> list[dict[str, Any]]:
+    """Both models on emulated prune checks of each fold's held-out tasks.
+
+    Per example: the fraction seen, the context size and, per model, the absolute error and
+    Gaussian negative log-likelihood of the final value in the features' ``a`` units.
+    """
+    scored = scored_tasks("lcbench")
+    pool = all_tasks("lcbench")
+    cfg = CurveTrainConfig()
+    out: list[dict[str, Any]] = []
+    for fold_tasks in task_folds(scored, DEFAULT_FOLDS, FOLD_SEED):
+        train = tuple(t for t in pool if t not in fold_tasks)
+        curves = lcbench_curves(list(fold_tasks), N_CONFIGS, 0, CURVES_CACHE)
+        X, y, _ = _task_examples(
+            curves,
+            n_episodes,
+            cfg.queries_per_episode,
+            seed,
+            (0.0, 100.0),
+            featurizer=rank_featurize,
+            n_features=N_RANK_FEATURES,
+        )
+        nets = {
+            "default": (fold_curve_model(train).network(), X[:, :N_FEATURES]),
+            "rank": (CurveNetwork(rank_model(train).weights), X),
+        }
+        n_ctx = np.expm1(X[:, N_FEATURES - 1] * math.log1p(N_COUNT_REF))
+        errs = {}
+        for name, (net, inputs) in nets.items():
+            mu, sd = net.predict(inputs)
+            errs[name] = (np.abs(y - mu), np.log(sd) + 0.5 * ((y - mu) / sd) ** 2)
+        for i in range(len(y)):
+            row = {"f": float(X[i, F_INDEX]), "m": round(float(n_ctx[i]))}
+            row["rho"] = float(X[i, N_FEATURES])
+            for name, (ae, nll) in errs.items():
+                row[f"{name}_ae"] = float(ae[i])
+                row[f"{name}_nll"] = float(nll[i]) + 0.5 * math.log(2 * math.pi)
+            out.append(row)
+    return out
+
+
+RHO_BINS = ((-1.01, 0.5), (0.5, 0.8), (0.8, 1.01))
+"""Rank correlation of the context's values at ``f`` with their finals (with ``m >= 3``)."""
+
+
+def report(rows: Sequence[dict[str, Any]], header: str) -> str:
+    """Mean absolute error and NLL of both models by curve fraction and early-rank reliability."""
+    lines = [
+        header,
+        "",
+        "| fraction seen | context rank correlation | examples | MAE default | MAE rank | "
+        "NLL default | NLL rank |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    if not rows:
+        return "\n".join(lines) + "\n"
+    f = np.array([r["f"] for r in rows])
+    m = np.array([r["m"] for r in rows])
+    rho = np.array([r["rho"] for r in rows])
+    cols = {k: np.array([r[k] for r in rows]) for k in rows[0] if k not in ("f", "m", "rho")}
+    bins = [("m < 3", m < MIN_RANK_CURVES)]
+    bins += [
+        (
+            f"{max(lo, -1.0):g} to {min(hi, 1.0):g}",
+            (m >= MIN_RANK_CURVES) & (rho >= lo) & (rho < hi),
+        )
+        for lo, hi in RHO_BINS
+    ]
+    bins.append(("all", np.ones(len(f), dtype=bool)))
+    for flo, fhi in FRACTION_BINS:
+        for label, in_bin in bins:
+            sel = (f >= flo) & (f < fhi) & in_bin
+            if not sel.any():
+                continue
+            vals = [float(cols[k][sel].mean()) for k in ("default_ae", "rank_ae")]
+            vals += [float(cols[k][sel].mean()) for k in ("default_nll", "rank_nll")]
+            lines.append(
+                f"| {flo:g}-{min(fhi, 1.0):g} | {label} | {int(sel.sum())} | "
+                + " | ".join(f"{v:.4f}" for v in vals)
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--episodes", type=int, default=2000, help="emulated studies per fold")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=RESULTS / "rank_context_lcbench.md")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1; got {args.episodes}")
+    rows = prediction_errors(args.episodes, args.seed)
+    header = (
+        "# Curve model with the study's early-rank reliability as inputs vs the default "
+        "(session 26)\n\n"
+        "Each fold's models (trained without the fold's tasks) on emulated prune checks of the "
+        f"fold's held-out tasks ({args.episodes} emulated studies per fold, 16 queries each, "
+        f"seed {args.seed}; the training's episode generator). Errors of the final value in "
+        "the features' `a` units; NLL of the network's Gaussian in the same units (lower is "
+        "better). Rows by the fraction of the curve seen and by the rank correlation of the "
+        "context's values at that fraction with their finals.\n\n"
+        f"Command: `python -m benchmarks.rank_context --episodes {args.episodes} "
+        f"--seed {args.seed}`"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report(rows, header))
+    print(args.out.read_text())
+    return args.out
+
+
+if __name__ == "__main__":
+    main()
