@@ -30,6 +30,8 @@ Run::
         --out benchmarks/results/seeds0-9
     python -m benchmarks.run_pruners --full --seeds 0-2 --no-report \\
         --extra benchmarks.rank_context:METHODS  # the variant and its control
+    python -m benchmarks.run_pruners --full --seeds 0-2 --no-report \\
+        --extra benchmarks.rank_context:META_METHODS  # the same with MetaSampler
 
 The results and the decision are in ``benchmarks/README.md``, "Early-rank reliability as an
 input".
@@ -50,6 +52,7 @@ from benchmarks.config_curve import FRACTION_BINS, _Weights
 from benchmarks.meta_methods import N_CONFIGS, disk_cached, fold_training_tasks
 from benchmarks.meta_pruner_methods import (
     CURVES_CACHE,
+    META_DEFAULT,
     TPE_DEFAULT,
     TRAINING_VERSION,
     _sampler,
@@ -189,21 +192,28 @@ class RankContextPruner(MetaPruner):
         return rank_featurize(ctx, steps, values)
 
 
-def _tpe_rank_factory(ctx: BenchContext):
-    key = ("rank-curve-model", ctx.train_tasks)
-    if key not in ctx.cache:
-        ctx.cache[key] = rank_model(ctx.train_tasks)
-    return _sampler("tpe", ctx), RankContextPruner(ctx.cache[key].weights)
+def rank_pruner_method(sampler: str) -> PrunerMethod:
+    """``(sampler, RankContextPruner)`` with the variant's network of the run's CV fold."""
+
+    def factory(ctx: BenchContext):
+        key = ("rank-curve-model", ctx.train_tasks)
+        if key not in ctx.cache:
+            ctx.cache[key] = rank_model(ctx.train_tasks)
+        return _sampler(sampler, ctx), RankContextPruner(ctx.cache[key].weights)
+
+    label = {"tpe": "TPE", "meta": "MetaSampler"}[sampler]
+    return PrunerMethod(
+        f"{sampler}_meta_rank",
+        factory,
+        label=f"{label} + MetaPruner() [curve model also reads the study's early-rank "
+        "reliability; session 26 variant; 5-fold task CV]",
+        baseline=f"{sampler}_nop",
+        version=f"{_version(sampler)}+rank{VARIANT_VERSION}",
+    )
 
 
-TPE_RANK = PrunerMethod(
-    "tpe_meta_rank",
-    _tpe_rank_factory,
-    label="TPE + MetaPruner() [curve model also reads the study's early-rank reliability; "
-    "session 26 variant; 5-fold task CV]",
-    baseline="tpe_nop",
-    version=f"{_version('tpe')}+rank{VARIANT_VERSION}",
-)
+TPE_RANK = rank_pruner_method("tpe")
+META_RANK = rank_pruner_method("meta")
 
 
 TPE_DEFAULT_RERUN = PrunerMethod(
@@ -219,7 +229,18 @@ TPE_DEFAULT_RERUN = PrunerMethod(
 Fold models retrained on another machine differ slightly (their runs diverge from
 ``tpe_meta_rerun25`` after the first pruning decisions), so the variant is paired with this
 rerun, made with the same fold models as its own runs' defaults."""
+META_DEFAULT_RERUN = PrunerMethod(
+    "meta_meta_rerun26",
+    META_DEFAULT.factory,
+    label="MetaSampler + MetaPruner() [defaults; rerun in session 26 on a rebuilt benchmark "
+    "cache, the variant's control; 5-fold task CV]",
+    baseline="meta_nop",
+    version=META_DEFAULT.version,
+)
+"""The MetaSampler default on the rebuilt cache's fold models (the MetaSampler variant's
+control, for the same reason as :data:`TPE_DEFAULT_RERUN`)."""
 METHODS = [TPE_DEFAULT_RERUN, TPE_RANK]
+META_METHODS = [META_DEFAULT_RERUN, META_RANK]
 
 
 def real_curve_pruner() -> RankContextPruner:
