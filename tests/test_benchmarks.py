@@ -722,6 +722,44 @@ def test_rank_context_features_match_scipy_and_are_neutral_without_enough_curves
     assert y[-3] == 0.0 and y[-2] == pytest.approx(np.median(small.finals_a))
 
 
+def test_rank_context_pruner_feeds_the_rank_inputs_after_the_default_features():
+    from benchmarks.rank_context import N_RANK_FEATURES, RankContextPruner
+    from optuna_meta.curve import FEATURE_NAMES
+    from optuna_meta.curve._features import featurize
+    from optuna_meta.curve._network import init_weights
+
+    n, n0 = N_RANK_FEATURES, len(FEATURE_NAMES)
+    weights = init_weights(n, 8, 0, np.zeros(n), np.ones(n))
+    blind = {k: v.copy() for k, v in weights.items()}
+    blind["W1"][n0:] = 0.0  # the same network, deaf to the rank inputs
+    default = {k: v.copy() for k, v in blind.items()}  # and as a network of the default layout
+    default["W1"], default["x_mean"], default["x_std"] = (
+        blind["W1"][:n0],
+        np.zeros(n0),
+        np.ones(n0),
+    )
+
+    study = optuna.create_study(direction="maximize")
+    for i in range(6):
+        t = study.ask()
+        t.report(50.0 + i, 1)
+        t.report(60.0 + i, 10)
+        study.tell(t, 60.0 + i)
+    t = study.ask()
+    t.report(52.0, 1)
+    frozen = study._storage.get_trial(t._trial_id)
+
+    def mean(w, n_inputs):
+        pruner = RankContextPruner(w)
+        if n_inputs == n0:  # the default features only
+            pruner._features = lambda ctx, trial, s, v: featurize(ctx, s, v)
+        return pruner.predict(study, frozen).mean
+
+    assert np.isfinite(mean(weights, n))
+    assert mean(weights, n) != pytest.approx(mean(blind, n), abs=1e-9)
+    assert mean(blind, n) == pytest.approx(mean(default, n0), abs=1e-9)
+
+
 def test_rank_context_report_bins_by_fraction_and_rank_correlation():
     from benchmarks.rank_context import report
 
