@@ -9,8 +9,9 @@ prediction (:meth:`MetaPruner.predict`) and the target at that moment are logged
 grouped by the epochs seen and by the predicted probability; a calibrated model's realised
 share of trials ending above their target equals its mean prediction in every group.
 
-Models (:data:`MODELS`): the shipped one and the session-26 variants trained as it is
-(``benchmarks.rank_context``, ``benchmarks.noisy_curves``).
+Models (:data:`MODELS`): the shipped one, the session-26 variants trained as it is
+(``benchmarks.rank_context``, ``benchmarks.noisy_curves``) and the shipped one recalibrated
+on the study's own completed curves (``benchmarks.recal_pruner``).
 
 Run (about 12 minutes on one core)::
 
@@ -55,10 +56,20 @@ def _noisy_variant() -> MetaPruner:
     return real_curve_pruner()
 
 
+def _recal_variant() -> MetaPruner:
+    from benchmarks.recal_pruner import RecalPruner
+
+    return RecalPruner()
+
+
 MODELS: dict[str, tuple[str, Callable[[], MetaPruner]]] = {
     "meta": ("shipped curve model", _shipped),
     "rank": ("early-rank reliability inputs (benchmarks.rank_context)", _rank_variant),
     "noisy": ("trained with unstable curves too (benchmarks.noisy_curves)", _noisy_variant),
+    "recal": (
+        "shipped model recalibrated on the study's completed curves (benchmarks.recal_pruner)",
+        _recal_variant,
+    ),
 }
 STEP_BINS = ((1, 1), (2, 3), (4, 7), (8, 19))
 """Epochs seen (of 20) at the check."""
@@ -144,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--datasets", default="digits,generated_4class,generated_binary")
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default="meta,rank,noisy")
     parser.add_argument("--out", type=Path, default=RESULTS / "real_calibration.md")
     args = parser.parse_args(argv)
     from benchmarks.real_mlp import DATASETS

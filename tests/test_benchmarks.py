@@ -853,6 +853,33 @@ def test_real_calibration_table_groups_checks_by_epochs_and_probability():
     ]
 
 
+def test_recal_pruner_follows_the_studys_own_errors_once_enough_trials_completed():
+    from benchmarks.recal_pruner import RecalPruner
+    from optuna_meta import MetaPruner
+
+    rng = np.random.default_rng(0)
+
+    def study_with(n):  # every completed curve jumps by 60 at its last step
+        study = optuna.create_study(direction="maximize")
+        for _ in range(n):
+            t = study.ask()
+            base = 20 + 5 * rng.random()
+            for e in range(1, 11):
+                t.report(base + (60.0 if e == 10 else 0.0) + 0.1 * e, e)
+            study.tell(t, base + 61.0)
+        t = study.ask()
+        t.report(22.0, 1)
+        t.report(22.1, 2)
+        return study, study._storage.get_trial(t._trial_id)
+
+    study, trial = study_with(3)  # too few test cases: the shipped model's prediction
+    assert RecalPruner().predict(study, trial) == MetaPruner().predict(study, trial)
+    study, trial = study_with(12)
+    recal, plain = RecalPruner().predict(study, trial), MetaPruner().predict(study, trial)
+    assert recal.mean > plain.mean and recal.std < plain.std  # it learned the late jump
+    assert 0.0 <= recal.prob_improvement <= 1.0
+
+
 def test_real_mlp_pruning_merge_keeps_the_pruners_it_is_given(tmp_path, monkeypatch):
     from benchmarks import real_mlp_pruning as rmp
 

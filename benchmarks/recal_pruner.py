@@ -1,0 +1,158 @@
+"""MetaPruner whose probabilities are recalibrated on the study's own completed curves.
+
+Why: on real curves the shipped curve model is over-confident (``benchmarks/real_calibration``:
+checks it gave under 1 % ended above their target 9.8 % of the time after 2-3 of 20 epochs),
+because those curves are unlike LCBench's. Every completed trial of the study is a test case
+with a known answer: cut its curve at the queried trial's steps, predict its final from the
+other completed trials, and the standardised errors ``z = (final - mean) / sd`` show how the
+model errs on *this* study. The variant shifts and widens (or narrows) each prediction by
+them: ``z`` is modelled as ``N(b, s^2)``, with ``b`` the errors' mean and ``s^2`` their
+variance, both shrunk towards ``N(0, 1)`` as if :data:`PRIOR_CHECKS` errors of the model's own
+calibration had been seen too; the probability of improvement is the calibrated tail at
+``((target - mean) / sd - b) / s``. It uses the :data:`N_RECAL` latest completed curves, once
+per context and reporting schedule (cached), with at least :data:`MIN_RECAL` of them.
+
+Run::
+
+    python -m benchmarks.real_calibration --seeds 0-4 --models meta,recal
+    python -m benchmarks.run_pruners --full --seeds 0-2 --no-report \\
+        --extra benchmarks.recal_pruner:TPE_RECAL
+
+The results are in ``benchmarks/README.md``, "In-context recalibration".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial
+
+from benchmarks.meta_pruner_methods import _curve_model, _sampler, _version
+from benchmarks.protocol import BenchContext
+from benchmarks.pruning import PrunerMethod
+from optuna_meta import MetaPruner
+from optuna_meta._blas import single_threaded_blas
+from optuna_meta.curve import StudyContext
+from optuna_meta.curve._features import F_INDEX, _at, from_a
+from optuna_meta.pruner._pruner import CurvePrediction, _curve, _user_std
+
+N_RECAL = 10
+"""Latest completed curves used as test cases."""
+MIN_RECAL = 3
+"""Fewer completed curves: no recalibration."""
+PRIOR_CHECKS = 10.0
+"""Weight of the model's own calibration, in errors."""
+VARIANT_VERSION = 1
+
+
+def _without(ctx: StudyContext, j: int) -> StudyContext:
+    """``ctx`` without completed curve ``j`` (its centre and scale kept)."""
+    finals_a = np.delete(ctx.finals_a, j)
+    return dataclasses.replace(
+        ctx,
+        curves=np.delete(ctx.curves, j, axis=0),
+        finals_a=finals_a,
+        best_row=int(np.argmax(finals_a)),
+        top_a=float(finals_a.max()),
+        n_completed=ctx.n_completed - 1,
+    )
+
+
+class RecalPruner(MetaPruner):
+    """MetaPruner with its errors on the study's completed curves folded into each prediction."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._recal: dict[tuple, tuple[float, float]] = {}
+        self._recal_ctx: StudyContext | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_recal"], state["_recal_ctx"] = {}, None
+        return state
+
+    def shift(self, ctx: StudyContext, steps: np.ndarray) -> tuple[float, float]:
+        """``(b, s)``: the shrunk mean and sd of the model's errors on the completed curves."""
+        m_all = len(ctx.finals_a)
+        if m_all < MIN_RECAL + 1:
+            return 0.0, 1.0
+        with self._lock:
+            if self._recal_ctx is not ctx:
+                self._recal_ctx, self._recal = ctx, {}
+            key = steps.tobytes()
+            hit = self._recal.get(key)
+        if hit is not None:
+            return hit
+        net, _ = self._network()
+        fr = np.minimum(steps / ctx.T, 1.0)
+        rows = range(max(0, m_all - N_RECAL), m_all)
+        X, y = [], []
+        for j in rows:
+            vals = ctx.centre + ctx.scale * from_a(_at(ctx.curves[j : j + 1], fr)[0])
+            x = self._features(_without(ctx, j), None, steps, vals)  # type: ignore[arg-type]
+            if x is not None:
+                X.append(x)
+                y.append(ctx.finals_a[j])
+        if len(X) < MIN_RECAL:
+            out = (0.0, 1.0)
+        else:
+            mu, sd = net.predict(np.stack(X))
+            z = (np.asarray(y) - mu) / sd
+            m = len(z)
+            b = float(z.mean()) * m / (m + PRIOR_CHECKS)
+            s = math.sqrt((m * float(z.var()) + PRIOR_CHECKS) / (m + PRIOR_CHECKS))
+            out = (b, s)
+        with self._lock:
+            if self._recal_ctx is ctx:
+                self._recal[key] = out
+        return out
+
+    def _predict(self, study: Study, trial: FrozenTrial) -> CurvePrediction | None:
+        sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
+        found = self._context(study, sign)
+        if found is None:
+            return None
+        ctx, targets = found
+        steps, values = _curve(trial, sign)
+        net, cal = self._network()
+        with single_threaded_blas():
+            x = self._features(ctx, trial, steps, values)
+            if x is None:
+                return None
+            mean_a, std_a = net.predict(x[None, :])
+            b, s = self.shift(ctx, steps)
+        mu, sd = float(mean_a[0]) + b * float(std_a[0]), float(std_a[0]) * s
+        if len(targets):
+            k = self._target_rank(len(targets), self.median_offset_for(study))
+            t_a = float(ctx.a(float(targets[k - 1]) + self.margin))
+            if cal is None:
+                prob = 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
+            else:
+                prob = cal.survival((t_a - mu) / sd, float(x[F_INDEX]))
+        else:
+            prob = 1.0
+        return CurvePrediction(
+            mean=float(ctx.to_user(mu)),
+            std=_user_std(ctx, mu, sd),
+            prob_improvement=prob,
+            fraction=float(min(steps[-1] / ctx.T, 1.0)),
+            n_completed=len(targets),
+        )
+
+
+def _tpe_recal_factory(ctx: BenchContext):
+    return _sampler("tpe", ctx), RecalPruner(_curve_model(ctx))
+
+
+TPE_RECAL = PrunerMethod(
+    "tpe_meta_recal",
+    _tpe_recal_factory,
+    label="TPE + MetaPruner() [recalibrated on the study's completed curves; session 26 "
+    "variant; 5-fold task CV]",
+    baseline="tpe_nop",
+    version=f"{_version('tpe')}+recal{VARIANT_VERSION}",
+)
