@@ -28,17 +28,13 @@ import math
 from typing import Any
 
 import numpy as np
-from optuna.study import Study, StudyDirection
-from optuna.trial import FrozenTrial
 
 from benchmarks.meta_pruner_methods import _curve_model, _sampler, _version
 from benchmarks.protocol import BenchContext
 from benchmarks.pruning import PrunerMethod
 from optuna_meta import MetaPruner
-from optuna_meta._blas import single_threaded_blas
 from optuna_meta.curve import StudyContext
-from optuna_meta.curve._features import F_INDEX, _at, from_a
-from optuna_meta.pruner._pruner import CurvePrediction, _curve, _user_std
+from optuna_meta.curve._features import _at, from_a
 
 N_RECAL = 10
 """Latest completed curves used as test cases."""
@@ -111,37 +107,11 @@ class RecalPruner(MetaPruner):
                 self._recal[key] = out
         return out
 
-    def _predict(self, study: Study, trial: FrozenTrial) -> CurvePrediction | None:
-        sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
-        found = self._context(study, sign)
-        if found is None:
-            return None
-        ctx, targets = found
-        steps, values = _curve(trial, sign)
-        net, cal = self._network()
-        with single_threaded_blas():
-            x = self._features(ctx, trial, steps, values)
-            if x is None:
-                return None
-            mean_a, std_a = net.predict(x[None, :])
-            b, s = self.shift(ctx, steps)
-        mu, sd = float(mean_a[0]) + b * float(std_a[0]), float(std_a[0]) * s
-        if len(targets):
-            k = self._target_rank(len(targets), self.median_offset_for(study))
-            t_a = float(ctx.a(float(targets[k - 1]) + self.margin))
-            if cal is None:
-                prob = 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
-            else:
-                prob = cal.survival((t_a - mu) / sd, float(x[F_INDEX]))
-        else:
-            prob = 1.0
-        return CurvePrediction(
-            mean=float(ctx.to_user(mu)),
-            std=_user_std(ctx, mu, sd),
-            prob_improvement=prob,
-            fraction=float(min(steps[-1] / ctx.T, 1.0)),
-            n_completed=len(targets),
-        )
+    def _adjust(
+        self, ctx: StudyContext, steps: np.ndarray, mu: float, sd: float
+    ) -> tuple[float, float]:
+        b, s = self.shift(ctx, steps)
+        return mu + b * sd, sd * s
 
 
 def _tpe_recal_factory(ctx: BenchContext):

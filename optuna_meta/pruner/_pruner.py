@@ -581,7 +581,7 @@ class MetaPruner(BasePruner):
             if x is None:
                 return None
             mean_a, std_a = net.predict(x[None, :])
-        mu, sd = float(mean_a[0]), float(std_a[0])
+            mu, sd = self._adjust(ctx, steps, float(mean_a[0]), float(std_a[0]))
         if len(targets):
             k = self._target_rank(len(targets), self.median_offset_for(study))
             t_a = float(ctx.a(float(targets[k - 1]) + self.margin))
@@ -604,6 +604,12 @@ class MetaPruner(BasePruner):
     ) -> np.ndarray | None:
         """The network's input for ``trial`` (a seam for benchmark variants with more inputs)."""
         return featurize(ctx, steps, values)
+
+    def _adjust(
+        self, ctx: StudyContext, steps: np.ndarray, mu: float, sd: float
+    ) -> tuple[float, float]:
+        """The network's mean and sd in ``a`` units, as used (a seam for benchmark variants)."""
+        return mu, sd
 
     def _network(self) -> tuple[CurveNetwork, TailCalibration | None]:
         net = self._net
