@@ -133,6 +133,18 @@ class _Weights:
             return cls({k: npz[k] for k in npz.files})
 
 
+def fit_calibrated(
+    X: np.ndarray, y: np.ndarray, task: np.ndarray, cfg: CurveTrainConfig
+) -> dict[str, np.ndarray]:
+    """A variant's network weights with their tail calibration, as the default is trained."""
+    weights, _ = fit_network(X, y, cfg)
+    cal, _ = calibrate_tails(X, y, task, cfg)
+    if cal is None:
+        raise RuntimeError("the variant's tail calibration failed")
+    weights.update(cal.arrays())
+    return weights
+
+
 def fold_config_model(train_tasks: tuple[str, ...]) -> _Weights:
     """The variant's curve network for a CV fold (trained on its tasks minus test instances)."""
     cfg = CurveTrainConfig()
@@ -148,12 +160,7 @@ def fold_config_model(train_tasks: tuple[str, ...]) -> _Weights:
             (0.0, 100.0),
             extras=lcbench_configs(tasks),
         )
-        weights, _ = fit_network(X, y, cfg)
-        cal, _ = calibrate_tails(X, y, task, cfg)
-        if cal is None:
-            raise RuntimeError("the variant's tail calibration failed")
-        weights.update(cal.arrays())
-        return _Weights(weights)
+        return _Weights(fit_calibrated(X, y, task, cfg))
 
     key = [tasks, N_CONFIGS, vars(cfg), list(FEATURE_NAMES), TRAINING_VERSION, VARIANT_VERSION]
     return disk_cached("curve_config_lcbench", key, _Weights.load, build)

@@ -105,21 +105,9 @@ class _Shadow(BasePruner):
 
 def shadow_decisions(datasets: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
     """TPE runs without pruning on real curves, with the :data:`RULES`' shadow decisions logged."""
-    import torch
+    from benchmarks.real_mlp_pruning import logged_runs
 
-    from benchmarks import real_mlp_pruning as rmp
-
-    torch.set_num_threads(1)
-    data = rmp.datasets()
-    out = []
-    for name in datasets:
-        for seed in seeds:
-            log: list[dict[str, Any]] = []
-            method = (rmp.SAMPLERS["tpe"], lambda log=log: _Shadow(log))
-            r = rmp.run(name, data[name], "shadow", seed, method)
-            out.append({"dataset": name, "seed": seed, "trials": r["trials"], "log": log})
-            print(f"{name} seed {seed}: {len(r['trials'])} trials", flush=True)
-    return out
+    return logged_runs(list(datasets), list(seeds), _Shadow)
 
 
 def mistakes(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:

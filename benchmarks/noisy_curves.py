@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from benchmarks.config_curve import fit_calibrated
 from benchmarks.meta_methods import N_CONFIGS, disk_cached, fold_training_tasks
 from benchmarks.meta_pruner_methods import (
     CURVES_CACHE,
@@ -52,8 +53,6 @@ from optuna_meta.curve import FEATURE_NAMES, CurveModel
 from optuna_meta.curve._train import (
     CurveTrainConfig,
     _task_examples,
-    calibrate_tails,
-    fit_network,
     lcbench_curves,
 )
 
@@ -113,11 +112,7 @@ def _build(tasks: list[str], digest: str) -> CurveModel:
         (0.0, 100.0),
         augment=_augmenter(cfg.seed),
     )
-    weights, _ = fit_network(X, y, cfg)
-    cal, _ = calibrate_tails(X, y, task, cfg)
-    if cal is None:
-        raise RuntimeError("the variant's tail calibration failed")
-    weights.update(cal.arrays())
+    weights = fit_calibrated(X, y, task, cfg)
     return CurveModel(
         weights=weights,
         manifest={

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from optuna.trial import FrozenTrial
 
-from benchmarks.config_curve import FRACTION_BINS, _Weights
+from benchmarks.config_curve import FRACTION_BINS, _Weights, fit_calibrated
 from benchmarks.meta_methods import N_CONFIGS, disk_cached, fold_training_tasks
 from benchmarks.meta_pruner_methods import (
     CURVES_CACHE,
@@ -70,8 +70,6 @@ from optuna_meta.curve._network import A_LAST_INDEX, CurveNetwork
 from optuna_meta.curve._train import (
     CurveTrainConfig,
     _task_examples,
-    calibrate_tails,
-    fit_network,
     lcbench_curves,
 )
 
@@ -147,12 +145,7 @@ def _build(tasks: list[str]) -> _Weights:
         featurizer=rank_featurize,
         n_features=N_RANK_FEATURES,
     )
-    weights, _ = fit_network(X, y, cfg)
-    cal, _ = calibrate_tails(X, y, task, cfg)
-    if cal is None:
-        raise RuntimeError("the variant's tail calibration failed")
-    weights.update(cal.arrays())
-    return _Weights(weights)
+    return _Weights(fit_calibrated(X, y, task, cfg))
 
 
 def rank_model(train_tasks: tuple[str, ...]) -> _Weights:

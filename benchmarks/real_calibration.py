@@ -102,21 +102,9 @@ def logged_runs(
     datasets: Sequence[str], seeds: Sequence[int], models: Sequence[str]
 ) -> list[dict[str, Any]]:
     """TPE runs without pruning on real curves, each check's predictions logged."""
-    import torch
-
     from benchmarks import real_mlp_pruning as rmp
 
-    torch.set_num_threads(1)
-    data = rmp.datasets()
-    out = []
-    for name in datasets:
-        for seed in seeds:
-            log: list[dict[str, Any]] = []
-            method = (rmp.SAMPLERS["tpe"], lambda log=log: _Logger(models, log))
-            r = rmp.run(name, data[name], "logger", seed, method)
-            out.append({"dataset": name, "seed": seed, "trials": r["trials"], "log": log})
-            print(f"{name} seed {seed}: {len(log)} checks", flush=True)
-    return out
+    return rmp.logged_runs(list(datasets), list(seeds), lambda log: _Logger(models, log))
 
 
 def calibration_table(runs: Sequence[dict[str, Any]], models: Sequence[str]) -> str:

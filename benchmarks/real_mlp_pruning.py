@@ -176,6 +176,31 @@ def run(
     }
 
 
+def logged_runs(
+    names: list[str] | tuple[str, ...],
+    seeds: list[int] | tuple[int, ...],
+    make_logger: Callable[[list[dict[str, Any]]], optuna.pruners.BasePruner],
+) -> list[dict[str, Any]]:
+    """TPE runs without pruning whose pruner, ``make_logger(log)``, only records each report.
+
+    Every trial runs to its final epoch, so each logged check can be scored against the
+    trial's true final (``benchmarks.confirm_pruner``, ``benchmarks.real_calibration``).
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    data = datasets()
+    out = []
+    for name in names:
+        for seed in seeds:
+            log: list[dict[str, Any]] = []
+            method = (SAMPLERS["tpe"], lambda log=log: make_logger(log))
+            r = run(name, data[name], "logger", seed, method)
+            out.append({"dataset": name, "seed": seed, "trials": r["trials"], "log": log})
+            print(f"{name} seed {seed}: {len(r['trials'])} trials, {len(log)} checks", flush=True)
+    return out
+
+
 def report(runs: list[dict[str, Any]], command: str) -> str:
     """The markdown table: best completed accuracy by epochs, speed-up and reach."""
     by = {(r["dataset"], r["seed"], r["pruner"]): r for r in runs}
