@@ -36,7 +36,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +133,17 @@ class _Weights:
             return cls({k: npz[k] for k in npz.files})
 
 
-def fit_calibrated(
-    X: np.ndarray, y: np.ndarray, task: np.ndarray, cfg: CurveTrainConfig
-) -> dict[str, np.ndarray]:
-    """A variant's network weights with their tail calibration, as the default is trained."""
+def train_variant(tasks: list[str], **example_kwargs: Any) -> dict[str, np.ndarray]:
+    """A curve variant's network weights and tail calibration, trained as the default is.
+
+    On LCBench's curves of ``tasks``, with the default's settings and emulated studies;
+    ``example_kwargs`` go to ``_task_examples`` (``extras``, ``featurizer``, ``augment``...).
+    """
+    cfg = CurveTrainConfig()
+    curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
+    X, y, task = _task_examples(
+        curves, cfg.n_episodes, cfg.queries_per_episode, cfg.seed, (0.0, 100.0), **example_kwargs
+    )
     weights, _ = fit_network(X, y, cfg)
     cal, _ = calibrate_tails(X, y, task, cfg)
     if cal is None:
@@ -151,16 +158,7 @@ def fold_config_model(train_tasks: tuple[str, ...]) -> _Weights:
     tasks = fold_training_tasks("lcbench", train_tasks)
 
     def build(digest: str) -> _Weights:
-        curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
-        X, y, task = _task_examples(
-            curves,
-            cfg.n_episodes,
-            cfg.queries_per_episode,
-            cfg.seed,
-            (0.0, 100.0),
-            extras=lcbench_configs(tasks),
-        )
-        return _Weights(fit_calibrated(X, y, task, cfg))
+        return _Weights(train_variant(tasks, extras=lcbench_configs(tasks)))
 
     key = [tasks, N_CONFIGS, vars(cfg), list(FEATURE_NAMES), TRAINING_VERSION, VARIANT_VERSION]
     return disk_cached("curve_config_lcbench", key, _Weights.load, build)
@@ -235,11 +233,22 @@ CONTEXT_BINS = ((1, 6), (6, 30), (30, 10_000))
 """Completed trials in the emulated study's context."""
 
 
-def prediction_errors(n_episodes: int, seed: int) -> list[dict[str, Any]]:
-    """Both models on the emulated prune checks of each fold's held-out tasks.
+def held_out_errors(
+    n_episodes: int,
+    seed: int,
+    name: str,
+    example_kwargs: Callable[[list[str]], dict[str, Any]],
+    variant_weights: Callable[[tuple[str, ...]], dict[str, np.ndarray]],
+    extra_columns: Callable[[np.ndarray], dict[str, float]] | None = None,
+) -> list[dict[str, Any]]:
+    """The default and a variant (``name``) on emulated prune checks of each fold's held-out
+    tasks, both trained without them.
 
-    Per example: the fraction seen, the context size and, per model, the absolute error and
-    Gaussian negative log-likelihood of the final value in the features' ``a`` units.
+    ``example_kwargs(fold_tasks)`` gives the variant's ``_task_examples`` arguments (its
+    inputs follow the default's :data:`N_FEATURES`), ``variant_weights(train_tasks)`` its
+    network. Per example: the fraction seen, the context size, ``extra_columns(x)`` and, per
+    model, the absolute error and Gaussian negative log-likelihood of the final value in the
+    features' ``a`` units.
     """
     scored = scored_tasks("lcbench")
     pool = all_tasks("lcbench")
@@ -247,31 +256,44 @@ def prediction_errors(n_episodes: int, seed: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for fold_tasks in task_folds(scored, DEFAULT_FOLDS, FOLD_SEED):
         train = tuple(t for t in pool if t not in fold_tasks)
-        curves = lcbench_curves(fold_tasks, N_CONFIGS, 0, CURVES_CACHE)
+        curves = lcbench_curves(list(fold_tasks), N_CONFIGS, 0, CURVES_CACHE)
         X, y, _ = _task_examples(
             curves,
             n_episodes,
             cfg.queries_per_episode,
             seed,
             (0.0, 100.0),
-            extras=lcbench_configs(list(fold_tasks)),
+            **example_kwargs(list(fold_tasks)),
         )
         nets = {
             "default": (fold_curve_model(train).network(), X[:, :N_FEATURES]),
-            "config": (CurveNetwork(fold_config_model(train).weights), X),
+            name: (CurveNetwork(variant_weights(train)), X),
         }
         n_ctx = np.expm1(X[:, N_FEATURES - 1] * math.log1p(N_COUNT_REF))
         errs = {}
-        for name, (net, inputs) in nets.items():
+        for key, (net, inputs) in nets.items():
             mu, sd = net.predict(inputs)
-            errs[name] = (np.abs(y - mu), np.log(sd) + 0.5 * ((y - mu) / sd) ** 2)
+            errs[key] = (np.abs(y - mu), np.log(sd) + 0.5 * ((y - mu) / sd) ** 2)
         for i in range(len(y)):
             row = {"f": float(X[i, F_INDEX]), "m": round(float(n_ctx[i]))}
-            for name, (ae, nll) in errs.items():
-                row[f"{name}_ae"] = float(ae[i])
-                row[f"{name}_nll"] = float(nll[i]) + 0.5 * math.log(2 * math.pi)
+            if extra_columns is not None:
+                row.update(extra_columns(X[i]))
+            for key, (ae, nll) in errs.items():
+                row[f"{key}_ae"] = float(ae[i])
+                row[f"{key}_nll"] = float(nll[i]) + 0.5 * math.log(2 * math.pi)
             out.append(row)
     return out
+
+
+def prediction_errors(n_episodes: int, seed: int) -> list[dict[str, Any]]:
+    """Both models on the emulated prune checks of each fold's held-out tasks."""
+    return held_out_errors(
+        n_episodes,
+        seed,
+        "config",
+        lambda fold_tasks: {"extras": lcbench_configs(fold_tasks)},
+        lambda train: fold_config_model(train).weights,
+    )
 
 
 def report(rows: Sequence[dict[str, Any]], header: str) -> str:

@@ -37,10 +37,9 @@ import math
 
 import numpy as np
 
-from benchmarks.config_curve import fit_calibrated
+from benchmarks.config_curve import train_variant
 from benchmarks.meta_methods import N_CONFIGS, disk_cached, fold_training_tasks
 from benchmarks.meta_pruner_methods import (
-    CURVES_CACHE,
     TRAINING_VERSION,
     _sampler,
     _version,
@@ -52,8 +51,6 @@ from optuna_meta import MetaPruner
 from optuna_meta.curve import FEATURE_NAMES, CurveModel
 from optuna_meta.curve._train import (
     CurveTrainConfig,
-    _task_examples,
-    lcbench_curves,
 )
 
 SPIKE_EPISODES = 0.5
@@ -102,17 +99,7 @@ def _augmenter(seed: int):
 
 
 def _build(tasks: list[str], digest: str) -> CurveModel:
-    cfg = CurveTrainConfig()
-    curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
-    X, y, task = _task_examples(
-        curves,
-        cfg.n_episodes,
-        cfg.queries_per_episode,
-        cfg.seed,
-        (0.0, 100.0),
-        augment=_augmenter(cfg.seed),
-    )
-    weights = fit_calibrated(X, y, task, cfg)
+    weights = train_variant(tasks, augment=_augmenter(CurveTrainConfig().seed))
     return CurveModel(
         weights=weights,
         manifest={

@@ -48,29 +48,25 @@ from typing import Any
 import numpy as np
 from optuna.trial import FrozenTrial
 
-from benchmarks.config_curve import FRACTION_BINS, _Weights, fit_calibrated
+from benchmarks.config_curve import FRACTION_BINS, _Weights, held_out_errors, train_variant
 from benchmarks.meta_methods import N_CONFIGS, disk_cached, fold_training_tasks
 from benchmarks.meta_pruner_methods import (
-    CURVES_CACHE,
     META_DEFAULT,
     TPE_DEFAULT,
     TRAINING_VERSION,
     _sampler,
     _version,
-    fold_curve_model,
 )
-from benchmarks.objectives import all_tasks, scored_tasks
-from benchmarks.protocol import DEFAULT_FOLDS, FOLD_SEED, BenchContext, task_folds
+from benchmarks.objectives import all_tasks
+from benchmarks.protocol import BenchContext
 from benchmarks.pruning import PrunerMethod
 from optuna_meta import MetaPruner
 from optuna_meta.curve import FEATURE_NAMES, StudyContext
 from optuna_meta.curve._calibration import TailCalibration
-from optuna_meta.curve._features import F_INDEX, N_COUNT_REF, N_FEATURES, _at, featurize
+from optuna_meta.curve._features import F_INDEX, N_FEATURES, _at, featurize
 from optuna_meta.curve._network import A_LAST_INDEX, CurveNetwork
 from optuna_meta.curve._train import (
     CurveTrainConfig,
-    _task_examples,
-    lcbench_curves,
 )
 
 RANK_FEATURES = ("ctx_rho", "ctx_lin_final", "ctx_lin_resid")
@@ -134,18 +130,7 @@ def rank_featurize(ctx: StudyContext, steps: np.ndarray, values: np.ndarray) -> 
 
 
 def _build(tasks: list[str]) -> _Weights:
-    cfg = CurveTrainConfig()
-    curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
-    X, y, task = _task_examples(
-        curves,
-        cfg.n_episodes,
-        cfg.queries_per_episode,
-        cfg.seed,
-        (0.0, 100.0),
-        featurizer=rank_featurize,
-        n_features=N_RANK_FEATURES,
-    )
-    return _Weights(fit_calibrated(X, y, task, cfg))
+    return _Weights(train_variant(tasks, featurizer=rank_featurize, n_features=N_RANK_FEATURES))
 
 
 def rank_model(train_tasks: tuple[str, ...]) -> _Weights:
@@ -242,44 +227,16 @@ def real_curve_pruner() -> RankContextPruner:
 
 
 def prediction_errors(n_episodes: int, seed: int) -> list[dict[str, Any]]:
-    """Both models on emulated prune checks of each fold's held-out tasks.
-
-    Per example: the fraction seen, the context size and, per model, the absolute error and
-    Gaussian negative log-likelihood of the final value in the features' ``a`` units.
-    """
-    scored = scored_tasks("lcbench")
-    pool = all_tasks("lcbench")
-    cfg = CurveTrainConfig()
-    out: list[dict[str, Any]] = []
-    for fold_tasks in task_folds(scored, DEFAULT_FOLDS, FOLD_SEED):
-        train = tuple(t for t in pool if t not in fold_tasks)
-        curves = lcbench_curves(list(fold_tasks), N_CONFIGS, 0, CURVES_CACHE)
-        X, y, _ = _task_examples(
-            curves,
-            n_episodes,
-            cfg.queries_per_episode,
-            seed,
-            (0.0, 100.0),
-            featurizer=rank_featurize,
-            n_features=N_RANK_FEATURES,
-        )
-        nets = {
-            "default": (fold_curve_model(train).network(), X[:, :N_FEATURES]),
-            "rank": (CurveNetwork(rank_model(train).weights), X),
-        }
-        n_ctx = np.expm1(X[:, N_FEATURES - 1] * math.log1p(N_COUNT_REF))
-        errs = {}
-        for name, (net, inputs) in nets.items():
-            mu, sd = net.predict(inputs)
-            errs[name] = (np.abs(y - mu), np.log(sd) + 0.5 * ((y - mu) / sd) ** 2)
-        for i in range(len(y)):
-            row = {"f": float(X[i, F_INDEX]), "m": round(float(n_ctx[i]))}
-            row["rho"] = float(X[i, N_FEATURES])
-            for name, (ae, nll) in errs.items():
-                row[f"{name}_ae"] = float(ae[i])
-                row[f"{name}_nll"] = float(nll[i]) + 0.5 * math.log(2 * math.pi)
-            out.append(row)
-    return out
+    """Both models on emulated prune checks of each fold's held-out tasks, with each
+    example's context rank correlation (``rho``)."""
+    return held_out_errors(
+        n_episodes,
+        seed,
+        "rank",
+        lambda _: {"featurizer": rank_featurize, "n_features": N_RANK_FEATURES},
+        lambda train: rank_model(train).weights,
+        lambda x: {"rho": float(x[N_FEATURES])},
+    )
 
 
 RHO_BINS = ((-1.01, 0.5), (0.5, 0.8), (0.8, 1.01))
