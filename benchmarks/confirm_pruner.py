@@ -38,7 +38,7 @@ from optuna.pruners import BasePruner, MedianPruner
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
-from benchmarks._cli import parse_ints, parse_list
+from benchmarks._cli import parse_ints
 from benchmarks.meta_pruner_methods import _curve_model, _sampler, _version
 from benchmarks.protocol import BenchContext
 from benchmarks.pruning import PrunerMethod
@@ -140,16 +140,13 @@ def mistakes(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from benchmarks import real_mlp_pruning as rmp
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0-4")
-    parser.add_argument("--datasets", default="digits,generated_4class,generated_binary")
+    parser.add_argument("--datasets", default=",".join(rmp.DEFAULT_DATASETS))
     args = parser.parse_args(argv)
-    from benchmarks.real_mlp import DATASETS
-
-    names = parse_list(args.datasets) or []
-    unknown = sorted(set(names) - set(DATASETS))
-    if not names or unknown:
-        parser.error(f"unknown or no datasets {unknown}; known: {sorted(DATASETS)}")
+    names = rmp.parse_datasets(parser, args.datasets)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     runs = shadow_decisions(names, parse_ints(args.seeds))
     for rule, m in mistakes(runs).items():

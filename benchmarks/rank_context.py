@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 from optuna.trial import FrozenTrial
+from scipy.stats import rankdata
 
 from benchmarks.config_curve import FRACTION_BINS, _Weights, held_out_errors, train_variant
 from benchmarks.meta_methods import N_CONFIGS, disk_cached, fold_training_tasks
@@ -82,20 +83,6 @@ VARIANT_VERSION = 1
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank), as Spearman's correlation needs."""
-    order = np.argsort(x, kind="stable")
-    r = np.empty(len(x))
-    r[order] = np.arange(len(x), dtype=np.float64)
-    xs = x[order]
-    starts = np.nonzero(np.append(True, np.diff(xs) != 0))[0]
-    ends = np.append(starts[1:], len(x))
-    for s, e in zip(starts, ends, strict=True):
-        if e - s > 1:
-            r[order[s:e]] = (s + e - 1) / 2.0
-    return r
-
-
 def rank_context(ctx: StudyContext, f: float, a_last: float) -> np.ndarray:
     """The three in-context features of a trial at fraction ``f`` with last value ``a_last``."""
     fin = ctx.finals_a
@@ -109,7 +96,7 @@ def rank_context(ctx: StudyContext, f: float, a_last: float) -> np.ndarray:
     sx = float(at_f.std())
     if sx <= 1e-9:
         return neutral
-    rx, ry = _ranks(at_f), _ranks(fin)
+    rx, ry = rankdata(at_f), rankdata(fin)  # average ranks of ties, as Spearman's needs
     srx, sry = float(rx.std()), float(ry.std())
     rho = float(np.mean((rx - rx.mean()) * (ry - ry.mean())) / (srx * sry)) if sry > 0 else 0.0
     beta = float(np.mean((at_f - at_f.mean()) * (fin - fin.mean()))) / sx**2

@@ -33,7 +33,7 @@ from optuna.pruners import BasePruner
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from benchmarks._cli import parse_ints, parse_list, parse_methods
+from benchmarks._cli import parse_ints, parse_methods
 from optuna_meta import MetaPruner
 from optuna_meta.pruner._pruner import DEFAULT_TOP_K, _rank
 
@@ -140,18 +140,15 @@ def calibration_table(runs: Sequence[dict[str, Any]], models: Sequence[str]) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
+    from benchmarks import real_mlp_pruning as rmp
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0-4")
-    parser.add_argument("--datasets", default="digits,generated_4class,generated_binary")
+    parser.add_argument("--datasets", default=",".join(rmp.DEFAULT_DATASETS))
     parser.add_argument("--models", default="meta,rank,noisy")
     parser.add_argument("--out", type=Path, default=RESULTS / "real_calibration.md")
     args = parser.parse_args(argv)
-    from benchmarks.real_mlp import DATASETS
-
-    names = parse_list(args.datasets) or []
-    unknown = sorted(set(names) - set(DATASETS))
-    if not names or unknown:
-        parser.error(f"unknown or no datasets {unknown}; known: {sorted(DATASETS)}")
+    names = rmp.parse_datasets(parser, args.datasets)
     models = parse_methods(parser, args.models, MODELS)
     if not models:
         parser.error("--models names no model")

@@ -176,6 +176,16 @@ def run(
     }
 
 
+def parse_datasets(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """``"a,b"`` -> ["a", "b"], each one of :data:`~benchmarks.real_mlp.DATASETS`; otherwise a
+    clear CLI error (an empty list too)."""
+    names = parse_list(text) or []
+    unknown = sorted(set(names) - set(DATASETS))
+    if not names or unknown:
+        parser.error(f"unknown or no datasets {unknown}; known: {sorted(DATASETS)}")
+    return names
+
+
 def logged_runs(
     names: list[str] | tuple[str, ...],
     seeds: list[int] | tuple[int, ...],

@@ -948,6 +948,23 @@ def test_confirm_pruner_mistakes_counts_lost_winners_per_rule():
     assert m["meta_gaussian"]["stopped"] == 0  # a rule the log does not hold stops nothing
 
 
+def test_session_26_benchmark_clis_refuse_bad_input_clearly(capsys):
+    from benchmarks import rank_context, real_calibration
+
+    with pytest.raises(SystemExit):
+        real_calibration.main(["--datasets", "mnist"])
+    assert "unknown or no datasets ['mnist']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        real_calibration.main(["--models", "meta,oracle"])
+    assert "unknown methods ['oracle']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        real_calibration.main(["--models", ""])
+    assert "--models names no model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        rank_context.main(["--episodes", "0"])
+    assert "--episodes must be >= 1" in capsys.readouterr().err
+
+
 def test_session_25_benchmark_clis_refuse_bad_input_clearly(capsys):
     from benchmarks import config_curve, confirm_pruner
 
