@@ -296,34 +296,50 @@ def prediction_errors(n_episodes: int, seed: int) -> list[dict[str, Any]]:
     )
 
 
-def report(rows: Sequence[dict[str, Any]], header: str) -> str:
-    """Mean absolute error and NLL of both models by curve fraction and context size."""
+def error_table(
+    rows: Sequence[dict[str, Any]],
+    header: str,
+    variant: str,
+    bin_title: str,
+    bins: Callable[[dict[str, np.ndarray]], list[tuple[str, np.ndarray]]],
+) -> str:
+    """Mean absolute error and NLL of the default and ``variant`` by curve fraction and by
+    ``bins(columns)``: labelled masks over the examples (``columns``: each row key's array)."""
     lines = [
         header,
         "",
-        "| fraction seen | completed trials | examples | MAE default | MAE config | "
-        "NLL default | NLL config |",
+        f"| fraction seen | {bin_title} | examples | MAE default | MAE {variant} | "
+        f"NLL default | NLL {variant} |",
         "|---|---|---|---|---|---|---|",
     ]
-    f = np.array([r["f"] for r in rows])
-    m = np.array([r["m"] for r in rows])
-    cols = (
-        {k: np.array([r[k] for r in rows]) for k in rows[0] if k not in ("f", "m")} if rows else {}
-    )
+    if not rows:
+        return "\n".join(lines) + "\n"
+    cols = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    f = cols["f"]
     for flo, fhi in FRACTION_BINS:
-        for mlo, mhi in (*CONTEXT_BINS, (1, 10_000)):
-            sel = (f >= flo) & (f < fhi) & (m >= mlo) & (m < mhi)
+        for label, in_bin in bins(cols):
+            sel = (f >= flo) & (f < fhi) & in_bin
             if not sel.any():
                 continue
-            ctx = "all" if (mlo, mhi) == (1, 10_000) else f"{mlo}-{mhi - 1}"
-            vals = [float(cols[k][sel].mean()) for k in ("default_ae", "config_ae")]
-            vals += [float(cols[k][sel].mean()) for k in ("default_nll", "config_nll")]
+            vals = [float(cols[k][sel].mean()) for k in ("default_ae", f"{variant}_ae")]
+            vals += [float(cols[k][sel].mean()) for k in ("default_nll", f"{variant}_nll")]
             lines.append(
-                f"| {flo:g}-{min(fhi, 1.0):g} | {ctx} | {int(sel.sum())} | "
+                f"| {flo:g}-{min(fhi, 1.0):g} | {label} | {int(sel.sum())} | "
                 + " | ".join(f"{v:.4f}" for v in vals)
                 + " |"
             )
     return "\n".join(lines) + "\n"
+
+
+def report(rows: Sequence[dict[str, Any]], header: str) -> str:
+    """Mean absolute error and NLL of both models by curve fraction and context size."""
+
+    def by_context(cols: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        m = cols["m"]
+        out = [(f"{lo}-{hi - 1}", (m >= lo) & (m < hi)) for lo, hi in CONTEXT_BINS]
+        return [*out, ("all", (m >= 1) & (m < 10_000))]
+
+    return error_table(rows, header, "config", "completed trials", by_context)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

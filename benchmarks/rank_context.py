@@ -49,7 +49,7 @@ import numpy as np
 from optuna.trial import FrozenTrial
 from scipy.stats import rankdata
 
-from benchmarks.config_curve import FRACTION_BINS, _Weights, held_out_errors, train_variant
+from benchmarks.config_curve import _Weights, error_table, held_out_errors, train_variant
 from benchmarks.meta_methods import N_CONFIGS, disk_cached, fold_training_tasks
 from benchmarks.meta_pruner_methods import (
     META_DEFAULT,
@@ -232,41 +232,18 @@ RHO_BINS = ((-1.01, 0.5), (0.5, 0.8), (0.8, 1.01))
 
 def report(rows: Sequence[dict[str, Any]], header: str) -> str:
     """Mean absolute error and NLL of both models by curve fraction and early-rank reliability."""
-    lines = [
-        header,
-        "",
-        "| fraction seen | context rank correlation | examples | MAE default | MAE rank | "
-        "NLL default | NLL rank |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    if not rows:
-        return "\n".join(lines) + "\n"
-    f = np.array([r["f"] for r in rows])
-    m = np.array([r["m"] for r in rows])
-    rho = np.array([r["rho"] for r in rows])
-    cols = {k: np.array([r[k] for r in rows]) for k in rows[0] if k not in ("f", "m", "rho")}
-    bins = [("m < 3", m < MIN_RANK_CURVES)]
-    bins += [
-        (
-            f"{max(lo, -1.0):g} to {min(hi, 1.0):g}",
-            (m >= MIN_RANK_CURVES) & (rho >= lo) & (rho < hi),
-        )
-        for lo, hi in RHO_BINS
-    ]
-    bins.append(("all", np.ones(len(f), dtype=bool)))
-    for flo, fhi in FRACTION_BINS:
-        for label, in_bin in bins:
-            sel = (f >= flo) & (f < fhi) & in_bin
-            if not sel.any():
-                continue
-            vals = [float(cols[k][sel].mean()) for k in ("default_ae", "rank_ae")]
-            vals += [float(cols[k][sel].mean()) for k in ("default_nll", "rank_nll")]
-            lines.append(
-                f"| {flo:g}-{min(fhi, 1.0):g} | {label} | {int(sel.sum())} | "
-                + " | ".join(f"{v:.4f}" for v in vals)
-                + " |"
-            )
-    return "\n".join(lines) + "\n"
+
+    def by_rho(cols: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        m, rho = cols["m"], cols["rho"]
+        enough = m >= MIN_RANK_CURVES
+        out = [("m < 3", ~enough)]
+        out += [
+            (f"{max(lo, -1.0):g} to {min(hi, 1.0):g}", enough & (rho >= lo) & (rho < hi))
+            for lo, hi in RHO_BINS
+        ]
+        return [*out, ("all", np.ones(len(m), dtype=bool))]
+
+    return error_table(rows, header, "rank", "context rank correlation", by_rho)
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
