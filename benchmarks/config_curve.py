@@ -269,7 +269,7 @@ def held_out_errors(
             "default": (fold_curve_model(train).network(), X[:, :N_FEATURES]),
             name: (CurveNetwork(variant_weights(train)), X),
         }
-        n_ctx = np.expm1(X[:, N_FEATURES - 1] * math.log1p(N_COUNT_REF))
+        n_ctx = np.expm1(X[:, FEATURE_NAMES.index("n_completed")] * math.log1p(N_COUNT_REF))
         errs = {}
         for key, (net, inputs) in nets.items():
             mu, sd = net.predict(inputs)

@@ -126,7 +126,7 @@ def evaluate(
                 y = V[q_rows, -1]
                 for name, cut in CUTS.items():
                     X = np.stack([featurize(ctx, STEPS[:cut], V[i, :cut]) for i in q_rows])
-                    mu, sd = net.predict(X)
+                    mu, sd = net.predict(X[:, : net.n_inputs])  # older files: fewer inputs
                     mean = ctx.to_user(mu)
                     std = np.array([_user_std(ctx, m, s) for m, s in zip(mu, sd, strict=True)])
                     z = (y - ctx.centre) / ctx.scale

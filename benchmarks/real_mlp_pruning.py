@@ -73,12 +73,6 @@ def _confirm_pruner() -> optuna.pruners.BasePruner:
     return ConfirmPruner()
 
 
-def _rank_pruner() -> optuna.pruners.BasePruner:
-    from benchmarks.rank_context import real_curve_pruner
-
-    return real_curve_pruner()
-
-
 def _noisy_pruner() -> optuna.pruners.BasePruner:
     from benchmarks.noisy_curves import real_curve_pruner
 
@@ -93,7 +87,6 @@ PRUNERS: dict[
     "median": (SAMPLERS["tpe"], optuna.pruners.MedianPruner),
     "meta": (SAMPLERS["tpe"], _meta_pruner),
     "meta_confirm2": (SAMPLERS["tpe"], _confirm_pruner),
-    "meta_rank": (SAMPLERS["tpe"], _rank_pruner),
     "meta_noisy": (SAMPLERS["tpe"], _noisy_pruner),
     "metasampler_nop": (SAMPLERS["meta"], optuna.pruners.NopPruner),
     "metasampler_meta": (SAMPLERS["meta"], _meta_pruner),
@@ -101,14 +94,14 @@ PRUNERS: dict[
 """Each method's (sampler factory, pruner factory); its speed-up is measured against
 :data:`BASELINE`'s run of the same dataset and seed."""
 DEFAULT_PRUNERS = ("nop", "median", "meta", "metasampler_nop", "metasampler_meta")
-"""The rows a run makes unless ``--pruners`` names others (the variants ``meta_confirm2``,
-``meta_rank`` and ``meta_noisy`` are run on request only)."""
+"""The rows a run makes unless ``--pruners`` names others (the variants ``meta_confirm2``
+and ``meta_noisy`` are run on request only; session 26's ``meta_rank``, whose early-rank
+inputs are the default since session 27, is in ``results/seeds0-9`` and ``results/seeds10-14``)."""
 BASELINE = {
     "nop": "nop",
     "median": "nop",
     "meta": "nop",
     "meta_confirm2": "nop",
-    "meta_rank": "nop",
     "meta_noisy": "nop",
     "metasampler_nop": "metasampler_nop",
     "metasampler_meta": "metasampler_nop",
@@ -118,8 +111,6 @@ LABELS = {
     "median": "TPE + MedianPruner()",
     "meta": "TPE + MetaPruner()",
     "meta_confirm2": "TPE + MetaPruner(), two consecutive checks (session 25 variant)",
-    "meta_rank": "TPE + MetaPruner(), curve model also reads early-rank reliability "
-    "(session 26 variant)",
     "meta_noisy": "TPE + MetaPruner(), curve model trained with unstable curves too "
     "(session 26 variant)",
     "metasampler_nop": "MetaSampler(), no pruning",
@@ -291,6 +282,18 @@ def _paired_lines(
     return lines
 
 
+def merged_runs(paths: list[Path]) -> list[dict[str, Any]]:
+    """The runs of raw files, in order; a later file's run of a (dataset, seed, pruner) replaces
+    an earlier one's (a row rerun after a change to the shipped models)."""
+    runs: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for path in paths:
+        for r in json.loads(path.read_text())["runs"]:
+            key = (r["dataset"], r["seed"], r["pruner"])
+            runs.pop(key, None)  # a replaced run moves to its file's place
+            runs[key] = r
+    return list(runs.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-4")
@@ -298,13 +301,17 @@ def main() -> None:
     parser.add_argument("--datasets", default=",".join(DEFAULT_DATASETS))
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument(
-        "--merge", nargs="+", type=Path, help="only rebuild the table from these raw files"
+        "--merge",
+        nargs="+",
+        type=Path,
+        help="only rebuild the table from these raw files (a later file's run replaces an "
+        "earlier one's of the same dataset, seed and pruner)",
     )
     args = parser.parse_args()
     command = f"python -m benchmarks.real_mlp_pruning --seeds {args.seeds}"
     if args.merge:
         keep = set(parse_methods(parser, args.pruners, PRUNERS))
-        runs = [r for f in args.merge for r in json.loads(f.read_text())["runs"]]
+        runs = merged_runs(args.merge)
         runs = [r for r in runs if r["pruner"] in keep]  # e.g. rows run on more seeds alone
         text = report(runs, "python -m benchmarks.real_mlp_pruning " + shlex.join(sys.argv[1:]))
         args.out.mkdir(parents=True, exist_ok=True)

@@ -686,103 +686,6 @@ def test_config_curve_report_bins_errors_by_fraction_and_context_size():
     assert got[("0.6-1", "6-29")][0] == "1" and ("0.08-0.25", "all") not in got
 
 
-def test_rank_context_features_match_scipy_and_are_neutral_without_enough_curves():
-    from scipy import stats
-
-    from benchmarks.rank_context import MIN_RANK_CURVES, N_RANK_FEATURES, rank_featurize
-    from optuna_meta.curve._features import _at, build_context
-
-    rng = np.random.default_rng(0)
-    steps = np.arange(1.0, 21.0)
-    quality = rng.normal(size=12)
-    curves = [80 + 5 * q - 30 * np.exp(-steps / 3) * (1 + 0.5 * rng.normal()) for q in quality]
-    curves[3] = curves[3].copy()
-    curves[3][:2] = curves[4][:2]  # a tie at the early fractions
-
-    def context(k):
-        return build_context(
-            [(steps, c) for c in curves[:k]], np.array([c[-1] for c in curves[:k]]), 1.0
-        )
-
-    ctx = context(12)
-    x = rank_featurize(ctx, steps[:2], curves[0][:2])
-    assert len(x) == N_RANK_FEATURES and np.all(np.isfinite(x))
-    at_f = _at(ctx.curves, np.array([2 / 20]))[:, 0]
-    assert x[-3] == pytest.approx(stats.spearmanr(at_f, ctx.finals_a).statistic, abs=1e-12)
-    fit = stats.linregress(at_f, ctx.finals_a)
-    a_last = ctx.a(curves[0][1])
-    assert x[-2] == pytest.approx(fit.intercept + fit.slope * a_last, abs=1e-9)
-    resid = ctx.finals_a - (fit.intercept + fit.slope * at_f)
-    assert x[-1] == pytest.approx(np.log(np.sqrt(resid @ resid / (len(resid) - 2))), abs=1e-9)
-    # A far-off trial's line value stays within two units of the completed finals.
-    far = rank_featurize(ctx, steps[:2], np.array([-1e6, -1e6]))
-    assert far[-2] == pytest.approx(ctx.finals_a.min() - 2.0)
-    small = context(MIN_RANK_CURVES - 1)
-    y = rank_featurize(small, steps[:2], curves[0][:2])
-    assert y[-3] == 0.0 and y[-2] == pytest.approx(np.median(small.finals_a))
-
-
-def test_rank_context_pruner_feeds_the_rank_inputs_after_the_default_features():
-    from benchmarks.rank_context import N_RANK_FEATURES, RankContextPruner
-    from optuna_meta.curve import FEATURE_NAMES
-    from optuna_meta.curve._features import featurize
-    from optuna_meta.curve._network import init_weights
-
-    n, n0 = N_RANK_FEATURES, len(FEATURE_NAMES)
-    weights = init_weights(n, 8, 0, np.zeros(n), np.ones(n))
-    blind = {k: v.copy() for k, v in weights.items()}
-    blind["W1"][n0:] = 0.0  # the same network, deaf to the rank inputs
-    default = {k: v.copy() for k, v in blind.items()}  # and as a network of the default layout
-    default["W1"], default["x_mean"], default["x_std"] = (
-        blind["W1"][:n0],
-        np.zeros(n0),
-        np.ones(n0),
-    )
-
-    study = optuna.create_study(direction="maximize")
-    for i in range(6):
-        t = study.ask()
-        t.report(50.0 + i, 1)
-        t.report(60.0 + i, 10)
-        study.tell(t, 60.0 + i)
-    t = study.ask()
-    t.report(52.0, 1)
-    frozen = study._storage.get_trial(t._trial_id)
-
-    def mean(w, n_inputs):
-        pruner = RankContextPruner(w)
-        if n_inputs == n0:  # the default features only
-            pruner._features = lambda ctx, trial, s, v: featurize(ctx, s, v)
-        return pruner.predict(study, frozen).mean
-
-    assert np.isfinite(mean(weights, n))
-    assert mean(weights, n) != pytest.approx(mean(blind, n), abs=1e-9)
-    assert mean(blind, n) == pytest.approx(mean(default, n0), abs=1e-9)
-
-
-def test_rank_context_report_bins_by_fraction_and_rank_correlation():
-    from benchmarks.rank_context import report
-
-    def row(f, m, rho, d_ae, r_ae):
-        return {
-            "f": f,
-            "m": m,
-            "rho": rho,
-            "default_ae": d_ae,
-            "rank_ae": r_ae,
-            "default_nll": 1.0,
-            "rank_nll": 0.5,
-        }
-
-    rows = [row(0.02, 2, 0.0, 1.0, 0.5), row(0.05, 40, 0.9, 0.2, 0.4), row(0.9, 10, 0.3, 0.1, 0.1)]
-    lines = [line.split("|") for line in report(rows, "h").splitlines() if line[:3] == "| 0"]
-    got = {(r[1].strip(), r[2].strip()): [c.strip() for c in r[3:8]] for r in lines}
-    assert got[("0-0.08", "m < 3")] == ["1", "1.0000", "0.5000", "1.0000", "0.5000"]
-    assert got[("0-0.08", "0.8 to 1")][:3] == ["1", "0.2000", "0.4000"]
-    assert got[("0-0.08", "all")][:3] == ["2", "0.6000", "0.4500"]
-    assert got[("0.6-1", "-1 to 0.5")][0] == "1" and ("0.08-0.25", "all") not in got
-
-
 def test_real_mlp_pruning_report_pairs_rows_with_median_and_meta_run_by_run():
     from benchmarks import real_mlp_pruning as rmp
 
@@ -791,7 +694,7 @@ def test_real_mlp_pruning_report_pairs_rows_with_median_and_meta_run_by_run():
         return {"dataset": "d", "pruner": pruner, "seed": seed, "trials": trials}
 
     finals = {"nop": (70.0, 80.0), "median": (71.0, 83.0), "meta": (72.0, 82.0)}
-    finals["meta_rank"] = (74.0, 83.0)
+    finals["meta_noisy"] = (74.0, 83.0)
     runs = [run(s, p, f) for p, f in finals.items() for s in (0, 1)]
     text = rmp.report(runs, "cmd")
     median_part, meta_part = text.split("Paired against")[1:]
@@ -802,11 +705,11 @@ def test_real_mlp_pruning_report_pairs_rows_with_median_and_meta_run_by_run():
     }
     # Every trial ends at 600 epochs, so only the last budget differs from a tie at 50.
     assert rows[rmp.LABELS["meta"]] == ["+0.00 (0.00)"] * 3 + ["+0.00 (1.00)"]
-    assert rows[rmp.LABELS["meta_rank"]][-1] == "+1.50 (1.50)"
+    assert rows[rmp.LABELS["meta_noisy"]][-1] == "+1.50 (1.50)"
     assert rows[rmp.LABELS["nop"]][-1] == "-2.00 (1.00)"
     meta_rows = [line for line in meta_part.splitlines() if line.startswith("| TPE")]
     assert len(meta_rows) == 2  # no pair with MedianPruner again
-    assert meta_rows[1] == f"| {rmp.LABELS['meta_rank']} | " + "+0.00 (0.00) | " * 3 + (
+    assert meta_rows[1] == f"| {rmp.LABELS['meta_noisy']} | " + "+0.00 (0.00) | " * 3 + (
         "+1.50 (0.50) |"
     )
 
@@ -902,6 +805,24 @@ def test_real_mlp_pruning_merge_keeps_the_pruners_it_is_given(tmp_path, monkeypa
     assert "--pruners nop,meta" in text  # the table names the command that made it
 
 
+def test_real_mlp_pruning_merge_lets_a_later_file_replace_a_rerun_row(tmp_path):
+    from benchmarks import real_mlp_pruning as rmp
+
+    def run(pruner, seed, final):
+        return {"dataset": "d", "pruner": pruner, "seed": seed, "trials": [[20, 0, final]]}
+
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"runs": [run("nop", 0, 80.0), run("meta", 0, 70.0)]}))
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps({"runs": [run("meta", 0, 90.0), run("meta", 1, 60.0)]}))
+    runs = rmp.merged_runs([old, new])
+    got = {(r["pruner"], r["seed"]): r["trials"][0][2] for r in runs}
+    assert got == {("nop", 0): 80.0, ("meta", 0): 90.0, ("meta", 1): 60.0}
+    assert len(runs) == 3
+    assert {(r["pruner"], r["seed"]) for r in rmp.merged_runs([new, old])} == set(got)
+    assert [r["trials"][0][2] for r in rmp.merged_runs([new, old])][-1] == 70.0
+
+
 def test_confirm_pruner_waits_for_a_second_prune_decision_but_not_on_nan():
     from benchmarks.confirm_pruner import ConfirmPruner
     from optuna_meta import MetaPruner
@@ -949,7 +870,7 @@ def test_confirm_pruner_mistakes_counts_lost_winners_per_rule():
 
 
 def test_session_26_benchmark_clis_refuse_bad_input_clearly(capsys):
-    from benchmarks import rank_context, real_calibration
+    from benchmarks import real_calibration
 
     with pytest.raises(SystemExit):
         real_calibration.main(["--datasets", "mnist"])
@@ -960,9 +881,6 @@ def test_session_26_benchmark_clis_refuse_bad_input_clearly(capsys):
     with pytest.raises(SystemExit):
         real_calibration.main(["--models", ""])
     assert "--models names no model" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        rank_context.main(["--episodes", "0"])
-    assert "--episodes must be >= 1" in capsys.readouterr().err
 
 
 def test_session_25_benchmark_clis_refuse_bad_input_clearly(capsys):

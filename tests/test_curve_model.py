@@ -77,6 +77,53 @@ def test_context_normalisation_and_degenerate_inputs():
     assert featurize(ctx, np.array([]), np.array([])) is None
 
 
+def test_rank_inputs_match_scipy_and_are_neutral_without_enough_curves():
+    stats = pytest.importorskip("scipy.stats")
+    from optuna_meta.curve._features import (
+        MIN_RANK_CURVES,
+        N_BASE_FEATURES,
+        RANK_FEATURE_NAMES,
+        RESID_PRIOR_WEIGHT,
+        _at,
+        average_ranks,
+    )
+
+    assert FEATURE_NAMES[N_BASE_FEATURES:] == RANK_FEATURE_NAMES
+    rng = np.random.default_rng(0)
+    steps = np.arange(1.0, 21.0)
+    quality = rng.normal(size=12)
+    curves = [80 + 5 * q - 30 * np.exp(-steps / 3) * (1 + 0.5 * rng.normal()) for q in quality]
+    curves[3] = curves[3].copy()
+    curves[3][:2] = curves[4][:2]  # a tie at the early fractions
+
+    def context(k):
+        return build_context(
+            [(steps, c) for c in curves[:k]], np.array([c[-1] for c in curves[:k]]), 1.0
+        )
+
+    ctx = context(12)
+    x = featurize(ctx, steps[:2], curves[0][:2])
+    assert len(x) == len(FEATURE_NAMES) and np.all(np.isfinite(x))
+    at_f = _at(ctx.curves, np.array([2 / 20]))[:, 0]
+    assert x[-3] == pytest.approx(stats.spearmanr(at_f, ctx.finals_a).statistic, abs=1e-12)
+    fit = stats.linregress(at_f, ctx.finals_a)
+    a_last = ctx.a(curves[0][1])
+    assert x[-2] == pytest.approx(fit.intercept + fit.slope * a_last, abs=1e-9)
+    resid = ctx.finals_a - (fit.intercept + fit.slope * at_f)
+    prior = RESID_PRIOR_WEIGHT * ctx.finals_a.var()  # shrunk towards the finals' own spread
+    var = (resid @ resid + prior) / (len(resid) - 2 + RESID_PRIOR_WEIGHT)
+    assert x[-1] == pytest.approx(np.log(np.sqrt(var)), abs=1e-9)
+    # A far-off trial's line value stays within two units of the completed finals.
+    far = featurize(ctx, steps[:2], np.array([-1e6, -1e6]))
+    assert far[-2] == pytest.approx(ctx.finals_a.min() - 2.0)
+    small = context(MIN_RANK_CURVES - 1)
+    y = featurize(small, steps[:2], curves[0][:2])
+    assert y[-3] == 0.0 and y[-2] == pytest.approx(np.median(small.finals_a))
+    # The ranks are scipy's (ties share their average rank), without scipy.
+    for values in (rng.normal(size=9), np.round(rng.normal(size=30)), np.ones(4), np.zeros(1)):
+        np.testing.assert_array_equal(average_ranks(values), stats.rankdata(values))
+
+
 def test_clean_curve_sorts_and_drops_non_finite():
     s, v = clean_curve(np.array([3, 1, 2, 2]), np.array([0.3, np.nan, 0.2, 0.25]), -1.0)
     np.testing.assert_array_equal(s, [2, 3])
@@ -84,7 +131,8 @@ def test_clean_curve_sorts_and_drops_non_finite():
 
 
 def test_network_shapes_and_errors():
-    w = init_weights(len(FEATURE_NAMES), 8, 0, np.zeros(len(FEATURE_NAMES)), np.ones(45))
+    n = len(FEATURE_NAMES)
+    w = init_weights(n, 8, 0, np.zeros(n), np.ones(n))
     net = CurveNetwork(w)
     mean, std = net.predict(np.zeros((4, len(FEATURE_NAMES))))
     assert mean.shape == std.shape == (4,) and np.all(std > 0)
@@ -204,6 +252,64 @@ def test_shipped_model_manifest():
     assert not {"167168", "189873", "189906"} & set(m["training_tasks"])
     assert len(m["training_tasks"]) == 31
     assert CurveModel.from_bytes(model.to_bytes()).manifest["name"] == m["name"]
+
+
+def test_model_files_of_the_base_layout_still_load_and_predict(tmp_path):
+    """A file made before the early-rank inputs (45 inputs) loads, and its network reads the
+    leading features: it predicts as a full-layout network deaf to the rank inputs does."""
+    import optuna
+
+    from optuna_meta import MetaPruner
+    from optuna_meta.curve._features import BASE_FEATURE_NAMES, N_BASE_FEATURES
+
+    n, n0 = len(FEATURE_NAMES), N_BASE_FEATURES
+    deaf = init_weights(n, 8, 0, np.zeros(n), np.ones(n))
+    deaf["W1"][n0:] = 0.0
+    old = {k: v.copy() for k, v in deaf.items()}
+    old["W1"], old["x_mean"], old["x_std"] = deaf["W1"][:n0], np.zeros(n0), np.ones(n0)
+    path = tmp_path / "old.npz"
+    path.write_bytes(
+        _npz_bytes(
+            old,
+            {
+                "format": "optuna-meta/curve",
+                "version": FORMAT_VERSION,
+                "kappa": 2.0,
+                "features": list(BASE_FEATURE_NAMES),
+            },
+        )
+    )
+    loaded = CurveModel.load(path)
+    assert loaded.network().n_inputs == n0
+    assert CurveModel.from_bytes(loaded.to_bytes()).manifest["features"] == list(
+        BASE_FEATURE_NAMES
+    )
+    full = CurveModel(deaf)
+    assert CurveModel.from_bytes(full.to_bytes()).manifest["features"] == list(FEATURE_NAMES)
+
+    study = optuna.create_study(direction="maximize")
+    for i in range(6):
+        t = study.ask()
+        t.report(50.0 + i, 1)
+        t.report(60.0 + i, 10)
+        study.tell(t, 60.0 + i)
+    t = study.ask()
+    t.report(52.0, 1)
+    frozen = study._storage.get_trial(t._trial_id)
+    got_old = MetaPruner(model=str(path)).predict(study, frozen)
+    got_full = MetaPruner(model=full).predict(study, frozen)
+    assert got_old is not None and np.isfinite(got_old.mean)
+    assert got_old.mean == pytest.approx(got_full.mean, abs=1e-9)
+    assert got_old.std == pytest.approx(got_full.std, abs=1e-9)
+    # A network that reads the rank inputs too is not deaf to them.
+    hearing = init_weights(n, 8, 0, np.zeros(n), np.ones(n))
+    moved = MetaPruner(model=CurveModel(hearing)).predict(study, frozen)
+    assert moved.mean != pytest.approx(got_full.mean, abs=1e-9)
+    # The manifest must name the layout the network was trained on.
+    with pytest.raises(ModelFileError, match="disagree"):
+        CurveModel.from_bytes(
+            _npz_bytes(deaf, {**loaded.manifest, "features": list(BASE_FEATURE_NAMES)})
+        )
 
 
 def _npz_bytes(arrays: dict, manifest: dict | None) -> bytes:

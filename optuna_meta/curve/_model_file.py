@@ -5,7 +5,10 @@ pickle, only numeric arrays read with ``np.load(..., allow_pickle=False)`` and a
 manifest; foreign, corrupt, too new or too large files are refused with
 :class:`~optuna_meta.surrogate.ModelFileError`. The manifest also records the feature layout
 (:data:`~optuna_meta.curve._features.FEATURE_NAMES`, ``kappa``) so a file made for another
-feature set is refused instead of silently mispredicting, and the command that made it.
+feature set is refused instead of silently mispredicting, and the command that made it. Files
+made before the early-rank inputs (their manifest lists
+:data:`~optuna_meta.curve._features.BASE_FEATURE_NAMES`) still load: their network reads the
+leading inputs it was trained on.
 
 Example:
     .. code-block:: python
@@ -32,12 +35,15 @@ from optuna_meta._model_io import (
     read_model_file,
 )
 from optuna_meta.curve._calibration import CALIBRATION_NAMES, TailCalibration
-from optuna_meta.curve._features import FEATURE_NAMES, KAPPA
+from optuna_meta.curve._features import BASE_FEATURE_NAMES, FEATURE_NAMES, KAPPA
 from optuna_meta.curve._network import WEIGHT_NAMES, CurveNetwork
 
 FORMAT_NAME = "optuna-meta/curve"
 FORMAT_VERSION = 1
 DEFAULT_CURVE_MODEL = "lcbench-curve"
+SERVED_LAYOUTS: tuple[tuple[str, ...], ...] = (FEATURE_NAMES, BASE_FEATURE_NAMES)
+"""Feature layouts a model file may have been trained on: each is a prefix of
+:data:`FEATURE_NAMES`, so the network is fed the first ``n_inputs`` features."""
 
 
 @dataclass
@@ -66,7 +72,7 @@ class CurveModel(ModelFile):
         manifest.update(
             format=FORMAT_NAME,
             version=FORMAT_VERSION,
-            features=list(FEATURE_NAMES),
+            features=list(FEATURE_NAMES[: _n_inputs(self.weights)]),
             kappa=KAPPA,
         )
         return model_bytes(self.weights, manifest)
@@ -74,7 +80,8 @@ class CurveModel(ModelFile):
     @classmethod
     def _from_source(cls, source: str | os.PathLike[str] | bytes) -> CurveModel:
         arrays, manifest, path = read_model_file(source, FORMAT_NAME, FORMAT_VERSION, "curve")
-        if manifest.get("features") != list(FEATURE_NAMES) or manifest.get("kappa") != KAPPA:
+        layouts = [list(names) for names in SERVED_LAYOUTS]
+        if manifest.get("features") not in layouts or manifest.get("kappa") != KAPPA:
             raise ModelFileError(
                 f"{path} was made for another feature layout than this optuna-meta's; "
                 "re-train the model."
@@ -88,6 +95,12 @@ class CurveModel(ModelFile):
             TailCalibration.from_arrays(weights)
         except ValueError as e:
             raise ModelFileError(f"{path}: {e}") from e
-        if net.n_inputs != len(FEATURE_NAMES):
+        if net.n_inputs != len(manifest["features"]):
             raise ModelFileError(f"{path}: network input size and feature layout disagree.")
         return cls(weights=weights, manifest=manifest)
+
+
+def _n_inputs(weights: dict[str, np.ndarray]) -> int:
+    """The network's input size (the full layout's when the weights do not tell)."""
+    w1 = np.asarray(weights.get("W1", np.empty(0)))
+    return int(w1.shape[0]) if w1.ndim == 2 else len(FEATURE_NAMES)

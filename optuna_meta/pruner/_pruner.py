@@ -8,7 +8,8 @@ thousands of learning curves of many tasks (LCBench), for the distribution of th
 value given its partial curve, and prunes when the probability that it enters the study's top
 ``top_k`` completed trials is small. The model reads the study's own completed trials as context
 (what a good curve looks like in this study, how much curves still gain after this point, which
-completed curves looked like this one), so it works in the user's units without configuration.
+completed curves looked like this one, and how reliably their early values foretold their
+finals), so it works in the user's units without configuration.
 
 Decision at each ``trial.should_prune()`` (``prune``):
 
@@ -580,7 +581,8 @@ class MetaPruner(BasePruner):
             x = self._features(ctx, trial, steps, values)
             if x is None:
                 return None
-            mean_a, std_a = net.predict(x[None, :])
+            # Older model files read only the leading features (``SERVED_LAYOUTS``).
+            mean_a, std_a = net.predict(x[None, : net.n_inputs])
             mu, sd = self._adjust(ctx, steps, float(mean_a[0]), float(std_a[0]))
         if len(targets):
             k = self._target_rank(len(targets), self.median_offset_for(study))
