@@ -75,8 +75,8 @@ CURVES_CACHE = CACHE_DIR / f"curves_lcbench_val_accuracy_{N_CONFIGS}_0.npz"
 TRAINING_VERSION = 4
 """Bumped whenever the curve model's training or features change (invalidates cached models).
 3: the models carry a tail calibration (session 7); their networks equal version 2's.
-4: the early-rank inputs (``RANK_FEATURE_NAMES``, session 27); the models equal session 26's
-``benchmarks.rank_context`` variant."""
+4: the early-rank inputs (``RANK_FEATURE_NAMES``, session 27: session 26's
+``benchmarks.rank_context`` variant with the line's residual shrunk, ``RESID_PRIOR_WEIGHT``)."""
 
 
 def fold_curve_model(

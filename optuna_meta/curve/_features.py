@@ -28,9 +28,9 @@ trials; and how reliably the completed curves' values at ``f`` foretell their fi
 (:func:`rank_context`). The network (:mod:`optuna_meta.curve._network`) maps them to a Gaussian
 over the final value's ``a``.
 
-The last three inputs (:data:`RANK_FEATURE_NAMES`) were added in version 0.1's session 27; model
-files made before read only the first :data:`N_BASE_FEATURES` (:data:`BASE_FEATURE_NAMES`) and
-are still served (the network takes the leading inputs it was trained on).
+The last three inputs (:data:`RANK_FEATURE_NAMES`) were added in session 27; model files made
+before read only the first :data:`N_BASE_FEATURES` (:data:`BASE_FEATURE_NAMES`) and are still
+served (the network takes the leading inputs it was trained on).
 """
 
 from __future__ import annotations
@@ -353,7 +353,8 @@ def rank_context(ctx: StudyContext, at_f: np.ndarray, a_last: float) -> np.ndarr
     are 0, the finals' median and the log of their spread.
 
     On LCBench (task cross-validation, TPE, nine seeds) they lowered MetaPruner's regret at 520
-    and 1040 epochs and left it level later; ``benchmarks/README.md``, "Early-rank reliability".
+    and 1040 epochs and left it level later; ``benchmarks/README.md``, "The early-rank inputs
+    become the default".
     """
     fin = ctx.finals_a
     spread = float(fin.std()) if len(fin) > 1 else 1.0
