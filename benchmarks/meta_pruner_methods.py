@@ -67,7 +67,8 @@ from benchmarks.meta_methods import (
 from benchmarks.protocol import BenchContext
 from benchmarks.pruning import PrunerMethod
 from optuna_meta import MetaPruner
-from optuna_meta.curve import FEATURE_NAMES, CurveModel
+from optuna_meta.curve import FEATURE_NAMES, CurveModel, featurize
+from optuna_meta.curve._features import BASE_FEATURE_NAMES, N_BASE_FEATURES
 from optuna_meta.curve._train import CurveTrainConfig, build_curve_model, lcbench_curves
 from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
 
@@ -128,6 +129,50 @@ def meta_pruner_method(
 
     return PrunerMethod(
         name, factory, label=label, baseline=f"{sampler}_nop", version=_version(sampler)
+    )
+
+
+def base45_fold_model(train_tasks: tuple[str, ...]) -> CurveModel:
+    """The 45-input default of sessions 7-26 for a CV fold (the control of session 27's checks).
+
+    Cached under ``TRAINING_VERSION`` 3's key; rebuilt, it is the same network, since the
+    first 45 features and the emulated studies did not change: trained on
+    ``featurize(...)[:N_BASE_FEATURES]``.
+    """
+    from benchmarks.config_curve import train_variant
+
+    cfg = CurveTrainConfig()
+    tasks = fold_training_tasks("lcbench", train_tasks)
+
+    def base_featurize(ctx, steps, values):
+        x = featurize(ctx, steps, values)
+        return None if x is None else x[:N_BASE_FEATURES]
+
+    def build(digest: str) -> CurveModel:
+        weights = train_variant(tasks, featurizer=base_featurize, n_features=N_BASE_FEATURES)
+        return CurveModel(weights, {"name": f"lcbench-curve-cv-{digest}", "training_tasks": tasks})
+
+    key = [tasks, N_CONFIGS, vars(cfg), list(BASE_FEATURE_NAMES), 3]
+    return disk_cached("curve_lcbench", key, CurveModel.load, build)
+
+
+def _base45_method(sampler: str) -> PrunerMethod:
+    """``(sampler, MetaPruner(the 45-input fold model))``: session 26's default."""
+
+    def factory(ctx: BenchContext):
+        key = ("curve-model-base45", ctx.train_tasks)
+        if key not in ctx.cache:
+            ctx.cache[key] = base45_fold_model(ctx.train_tasks)
+        return _sampler(sampler, ctx), MetaPruner(ctx.cache[key])
+
+    curve = "curve3"
+    return PrunerMethod(
+        f"{sampler}_meta_base45",
+        factory,
+        label=f"{_SAMPLER_LABELS[sampler]} + MetaPruner() [the 45-input curve model of sessions "
+        "7-26, session 27's control; 5-fold task CV]",
+        baseline=f"{sampler}_nop",
+        version=f"{curve}+{META_MODELS}" if sampler == "meta" else curve,
     )
 
 
@@ -192,6 +237,8 @@ TPE_K5 = _method("tpe", "_k5", _V1, threshold=0.05, top_k=5)
 TPE_K10 = _method("tpe", "_k10", _V1, threshold=0.05, top_k=10)
 TPE_K20 = _method("tpe", "_k20", _V1, threshold=0.05, top_k=20)
 TPE_F20 = _method("tpe", "_f20", _V1, threshold=0.05, top_k=0.2)
+TPE_BASE45 = _base45_method("tpe")
+META_BASE45 = _base45_method("meta")
 TPE_DEFAULT = _method("tpe", "_default", "defaults", defaults=True)
 RANDOM_DEFAULT = _method("random", "_default", "defaults", defaults=True)
 META_DEFAULT = _method("meta", "_default", "defaults", defaults=True)
