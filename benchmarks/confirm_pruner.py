@@ -39,9 +39,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from benchmarks._cli import parse_ints
-from benchmarks.meta_pruner_methods import _curve_model, _sampler, _version
-from benchmarks.protocol import BenchContext
-from benchmarks.pruning import PrunerMethod
+from benchmarks.meta_pruner_methods import meta_pruner_method
 from optuna_meta import MetaPruner
 
 RULES = ("median", "meta", "meta_gaussian")
@@ -70,17 +68,11 @@ class ConfirmPruner(MetaPruner):
         return before
 
 
-def _confirm_factory(ctx: BenchContext):
-    return _sampler("tpe", ctx), ConfirmPruner(_curve_model(ctx))
-
-
-TPE_CONFIRM2 = PrunerMethod(
+TPE_CONFIRM2 = meta_pruner_method(
     "tpe_meta_confirm2",
-    _confirm_factory,
-    label="TPE + MetaPruner() [prunes after two consecutive checks say so; session 25 variant, "
+    "TPE + MetaPruner() [prunes after two consecutive checks say so; session 25 variant, "
     "not adopted; 5-fold task CV]",
-    baseline="tpe_nop",
-    version=_version("tpe"),
+    pruner_class=ConfirmPruner,
 )
 
 

@@ -118,9 +118,13 @@ def meta_pruner_method(
     sampler: str = "tpe",
     config: CurveTrainConfig | None = None,
     pruner_class: type[MetaPruner] = MetaPruner,
+    version_tag: str = "",
     **pruner_kwargs: Any,
 ) -> PrunerMethod:
-    """``(sampler, pruner_class)`` with one curve model per fold; ``pruner_kwargs`` go to it."""
+    """``(sampler, pruner_class)`` with one curve model per fold; ``pruner_kwargs`` go to it.
+
+    ``version_tag`` is appended to the results' version (a variant's own version, so a saved
+    run of an older form of it is not resumed)."""
     if sampler not in ("tpe", "random", "meta"):
         raise ValueError(f"sampler must be 'tpe', 'random' or 'meta', got {sampler!r}")
 
@@ -128,7 +132,11 @@ def meta_pruner_method(
         return _sampler(sampler, ctx), pruner_class(_curve_model(ctx, config), **pruner_kwargs)
 
     return PrunerMethod(
-        name, factory, label=label, baseline=f"{sampler}_nop", version=_version(sampler)
+        name,
+        factory,
+        label=label,
+        baseline=f"{sampler}_nop",
+        version=_version(sampler) + version_tag,
     )
 
 

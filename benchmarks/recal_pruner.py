@@ -29,9 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.meta_pruner_methods import _curve_model, _sampler, _version
-from benchmarks.protocol import BenchContext
-from benchmarks.pruning import PrunerMethod
+from benchmarks.meta_pruner_methods import meta_pruner_method
 from optuna_meta import MetaPruner
 from optuna_meta.curve import StudyContext
 from optuna_meta.curve._features import _at, from_a
@@ -114,15 +112,10 @@ class RecalPruner(MetaPruner):
         return mu + b * sd, sd * s
 
 
-def _tpe_recal_factory(ctx: BenchContext):
-    return _sampler("tpe", ctx), RecalPruner(_curve_model(ctx))
-
-
-TPE_RECAL = PrunerMethod(
+TPE_RECAL = meta_pruner_method(
     "tpe_meta_recal",
-    _tpe_recal_factory,
-    label="TPE + MetaPruner() [recalibrated on the study's completed curves; session 26 "
+    "TPE + MetaPruner() [recalibrated on the study's completed curves; session 26 "
     "variant; 5-fold task CV]",
-    baseline="tpe_nop",
-    version=f"{_version('tpe')}+recal{VARIANT_VERSION}",
+    pruner_class=RecalPruner,
+    version_tag=f"+recal{VARIANT_VERSION}",
 )
