@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -122,6 +123,20 @@ def from_a(a: np.ndarray | float) -> np.ndarray:
     return KAPPA * np.sinh(np.asarray(a, dtype=np.float64))
 
 
+@dataclass(frozen=True)
+class _FinalsStats:
+    """The completed finals' summaries that :func:`rank_context` reuses (``a`` units)."""
+
+    neutral: np.ndarray
+    rank_dev: np.ndarray
+    rank_sd: float
+    mean: float
+    dev: np.ndarray
+    var: float
+    lo: float
+    hi: float
+
+
 @dataclass
 class StudyContext:
     """A study's completed trials, normalised once (cached by the pruner per study and count).
@@ -146,6 +161,28 @@ class StudyContext:
     finals_a: np.ndarray
     best_row: int
     top_a: float
+
+    @cached_property
+    def finals_stats(self) -> _FinalsStats:
+        """What :func:`rank_context` needs of the finals alone: computed once per context,
+        not at every prune call."""
+        fin = self.finals_a
+        spread = float(fin.std()) if len(fin) > 1 else 1.0
+        neutral = np.array(
+            [0.0, float(np.median(fin)), math.log(max(spread, RESID_FLOOR))], dtype=np.float64
+        )
+        ranks = average_ranks(fin)
+        mean = float(fin.mean())
+        return _FinalsStats(
+            neutral=neutral,
+            rank_dev=ranks - ranks.mean(),
+            rank_sd=float(ranks.std()),
+            mean=mean,
+            dev=fin - fin.mean(),
+            var=float(fin.var()),
+            lo=float(fin.min()),
+            hi=float(fin.max()),
+        )
 
     def z(self, oriented: np.ndarray | float) -> np.ndarray:
         return (np.asarray(oriented, dtype=np.float64) - self.centre) / self.scale
@@ -357,25 +394,26 @@ def rank_context(ctx: StudyContext, at_f: np.ndarray, a_last: float) -> np.ndarr
     become the default".
     """
     fin = ctx.finals_a
-    spread = float(fin.std()) if len(fin) > 1 else 1.0
-    neutral = np.array(
-        [0.0, float(np.median(fin)), math.log(max(spread, RESID_FLOOR))], dtype=np.float64
-    )
+    st = ctx.finals_stats
     if len(fin) < MIN_RANK_CURVES:
-        return neutral
+        return st.neutral.copy()
     sx = float(at_f.std())
     if sx <= 1e-9:
-        return neutral
-    rx, ry = average_ranks(at_f), average_ranks(fin)
-    srx, sry = float(rx.std()), float(ry.std())
-    rho = float(np.mean((rx - rx.mean()) * (ry - ry.mean())) / (srx * sry)) if sry > 0 else 0.0
-    beta = float(np.mean((at_f - at_f.mean()) * (fin - fin.mean()))) / sx**2
-    alpha = float(fin.mean()) - beta * float(at_f.mean())
+        return st.neutral.copy()
+    rx = average_ranks(at_f)
+    srx = float(rx.std())
+    rho = (
+        float(np.mean((rx - rx.mean()) * st.rank_dev) / (srx * st.rank_sd))
+        if st.rank_sd > 0
+        else 0.0
+    )
+    beta = float(np.mean((at_f - at_f.mean()) * st.dev)) / sx**2
+    alpha = st.mean - beta * float(at_f.mean())
     resid = fin - (alpha + beta * at_f)
-    prior = RESID_PRIOR_WEIGHT * float(fin.var())
+    prior = RESID_PRIOR_WEIGHT * st.var
     sd = math.sqrt((float(resid @ resid) + prior) / (len(fin) - 2 + RESID_PRIOR_WEIGHT))
     line = alpha + beta * a_last
-    line = min(max(line, float(fin.min()) - LINE_MARGIN), float(fin.max()) + LINE_MARGIN)
+    line = min(max(line, st.lo - LINE_MARGIN), st.hi + LINE_MARGIN)
     return np.array([rho, line, math.log(max(sd, RESID_FLOOR))], dtype=np.float64)
 
 
