@@ -57,12 +57,33 @@ def _recal_variant() -> MetaPruner:
     return RecalPruner()
 
 
+def _recal2_variant() -> MetaPruner:
+    from benchmarks.recal_pruner import CheapRecalPruner
+
+    return CheapRecalPruner()
+
+
+def _recal3_variant() -> MetaPruner:
+    from benchmarks.recal_pruner import RescueRecalPruner
+
+    return RescueRecalPruner()
+
+
 MODELS: dict[str, tuple[str, Callable[[], MetaPruner]]] = {
     "meta": ("shipped curve model", _shipped),
     "noisy": ("trained with unstable curves too (benchmarks.noisy_curves)", _noisy_variant),
     "recal": (
         "shipped model recalibrated on the study's completed curves (benchmarks.recal_pruner)",
         _recal_variant,
+    ),
+    "recal2": (
+        "shipped model recalibrated on the study's completed curves, each curve's errors "
+        "computed once (benchmarks.recal_pruner.CheapRecalPruner)",
+        _recal2_variant,
+    ),
+    "recal3": (
+        "as recal2, its shift at least 0 and its scale at least 1 (RescueRecalPruner)",
+        _recal3_variant,
     ),
 }
 STEP_BINS = ((1, 1), (2, 3), (4, 7), (8, 19))
