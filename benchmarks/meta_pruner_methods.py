@@ -70,6 +70,7 @@ from optuna_meta import MetaPruner
 from optuna_meta.curve import FEATURE_NAMES, CurveModel, featurize
 from optuna_meta.curve._features import BASE_FEATURE_NAMES, N_BASE_FEATURES
 from optuna_meta.curve._train import CurveTrainConfig, build_curve_model, lcbench_curves
+from optuna_meta.pruner._pruner import DEFAULT_MAX_EXPECTED_MISSES
 from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
 
 CURVES_CACHE = CACHE_DIR / f"curves_lcbench_val_accuracy_{N_CONFIGS}_0.npz"
@@ -124,9 +125,14 @@ def meta_pruner_method(
     """``(sampler, pruner_class)`` with one curve model per fold; ``pruner_kwargs`` go to it.
 
     ``version_tag`` is appended to the results' version (a variant's own version, so a saved
-    run of an older form of it is not resumed)."""
+    run of an older form of it is not resumed).
+
+    Every method measured before session 28 ran without the starvation guard, so
+    ``max_expected_misses`` is ``math.inf`` unless given: they rerun as measured. The defaults
+    since session 28 (``TPE_GUARD``, ``RANDOM_GUARD``, ``META_GUARD``) pass 1, the default."""
     if sampler not in ("tpe", "random", "meta"):
         raise ValueError(f"sampler must be 'tpe', 'random' or 'meta', got {sampler!r}")
+    pruner_kwargs.setdefault("max_expected_misses", math.inf)
 
     def factory(ctx: BenchContext):
         return _sampler(sampler, ctx), pruner_class(_curve_model(ctx, config), **pruner_kwargs)
@@ -250,9 +256,10 @@ META_BASE45 = _base45_method("meta")
 TPE_DEFAULT = _method("tpe", "_default", "defaults", defaults=True)
 RANDOM_DEFAULT = _method("random", "_default", "defaults", defaults=True)
 META_DEFAULT = _method("meta", "_default", "defaults", defaults=True)
-"""``MetaPruner()``. Since session 11 its ``median_offset`` follows the sampler (2 with random,
-quasi-random and grid search, 0 otherwise), so the Random default row was measured again; the
-TPE and MetaSampler rows stand."""
+"""``MetaPruner()`` until session 27 (without the starvation guard of session 28: the
+``*_GUARD`` methods below are the defaults since). Since session 11 its ``median_offset``
+follows the sampler (2 with random, quasi-random and grid search, 0 otherwise), so the Random
+default row was measured again; the TPE and MetaSampler rows stand."""
 RANDOM_MED = _method("random", "_med", "median target, sessions 9-10 default", ramp=True)
 """The default of sessions 9-10 with Random (``median_offset=0``)."""
 _OFFSET = ""
@@ -534,3 +541,27 @@ the paired baselines of the MetaSampler rows since session 17."""
 
 METHODS = [TPE_DEFAULT, RANDOM_DEFAULT, META_NOP, META_DEFAULT]
 """``MetaPruner()`` with TPE, Random and MetaSampler, and MetaSampler without pruning."""
+
+_GUARD = "the starvation guard (session 28)"
+
+
+def _guard_method(sampler: str, **kwargs: Any) -> PrunerMethod:
+    kwargs.setdefault("max_expected_misses", None)  # the default: chosen by the sampler
+    shown = {k: v for k, v in kwargs.items() if v is not None}
+    return meta_pruner_method(
+        f"{sampler}_meta_guard",
+        _label(sampler, shown, _GUARD),
+        sampler,
+        version_tag="+guard1",
+        **kwargs,
+    )
+
+
+TPE_GUARD = _guard_method("tpe")
+META_GUARD = _guard_method("meta")
+"""``MetaPruner()``, the default since session 28: with the starvation guard
+(``MetaPruner._starved``, ``max_expected_misses`` 1 with these samplers). Measured on seeds
+0-2 against the session-27 default rows (``*_meta_default``, the same fold models)."""
+RANDOM_GUARD = _guard_method("random", max_expected_misses=DEFAULT_MAX_EXPECTED_MISSES)
+"""The guard with random search (seeds 0-2): behind at 5200 epochs, so ``MetaPruner()`` keeps
+it off with non-adaptive samplers and ``RANDOM_DEFAULT`` stays the Random default's row."""

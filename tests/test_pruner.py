@@ -108,6 +108,59 @@ def test_a_leader_among_curves_of_one_exact_shape_is_never_pruned_on_the_way():
     assert study.trials[-1].user_attrs[ATTR_PROB_IMPROVEMENT] > 0.5
 
 
+def _stopped(study: optuna.Study, prob: float) -> None:
+    """A trial pruned elsewhere after one report, its recorded probability ``prob``."""
+    t = study.ask()
+    t.report(0.3, 1)
+    study._storage.set_trial_user_attr(t._trial_id, ATTR_PROB_IMPROVEMENT, prob)
+    study.tell(t, state=TrialState.PRUNED)
+
+
+def test_a_study_is_not_starved_by_pruning_after_expected_misses_add_up():
+    """Trials pruned since the latest completion whose probabilities add up to one expected
+    improvement let the next trials through until one completes; a completion resets it."""
+    study = make_study(MetaPruner())
+    for _ in range(3):
+        _stopped(study, 0.3)
+    assert run_partial(study, BAD, STEPS[:15])[0] is True  # 0.9 + the BAD trial's own < 1
+    _stopped(study, 0.15)  # now 0.9 + ~0 + 0.15 >= 1
+    assert run_partial(study, BAD, STEPS[:15])[0] is False
+    assert run_partial(study, BAD, STEPS[:15])[0] is False  # until a trial completes
+    off = make_study(MetaPruner(max_expected_misses=math.inf))
+    for _ in range(4):
+        _stopped(off, 0.3)
+    assert run_partial(off, BAD, STEPS[:15])[0] is True
+    # A completion resets the sum: the stopped trials before it no longer count.
+    t = study.ask()
+    for s, v in zip(STEPS, acc_curve(0.85), strict=True):
+        t.report(float(v), int(s))
+    study.tell(t, float(acc_curve(0.85)[-1]))
+    assert run_partial(study, BAD, STEPS[:15])[0] is True
+
+
+def test_the_starvation_guard_follows_the_sampler():
+    """Off with samplers that do not learn from completed trials (a forced completion only
+    spends steps there); on with TPE, MetaSampler and any other; an explicit value wins."""
+    pruner = MetaPruner()
+    study = make_study(pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+    assert pruner.max_expected_misses_for(study) == math.inf
+    for _ in range(4):
+        _stopped(study, 0.3)
+    assert run_partial(study, BAD, STEPS[:15])[0] is True
+    assert pruner.max_expected_misses_for(make_study(pruner)) == 1.0
+    assert pruner.max_expected_misses_for(make_study(pruner, sampler=MetaSampler())) == 1.0
+    fixed = MetaPruner(max_expected_misses=2.5)
+    assert fixed.max_expected_misses_for(study) == 2.5
+
+
+def test_max_expected_misses_is_checked():
+    for bad in (0.0, -1.0, math.nan):
+        with pytest.raises(ValueError, match="max_expected_misses"):
+            MetaPruner(max_expected_misses=bad)
+    with pytest.raises(TypeError, match="max_expected_misses"):
+        MetaPruner(max_expected_misses="1")  # type: ignore[arg-type]
+
+
 def test_attrs_recorded_in_user_units():
     pruner = MetaPruner()
     study = make_study(pruner)
