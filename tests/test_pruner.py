@@ -426,6 +426,16 @@ def test_median_offset_pickles_and_old_pickles_keep_the_median():
     assert old.median_offset_for(study) == 0  # the median, as it was
 
 
+def test_max_expected_misses_pickles_and_old_pickles_have_no_guard():
+    assert pickle.loads(pickle.dumps(MetaPruner(max_expected_misses=3.0))).max_expected_misses == 3
+    assert pickle.loads(pickle.dumps(MetaPruner())).max_expected_misses is None
+    state = MetaPruner().__getstate__()
+    del state["max_expected_misses"]  # a pruner pickled before the guard existed
+    old = MetaPruner.__new__(MetaPruner)
+    old.__setstate__(state)
+    assert old.max_expected_misses_for(optuna.create_study()) == math.inf  # as it was
+
+
 @pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_reports_prune(bad_value):
     for n_completed in (0, 12):  # even with no completed trial: a diverged run is stopped
