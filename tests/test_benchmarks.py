@@ -783,6 +783,42 @@ def test_recal_pruner_follows_the_studys_own_errors_once_enough_trials_completed
     assert 0.0 <= recal.prob_improvement <= 1.0
 
 
+def test_cheap_recal_pruner_computes_each_curves_errors_once_and_rescue_only_keeps_trials():
+    from benchmarks.recal_pruner import N_RECAL, CheapRecalPruner, RescueRecalPruner
+    from optuna_meta import MetaPruner
+
+    rng = np.random.default_rng(0)
+    study = optuna.create_study(direction="maximize")
+    for _ in range(14):  # every completed curve jumps by 60 at its last step
+        t = study.ask()
+        base = 20 + 5 * rng.random()
+        for e in range(1, 11):
+            t.report(base + (60.0 if e == 10 else 0.0) + 0.1 * e, e)
+        study.tell(t, base + 61.0)
+    t = study.ask()
+    t.report(22.0, 1)
+    t.report(22.1, 2)
+    trial = study._storage.get_trial(t._trial_id)
+    cheap, plain = CheapRecalPruner(), MetaPruner().predict(study, trial)
+    first = cheap.predict(study, trial)
+    assert len(cheap._z) == N_RECAL  # the latest completed curves, at this schedule
+    assert cheap.predict(study, trial) == first and len(cheap._z) == N_RECAL  # kept
+    assert first.mean > plain.mean  # it learned the late jump
+    rescue = RescueRecalPruner().predict(study, trial)
+    assert rescue.prob_improvement >= plain.prob_improvement
+
+
+def test_isotonic_line_fit_equals_scikit_learns():
+    sklearn_isotonic = pytest.importorskip("sklearn.isotonic")
+    from benchmarks.isotonic_line import isotonic
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        y = rng.normal(size=int(rng.integers(1, 30)))
+        ref = sklearn_isotonic.IsotonicRegression().fit_transform(np.arange(len(y)), y)
+        np.testing.assert_allclose(isotonic(y), ref)
+
+
 def test_real_mlp_pruning_merge_keeps_the_pruners_it_is_given(tmp_path, monkeypatch):
     from benchmarks import real_mlp_pruning as rmp
 
