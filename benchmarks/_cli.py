@@ -1,11 +1,13 @@
-"""Helpers shared by the two command-line scripts."""
+"""Helpers shared by the benchmarks' command-line scripts."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -81,3 +83,16 @@ def run_methods(
         runs[m] = [run(ctx, m) for ctx in contexts]
         print(f"== {m} done in {time.perf_counter() - t0:.1f}s", flush=True)
     return runs
+
+
+def write_report(
+    intro: str, table: str, module: str, argv: Sequence[str] | None, out: Path | None
+) -> str:
+    """``intro``, the markdown ``table`` and the command that made it (``python -m module
+    argv...``); written to ``out`` when given, printed, returned."""
+    rest = sys.argv[1:] if argv is None else list(argv)
+    text = f"{intro}\n\n{table}\nCommand: `python -m {module} {' '.join(rest)}`\n"
+    if out is not None:
+        out.write_text(text)
+    print(text)
+    return text

@@ -19,16 +19,16 @@ Prints a markdown table (``--out`` writes it too; ``results/heldout_errors_lcben
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks._cli import write_report
 from benchmarks.curve_quality import STEPS
 from benchmarks.meta_pruner_methods import CURVES_CACHE, N_CONFIGS, curve_model_tasks
 from benchmarks.objectives import scored_tasks
-from optuna_meta.curve import CurveModel, build_context, featurize
+from optuna_meta.curve import CurveModel, StudyContext, build_context, featurize
 from optuna_meta.curve._train import lcbench_curves
 from optuna_meta.data import TEST_INSTANCES
 
@@ -36,6 +36,23 @@ CUTS = {"10%": 5, "20%": 10}
 CHANCE_SHARE = 0.1
 """A final within this share of the task's range (over its 2000 curves) above the worst one
 counts as staying near chance."""
+
+
+def stuck_level(finals: np.ndarray) -> float:
+    """Finals below this stay near chance (:data:`CHANCE_SHARE` of the range above the worst)."""
+    return float(finals.min() + CHANCE_SHARE * (finals.max() - finals.min()))
+
+
+def sample_study(
+    V: np.ndarray, rng: np.random.Generator, n_context: int, n_queries: int
+) -> tuple[StudyContext, np.ndarray]:
+    """A study of ``n_context`` random curves of ``V`` (rows; epochs 1..52) as completed
+    trials, and the rows of ``n_queries`` others to predict."""
+    perm = rng.permutation(len(V))
+    c, q = perm[:n_context], perm[n_context : n_context + n_queries]
+    ctx = build_context([(STEPS, V[i]) for i in c], V[c, -1], 1.0)
+    assert ctx is not None
+    return ctx, q
 
 
 def errors(
@@ -50,34 +67,36 @@ def errors(
         nets.append(model.network())
     curves = lcbench_curves(scored_tasks("lcbench"), N_CONFIGS, 0, CURVES_CACHE)
     rng = np.random.default_rng(0)
-    lines = [
-        "| model | cut | task | group | predictions | MAE | mean signed error |",
-        "|---|---|---|---|---|---|---|",
-    ]
     rows: dict[tuple, list[np.ndarray]] = {}
     for cut_name, cut in CUTS.items():
         for task in TEST_INSTANCES["lcbench"]:
             V = curves[task].astype(np.float64)
             finals = V[:, -1]
-            chance = finals.min() + CHANCE_SHARE * (finals.max() - finals.min())
             for _ in range(n_reps):
-                perm = rng.permutation(len(V))
-                c, q = perm[:n_context], perm[n_context : n_context + n_queries]
-                ctx = build_context([(STEPS, V[i]) for i in c], V[c, -1], 1.0)
-                assert ctx is not None
+                ctx, q = sample_study(V, rng, n_context, n_queries)
                 X = np.stack([featurize(ctx, STEPS[:cut], V[i, :cut]) for i in q])
-                stuck = finals[q] < chance
+                stuck = finals[q] < stuck_level(finals)
                 for name, net in zip(models, nets, strict=True):
                     mu, _ = net.predict(X[:, : net.n_inputs])
                     err = ctx.to_user(mu) - finals[q]
                     for group, sel in (("stays near chance", stuck), ("learns", ~stuck)):
                         rows.setdefault((name, cut_name, task, group), []).append(err[sel])
-    for (name, cut_name, task, group), parts in rows.items():
+    return error_table(rows, "task")
+
+
+def error_table(rows: dict[tuple[str, str, str, str], list[np.ndarray]], where: str) -> str:
+    """Markdown: per (model, cut, ``where``, group) key, predictions, MAE and mean signed error."""
+    lines = [
+        f"| model | cut | {where} | group | predictions | MAE | mean signed error |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (name, cut_name, place, group), parts in rows.items():
         e = np.concatenate(parts)
-        lines.append(
-            f"| {name} | {cut_name} | {task} | {group} | {len(e)} | "
-            f"{np.abs(e).mean():.2f} | {e.mean():+.2f} |"
-        )
+        if len(e):
+            lines.append(
+                f"| {name} | {cut_name} | {place} | {group} | {len(e)} | "
+                f"{np.abs(e).mean():.2f} | {e.mean():+.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -87,18 +106,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    table = errors(args.models.split(","), n_reps=args.reps)
-    rest = sys.argv[1:] if argv is None else list(argv)
-    text = (
+    intro = (
         "Signed errors (prediction minus final, accuracy points) of curve models' point "
         "predictions on YAHPO's held-out LCBench instances, by task and by whether the trial "
         "stays near chance (final within 10 % of the task's range above its worst) or learns; "
         f"20 random completed trials as context, 100 queries, {args.reps} repetitions per "
-        f"task.\n\n{table}\nCommand: `python -m benchmarks.heldout_errors {' '.join(rest)}`\n"
+        "task."
     )
-    if args.out is not None:
-        args.out.write_text(text)
-    print(text)
+    table = errors(args.models.split(","), n_reps=args.reps)
+    write_report(intro, table, "benchmarks.heldout_errors", argv, args.out)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,14 +33,16 @@ from typing import Any
 import numpy as np
 from optuna.samplers import TPESampler
 
+from benchmarks._cli import write_report
 from benchmarks.config_curve import train_variant
+from benchmarks.heldout_errors import CHANCE_SHARE, error_table, sample_study, stuck_level
 from benchmarks.meta_methods import N_CONFIGS, disk_cached, fold_training_tasks
 from benchmarks.meta_pruner_methods import CURVES_CACHE, TRAINING_VERSION, fold_curve_model
 from benchmarks.objectives import all_tasks, scored_tasks
 from benchmarks.protocol import DEFAULT_FOLDS, FOLD_SEED, BenchContext, task_folds
 from benchmarks.pruning import PrunerMethod
 from optuna_meta import MetaPruner
-from optuna_meta.curve import FEATURE_NAMES, CurveModel, StudyContext, build_context
+from optuna_meta.curve import FEATURE_NAMES, CurveModel, StudyContext
 from optuna_meta.curve._features import LINE_MARGIN, MIN_RANK_CURVES, _at, featurize
 from optuna_meta.curve._train import CurveTrainConfig, lcbench_curves
 
@@ -49,8 +50,6 @@ VARIANT_VERSION = 1
 I_LINE = FEATURE_NAMES.index("ctx_lin_final")
 STEPS = np.arange(1, 53, dtype=np.float64)
 CUTS = {"10%": 5, "20%": 10, "50%": 26}
-STUCK_SHARE = 0.1
-"""A final within this share of the task's range above its worst counts as stuck."""
 
 
 def isotonic(y: np.ndarray) -> np.ndarray:
@@ -161,13 +160,9 @@ def cv_errors(n_context: int = 20, n_queries: int = 100, reps: int = 2) -> str:
         for task in fold:
             V = curves[task].astype(np.float64)
             fin = V[:, -1]
-            stuck_at = fin.min() + STUCK_SHARE * (fin.max() - fin.min())
             for _ in range(reps):
-                perm = rng.permutation(len(V))
-                c, q = perm[:n_context], perm[n_context : n_context + n_queries]
-                ctx = build_context([(STEPS, V[i]) for i in c], V[c, -1], 1.0)
-                assert ctx is not None
-                group = np.where(fin[q] < stuck_at, "stuck", "learns")
+                ctx, q = sample_study(V, rng, n_context, n_queries)
+                group = np.where(fin[q] < stuck_level(fin), "stuck", "learns")
                 for cut_name, cut in CUTS.items():
                     for name, (net, feat) in nets.items():
                         X = np.stack([feat(ctx, STEPS[:cut], V[i, :cut]) for i in q])
@@ -177,18 +172,7 @@ def cv_errors(n_context: int = 20, n_queries: int = 100, reps: int = 2) -> str:
                             key = (name, cut_name, "168329" if task == "168329" else "others", g)
                             err.setdefault(key, []).append(e[group == g])
                             err.setdefault((name, cut_name, "all", "all"), []).append(e)
-    lines = [
-        "| model | cut | tasks | group | predictions | MAE | mean signed error |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for (name, cut_name, tasks, g), parts in sorted(err.items(), key=lambda kv: kv[0][1:]):
-        e = np.concatenate(parts)
-        if len(e):
-            lines.append(
-                f"| {name} | {cut_name} | {tasks} | {g} | {len(e)} | {np.abs(e).mean():.2f} | "
-                f"{e.mean():+.2f} |"
-            )
-    return "\n".join(lines) + "\n"
+    return error_table(dict(sorted(err.items(), key=lambda kv: kv[0][1:])), "tasks")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -199,18 +183,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.cv:
         parser.error("nothing to do: pass --cv (pruner runs go through benchmarks.run_pruners)")
-    table = cv_errors(reps=args.reps)
-    rest = sys.argv[1:] if argv is None else list(argv)
-    text = (
+    intro = (
         "Point-prediction errors (prediction minus final, accuracy points) of the default "
         "fold curve models and of the monotone-line variant, 5-fold task CV over LCBench's 34 "
         f"tasks; 20 random completed trials, 100 queries, {args.reps} repetitions per task; "
-        f"'stuck': final within {STUCK_SHARE:g} of the task's range above its worst.\n\n"
-        f"{table}\nCommand: `python -m benchmarks.isotonic_line {' '.join(rest)}`\n"
+        f"'stuck': final within {CHANCE_SHARE:g} of the task's range above its worst."
     )
-    if args.out is not None:
-        args.out.write_text(text)
-    print(text)
+    write_report(intro, cv_errors(reps=args.reps), "benchmarks.isotonic_line", argv, args.out)
 
 
 if __name__ == "__main__":

@@ -756,24 +756,29 @@ def test_real_calibration_table_groups_checks_by_epochs_and_probability():
     ]
 
 
+def _late_jump_study(n: int, rng: np.random.Generator):
+    """``n`` completed curves that jump by 60 at their last step, and a running trial."""
+    study = optuna.create_study(direction="maximize")
+    for _ in range(n):
+        t = study.ask()
+        base = 20 + 5 * rng.random()
+        for e in range(1, 11):
+            t.report(base + (60.0 if e == 10 else 0.0) + 0.1 * e, e)
+        study.tell(t, base + 61.0)
+    t = study.ask()
+    t.report(22.0, 1)
+    t.report(22.1, 2)
+    return study, study._storage.get_trial(t._trial_id)
+
+
 def test_recal_pruner_follows_the_studys_own_errors_once_enough_trials_completed():
     from benchmarks.recal_pruner import RecalPruner
     from optuna_meta import MetaPruner
 
     rng = np.random.default_rng(0)
 
-    def study_with(n):  # every completed curve jumps by 60 at its last step
-        study = optuna.create_study(direction="maximize")
-        for _ in range(n):
-            t = study.ask()
-            base = 20 + 5 * rng.random()
-            for e in range(1, 11):
-                t.report(base + (60.0 if e == 10 else 0.0) + 0.1 * e, e)
-            study.tell(t, base + 61.0)
-        t = study.ask()
-        t.report(22.0, 1)
-        t.report(22.1, 2)
-        return study, study._storage.get_trial(t._trial_id)
+    def study_with(n):
+        return _late_jump_study(n, rng)
 
     study, trial = study_with(3)  # too few test cases: the shipped model's prediction
     assert RecalPruner().predict(study, trial) == MetaPruner().predict(study, trial)
@@ -787,18 +792,7 @@ def test_cheap_recal_pruner_computes_each_curves_errors_once_and_rescue_only_kee
     from benchmarks.recal_pruner import N_RECAL, CheapRecalPruner, RescueRecalPruner
     from optuna_meta import MetaPruner
 
-    rng = np.random.default_rng(0)
-    study = optuna.create_study(direction="maximize")
-    for _ in range(14):  # every completed curve jumps by 60 at its last step
-        t = study.ask()
-        base = 20 + 5 * rng.random()
-        for e in range(1, 11):
-            t.report(base + (60.0 if e == 10 else 0.0) + 0.1 * e, e)
-        study.tell(t, base + 61.0)
-    t = study.ask()
-    t.report(22.0, 1)
-    t.report(22.1, 2)
-    trial = study._storage.get_trial(t._trial_id)
+    study, trial = _late_jump_study(14, np.random.default_rng(0))
     cheap, plain = CheapRecalPruner(), MetaPruner().predict(study, trial)
     first = cheap.predict(study, trial)
     assert len(cheap._z) == N_RECAL  # the latest completed curves, at this schedule
