@@ -171,7 +171,7 @@ def cv_errors(n_context: int = 20, n_queries: int = 100, reps: int = 2) -> str:
                         for g in ("stuck", "learns"):
                             key = (name, cut_name, "168329" if task == "168329" else "others", g)
                             err.setdefault(key, []).append(e[group == g])
-                            err.setdefault((name, cut_name, "all", "all"), []).append(e)
+                        err.setdefault((name, cut_name, "all", "all"), []).append(e)
     return error_table(dict(sorted(err.items(), key=lambda kv: kv[0][1:])), "tasks")
 
 
