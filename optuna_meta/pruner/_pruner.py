@@ -213,7 +213,7 @@ value. Regret at 520 / 1040 / 2600 / 5200 epochs, with the guard against without
 * TPE, nine seeds (306 runs, 55 change, all late): the same to four decimals at every budget
   (paired +0.0000, se at most 0.0001), 230 against 232 runs reaching the no-pruning final;
   seeds 0-2: 0.1265 / 0.0891 / 0.0560 / 0.0457 both, 233 against 280 trials a run.
-* MetaSampler, seeds 0-2 (46 runs change, late): every run's regret is the same.
+* MetaSampler, six seeds (204 runs, 88 change, late): every run's regret is the same.
 * Random, with ``max_expected_misses=1``: 100 runs change; -0.0007 (se 0.0008) / -0.0011
   (0.0024) / +0.0036 (0.0013) at 1040 / 2600 / 5200 epochs. Random search learns nothing
   from a completion, so a forced one only spends 52 epochs; the guard is off by default with
