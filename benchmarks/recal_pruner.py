@@ -28,13 +28,11 @@ import math
 from typing import Any
 
 import numpy as np
-from optuna.trial import TrialState
 
 from benchmarks.meta_pruner_methods import meta_pruner_method
 from optuna_meta import MetaPruner
 from optuna_meta.curve import StudyContext
 from optuna_meta.curve._features import _at, from_a
-from optuna_meta.pruner._pruner import _curve
 
 N_RECAL = 10
 """Latest completed curves used as test cases."""
@@ -55,6 +53,7 @@ def _without(ctx: StudyContext, j: int) -> StudyContext:
         best_row=int(np.argmax(finals_a)),
         top_a=float(finals_a.max()),
         n_completed=ctx.n_completed - 1,
+        order=None if ctx.order is None else np.delete(ctx.order, j),
     )
 
 
@@ -123,8 +122,9 @@ class CheapRecalPruner(RecalPruner):
     (cut at the queried trial's steps) is computed the first time it is needed, with the
     other curves of the context of that moment, and kept: trials of a study share a
     schedule, so each curve costs at most one prediction per step of the schedule over the
-    whole study. Curves are known by trial number (one pruner serves one study here, as in
-    the benchmarks); ``latest`` means first seen; ``b`` and ``s`` are shrunk as in ``RecalPruner``.
+    whole study. Curves are known by trial number (``StudyContext.order``; one pruner serves
+    one study here, as in the benchmarks); ``latest`` means first seen; ``b`` and ``s`` are
+    shrunk as in ``RecalPruner``.
     """
 
     rescue_only = False
@@ -139,29 +139,11 @@ class CheapRecalPruner(RecalPruner):
         state["_order"], state["_z"] = {}, {}
         return state
 
-    def _context(self, study: Any, sign: float) -> tuple[StudyContext, np.ndarray] | None:
-        """The base context, its rows' trial numbers attached (``_numbers``; once per context).
-
-        The context's curve rows are the completed trials with a finite value and at least
-        one report, in ``study.get_trials`` order (the base class's order).
-        """
-        found = super()._context(study, sign)
-        if found is not None and not hasattr(found[0], "_numbers"):
-            ctx = found[0]
-            rows = []
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                final = t.value
-                steps, _ = _curve(t, sign)
-                if final is not None and math.isfinite(final) and len(steps):
-                    rows.append(t.number)
-            ctx._numbers = rows if len(rows) == len(ctx.finals_a) else None  # type: ignore[attr-defined]
-        return found
-
     def shift(self, ctx: StudyContext, steps: np.ndarray) -> tuple[float, float]:
         m_all = len(ctx.finals_a)
-        keys = getattr(ctx, "_numbers", None)
-        if m_all < MIN_RECAL + 1 or keys is None:  # more than MAX_CONTEXT_CURVES: not served
+        if m_all < MIN_RECAL + 1 or ctx.order is None:
             return 0.0, 1.0
+        keys = [int(k) for k in ctx.order]  # the rows' trial numbers
         sched = steps.tobytes()
         with self._lock:
             for k in keys:

@@ -149,6 +149,8 @@ class StudyContext:
         n_completed: Completed trials with a finite value.
         curves: Completed curves in ``a`` units on :data:`FINE` (at most
             :data:`MAX_CONTEXT_CURVES` rows); ``finals_a`` their finals in ``a`` units.
+        order: The ``order`` given to :func:`build_context` for those rows (the pruner passes
+            trial numbers), or ``None``: what each row is, across contexts of one study.
     """
 
     sign: float
@@ -161,6 +163,7 @@ class StudyContext:
     finals_a: np.ndarray
     best_row: int
     top_a: float
+    order: np.ndarray | None = None
 
     @cached_property
     def finals_stats(self) -> _FinalsStats:
@@ -286,6 +289,7 @@ def build_context(
         finals_a=finals_a,
         best_row=int(np.argmax(finals_a)),
         top_a=float(to_a((top - centre) / scale)),
+        order=None if order is None else np.asarray(order)[with_curve],
     )
 
 
