@@ -48,6 +48,7 @@ quasi-random and grid search, 0 otherwise). The session-10 Random default row wa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from optuna.pruners import NopPruner
@@ -170,23 +171,39 @@ def base45_fold_model(train_tasks: tuple[str, ...]) -> CurveModel:
     return disk_cached("curve_lcbench", key, CurveModel.load, build)
 
 
-def _base45_method(sampler: str) -> PrunerMethod:
-    """``(sampler, MetaPruner(the 45-input fold model))``: session 26's default."""
+def fold_model_method(
+    name: str,
+    label: str,
+    sampler: str,
+    fold_model: Callable[[tuple[str, ...]], CurveModel],
+    version: str,
+    pruner_class: type[MetaPruner] = MetaPruner,
+    **pruner_kwargs: Any,
+) -> PrunerMethod:
+    """``(sampler, pruner_class(fold_model(train_tasks)))``: a variant's own curve model for
+    each CV fold, built once per process (``ctx.cache``). As in :func:`meta_pruner_method`,
+    ``max_expected_misses`` is ``math.inf`` unless given."""
+    pruner_kwargs.setdefault("max_expected_misses", math.inf)
 
     def factory(ctx: BenchContext):
-        key = ("curve-model-base45", ctx.train_tasks)
+        key = ("curve-model", fold_model.__qualname__, ctx.train_tasks)
         if key not in ctx.cache:
-            ctx.cache[key] = base45_fold_model(ctx.train_tasks)
-        return _sampler(sampler, ctx), MetaPruner(ctx.cache[key])
+            ctx.cache[key] = fold_model(ctx.train_tasks)
+        return _sampler(sampler, ctx), pruner_class(ctx.cache[key], **pruner_kwargs)
 
+    return PrunerMethod(name, factory, label=label, baseline=f"{sampler}_nop", version=version)
+
+
+def _base45_method(sampler: str) -> PrunerMethod:
+    """``(sampler, MetaPruner(the 45-input fold model))``: session 26's default."""
     curve = "curve3"
-    return PrunerMethod(
+    return fold_model_method(
         f"{sampler}_meta_base45",
-        factory,
-        label=f"{_SAMPLER_LABELS[sampler]} + MetaPruner() [the 45-input curve model of sessions "
+        f"{_SAMPLER_LABELS[sampler]} + MetaPruner() [the 45-input curve model of sessions "
         "7-26, session 27's control; 5-fold task CV]",
-        baseline=f"{sampler}_nop",
-        version=f"{curve}+{META_MODELS}" if sampler == "meta" else curve,
+        sampler,
+        base45_fold_model,
+        f"{curve}+{META_MODELS}" if sampler == "meta" else curve,
     )
 
 
@@ -518,7 +535,9 @@ def _fixed_schedule_method(
 ) -> PrunerMethod:
     def factory(ctx: BenchContext):
         sampler = FIXED_SCHEDULE[0].factory(ctx)
-        return sampler, MetaPruner(_curve_model(ctx)) if pruned else NopPruner()
+        if not pruned:
+            return sampler, NopPruner()
+        return sampler, MetaPruner(_curve_model(ctx), max_expected_misses=math.inf)
 
     version = f"{_version('meta')}+fixedschedule" if pruned else f"{META_MODELS}+fixedschedule"
     return PrunerMethod(name, factory, label=label, baseline=baseline, version=version)
