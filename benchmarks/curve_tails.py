@@ -19,6 +19,8 @@ task is unseen by it too): the share of finals whose calibrated probability of b
 .. code-block:: bash
 
     python -m benchmarks.curve_tails      # -> benchmarks/results/curve_tails_lcbench.md
+    python -m benchmarks.curve_tails --contexts 2,3,5,10,40 --seed 3
+    # -> benchmarks/results/curve_tails_by_context_lcbench.md (:func:`by_context`)
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from benchmarks._cli import parse_ints
 from benchmarks.meta_pruner_methods import CURVES_CACHE, N_CONFIGS, fold_curve_model
 from benchmarks.objectives import scored_tasks
 from benchmarks.protocol import make_contexts
@@ -37,6 +41,7 @@ from optuna_meta.curve._features import F_INDEX, build_context, featurize
 from optuna_meta.curve._train import lcbench_curves
 
 RESULTS = Path(__file__).parent / "results" / "curve_tails_lcbench.md"
+BY_CONTEXT_NAME = "curve_tails_by_context_lcbench.md"
 CUTS = (1, 2, 3, 5, 8, 12, 18, 26, 36, 45)
 BINS = ((1, 3), (3, 9), (9, 27), (27, 52))
 N_CONTEXT = 40
@@ -109,12 +114,85 @@ def table(regimes: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> str:
     return "\n".join(lines)
 
 
+CONTEXT_CUTS = (1, 2, 3, 5, 8, 12, 18, 26)
+CONTEXT_BINS = (("1-3", slice(0, 3)), ("5-8", slice(3, 5)), ("12-26", slice(5, 8)))
+"""Epochs seen at the checks of :func:`by_context`, and their groups (slices of the cuts)."""
+CONTEXT_QUERIES = 30
+
+
+def by_context(sizes: Sequence[int], reps: int, seed: int) -> str:
+    """Calibrated probabilities against context size: with ``n`` random completed trials as
+    context (``n`` in ``sizes``) and 30 random queries per task and repetition, the share of
+    finals given ``P(final >= observed) < 0.03`` (the default threshold) and ``< 0.01``. A
+    calibrated model gives 3 % and 1 % whatever the context; MetaPruner's ramp (``threshold *
+    n / 5`` below 5 completed trials) assumes fewer completed curves make it over-confident."""
+    tasks = scored_tasks("lcbench")
+    curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
+    rng = np.random.default_rng(seed)
+    steps = np.arange(1, 53, dtype=float)
+    nets: dict[tuple[str, ...], tuple[Any, TailCalibration]] = {}
+    probs: dict[int, list[np.ndarray]] = {n: [] for n in sizes}
+    for ctx in make_contexts("lcbench", tasks, [0]):
+        if ctx.train_tasks not in nets:
+            model = fold_curve_model(ctx.train_tasks)
+            cal = model.calibration()
+            assert cal is not None
+            nets[ctx.train_tasks] = (model.network(), cal)
+        net, cal = nets[ctx.train_tasks]
+        C = curves[ctx.task].astype(np.float64)
+        for n in sizes:
+            for _ in range(reps):
+                pick = rng.permutation(len(C))[: n + CONTEXT_QUERIES]
+                rows = pick[:n]
+                study = build_context(
+                    [(steps, C[i]) for i in rows], C[rows, -1], 1.0, None, np.arange(n)
+                )
+                assert study is not None
+                for i in pick[n:]:
+                    X = np.stack([featurize(study, steps[:k], C[i, :k]) for k in CONTEXT_CUTS])
+                    mu, sd = net.predict(X[:, : net.n_inputs])
+                    z = (study.a(C[i, -1]) - mu) / sd
+                    probs[n].append(
+                        np.array([cal.survival(v, x[F_INDEX]) for v, x in zip(z, X, strict=True)])
+                    )
+    lines = [
+        "| completed trials | epochs seen | predictions | calibrated P < 0.03 | P < 0.01 |",
+        "|---|---|---|---|---|",
+    ]
+    for n in sizes:
+        P = np.array(probs[n])
+        for label, cols in CONTEXT_BINS:
+            q = P[:, cols].ravel()
+            lines.append(
+                f"| {n} | {label} | {len(q)} | {np.mean(q < 0.03):.1%} | {np.mean(q < 0.01):.1%} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--reps", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument(
+        "--contexts",
+        help="e.g. 2,3,5,10,40: calibration by context size instead (by_context; --out "
+        "defaults to results/curve_tails_by_context_lcbench.md)",
+    )
     args = p.parse_args(argv)
+    if args.contexts:
+        sizes = parse_ints(args.contexts)
+        out = args.out if args.out != RESULTS else RESULTS.with_name(BY_CONTEXT_NAME)
+        text = (
+            "# Curve model: calibrated probabilities by context size (5-fold task CV)\n\n"
+            f"Command: `python -m benchmarks.curve_tails --contexts {args.contexts} --reps "
+            f"{args.reps} --seed {args.seed}`. Protocol: `benchmarks.curve_tails.by_context`; "
+            f"34 tasks x {args.reps} repetitions x {CONTEXT_QUERIES} queries per context size."
+            "\n\n" + by_context(sizes, args.reps, args.seed) + "\n"
+        )
+        out.write_text(text)
+        print(text)
+        return text
     regimes = {
         "random": standardised_residuals("random", args.reps, args.seed),
         "best 80": standardised_residuals("strong", args.reps, args.seed),
