@@ -81,10 +81,10 @@ def errors(
                     err = ctx.to_user(mu) - finals[q]
                     for group, sel in (("stays near chance", stuck), ("learns", ~stuck)):
                         rows.setdefault((name, cut_name, task, group), []).append(err[sel])
-    return error_table(rows, "task")
+    return signed_error_table(rows, "task")
 
 
-def error_table(rows: dict[tuple[str, str, str, str], list[np.ndarray]], where: str) -> str:
+def signed_error_table(rows: dict[tuple[str, str, str, str], list[np.ndarray]], where: str) -> str:
     """Markdown: per (model, cut, ``where``, group) key, predictions, MAE and mean signed error."""
     lines = [
         f"| model | cut | {where} | group | predictions | MAE | mean signed error |",

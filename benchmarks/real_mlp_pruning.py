@@ -79,18 +79,6 @@ def _noisy_pruner() -> optuna.pruners.BasePruner:
     return real_curve_pruner()
 
 
-def _recal2_pruner() -> optuna.pruners.BasePruner:
-    from benchmarks.recal_pruner import CheapRecalPruner
-
-    return CheapRecalPruner()
-
-
-def _recal3_pruner() -> optuna.pruners.BasePruner:
-    from benchmarks.recal_pruner import RescueRecalPruner
-
-    return RescueRecalPruner()
-
-
 PRUNERS: dict[
     str,
     tuple[Callable[[int], optuna.samplers.BaseSampler], Callable[[], optuna.pruners.BasePruner]],
@@ -100,8 +88,6 @@ PRUNERS: dict[
     "meta": (SAMPLERS["tpe"], _meta_pruner),
     "meta_confirm2": (SAMPLERS["tpe"], _confirm_pruner),
     "meta_noisy": (SAMPLERS["tpe"], _noisy_pruner),
-    "meta_recal2": (SAMPLERS["tpe"], _recal2_pruner),
-    "meta_recal3": (SAMPLERS["tpe"], _recal3_pruner),
     "metasampler_nop": (SAMPLERS["meta"], optuna.pruners.NopPruner),
     "metasampler_meta": (SAMPLERS["meta"], _meta_pruner),
 }
@@ -117,8 +103,6 @@ BASELINE = {
     "meta": "nop",
     "meta_confirm2": "nop",
     "meta_noisy": "nop",
-    "meta_recal2": "nop",
-    "meta_recal3": "nop",
     "metasampler_nop": "metasampler_nop",
     "metasampler_meta": "metasampler_nop",
 }
@@ -129,9 +113,6 @@ LABELS = {
     "meta_confirm2": "TPE + MetaPruner(), two consecutive checks (session 25 variant)",
     "meta_noisy": "TPE + MetaPruner(), curve model trained with unstable curves too "
     "(session 26 variant)",
-    "meta_recal2": "TPE + MetaPruner(), recalibrated on the study's completed curves "
-    "(session 28 variant)",
-    "meta_recal3": "TPE + MetaPruner(), recalibrated, rescue only (session 28 variant)",
     "metasampler_nop": "MetaSampler(), no pruning",
     "metasampler_meta": "MetaSampler() + MetaPruner()",
 }
