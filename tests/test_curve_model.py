@@ -77,6 +77,17 @@ def test_context_normalisation_and_degenerate_inputs():
     assert featurize(ctx, np.array([]), np.array([])) is None
 
 
+def test_context_rows_keep_the_order_they_were_given():
+    """A trial without reports or a finite final has no row; the rows keep their labels."""
+    rows = [(STEPS, np.linspace(0.2, v, 52)) for v in (0.6, 0.7, 0.8)]
+    rows.insert(1, (np.array([]), np.array([])))
+    finals = np.array([0.6, 0.9, 0.7, np.nan])
+    ctx = build_context(rows, finals, 1.0, None, np.array([10, 11, 12, 13]))
+    assert ctx is not None
+    np.testing.assert_array_equal(ctx.order, [10, 12])  # 11 reported nothing, 13 has no final
+    assert build_context(rows, finals, 1.0).order is None
+
+
 def test_rank_inputs_match_scipy_and_are_neutral_without_enough_curves():
     stats = pytest.importorskip("scipy.stats")
     from optuna_meta.curve._features import (
