@@ -37,7 +37,7 @@ from benchmarks.meta_pruner_methods import CURVES_CACHE, N_CONFIGS, fold_curve_m
 from benchmarks.objectives import scored_tasks
 from benchmarks.protocol import make_contexts
 from optuna_meta.curve._calibration import TailCalibration
-from optuna_meta.curve._features import F_INDEX, build_context, featurize
+from optuna_meta.curve._features import F_INDEX, StudyContext, build_context, featurize
 from optuna_meta.curve._train import lcbench_curves
 
 RESULTS = Path(__file__).parent / "results" / "curve_tails_lcbench.md"
@@ -49,6 +49,35 @@ N_QUERY = 40
 STRONG_POOL = 80
 Z_02, Z_05 = 2.054, 1.645
 """Standard-normal quantiles 0.98 and 0.95: nominal upper-tail shares 2 % and 5 %."""
+
+
+STEPS = np.arange(1, 53, dtype=float)
+
+
+def _study(C: np.ndarray, rows: np.ndarray) -> StudyContext:
+    """The completed trials ``rows`` of a task's curves ``C`` as a study's context."""
+    study = build_context(
+        [(STEPS, C[i]) for i in rows], C[rows, -1], 1.0, None, np.arange(len(rows))
+    )
+    assert study is not None
+    return study
+
+
+def _checks(
+    net: Any,
+    cal: TailCalibration | None,
+    study: StudyContext,
+    curve: np.ndarray,
+    cuts: Sequence[int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``z = (a(final) - mean) / sd`` of a query checked after each of ``cuts`` epochs, and its
+    calibrated ``P(Z > z)`` (NaN for a model without a tail calibration)."""
+    X = np.stack([featurize(study, STEPS[:k], curve[:k]) for k in cuts])
+    mu, sd = net.predict(X[:, : net.n_inputs])
+    z = (study.a(curve[-1]) - mu) / sd
+    if cal is None:
+        return z, np.full(len(z), np.nan)
+    return z, np.array([cal.survival(v, x[F_INDEX]) for v, x in zip(z, X, strict=True)])
 
 
 def standardised_residuals(
@@ -63,7 +92,6 @@ def standardised_residuals(
     curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
     rng = np.random.default_rng(seed)
     nets: dict[tuple[str, ...], tuple[object, TailCalibration | None]] = {}
-    steps = np.arange(1, 53, dtype=float)
     cuts = np.asarray(CUTS)
     zs, seen, ps = [], [], []
     for ctx in make_contexts("lcbench", tasks, [0]):
@@ -76,22 +104,12 @@ def standardised_residuals(
         for _ in range(reps):
             pool = best_first[:STRONG_POOL] if regime == "strong" else np.arange(len(C))
             pick = rng.permutation(pool)[: N_CONTEXT + N_QUERY]
-            rows = pick[:N_CONTEXT]
-            study = build_context(
-                [(steps, C[i]) for i in rows], C[rows, -1], 1.0, None, np.arange(N_CONTEXT)
-            )
-            assert study is not None
+            study = _study(C, pick[:N_CONTEXT])
             for i in pick[N_CONTEXT:]:
-                X = np.stack([featurize(study, steps[:k], C[i, :k]) for k in CUTS])
-                mu, sd = net.predict(X)  # type: ignore[attr-defined]
-                z = (study.a(C[i, -1]) - mu) / sd
+                z, p = _checks(net, cal, study, C[i], CUTS)
                 zs.append(z)
                 seen.append(cuts)
-                ps.append(
-                    [cal.survival(v, x[F_INDEX]) for v, x in zip(z, X, strict=True)]
-                    if cal is not None
-                    else np.full(len(z), np.nan)
-                )
+                ps.append(p)
     return np.concatenate(zs), np.concatenate(seen), np.concatenate(ps)
 
 
@@ -129,7 +147,6 @@ def by_context(sizes: Sequence[int], reps: int, seed: int) -> str:
     tasks = scored_tasks("lcbench")
     curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
     rng = np.random.default_rng(seed)
-    steps = np.arange(1, 53, dtype=float)
     nets: dict[tuple[str, ...], tuple[Any, TailCalibration]] = {}
     probs: dict[int, list[np.ndarray]] = {n: [] for n in sizes}
     for ctx in make_contexts("lcbench", tasks, [0]):
@@ -143,18 +160,9 @@ def by_context(sizes: Sequence[int], reps: int, seed: int) -> str:
         for n in sizes:
             for _ in range(reps):
                 pick = rng.permutation(len(C))[: n + CONTEXT_QUERIES]
-                rows = pick[:n]
-                study = build_context(
-                    [(steps, C[i]) for i in rows], C[rows, -1], 1.0, None, np.arange(n)
-                )
-                assert study is not None
+                study = _study(C, pick[:n])
                 for i in pick[n:]:
-                    X = np.stack([featurize(study, steps[:k], C[i, :k]) for k in CONTEXT_CUTS])
-                    mu, sd = net.predict(X[:, : net.n_inputs])
-                    z = (study.a(C[i, -1]) - mu) / sd
-                    probs[n].append(
-                        np.array([cal.survival(v, x[F_INDEX]) for v, x in zip(z, X, strict=True)])
-                    )
+                    probs[n].append(_checks(net, cal, study, C[i], CONTEXT_CUTS)[1])
     lines = [
         "| completed trials | epochs seen | predictions | calibrated P < 0.03 | P < 0.01 |",
         "|---|---|---|---|---|",
