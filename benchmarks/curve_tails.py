@@ -26,7 +26,8 @@ task is unseen by it too): the share of finals whose calibrated probability of b
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from benchmarks._cli import parse_ints
 from benchmarks.meta_pruner_methods import CURVES_CACHE, N_CONFIGS, fold_curve_model
 from benchmarks.objectives import scored_tasks
 from benchmarks.protocol import make_contexts
+from optuna_meta.curve import CurveModel
 from optuna_meta.curve._calibration import TailCalibration
 from optuna_meta.curve._features import F_INDEX, StudyContext, build_context, featurize
 from optuna_meta.curve._train import lcbench_curves
@@ -52,6 +54,8 @@ Z_02, Z_05 = 2.054, 1.645
 
 
 STEPS = np.arange(1, 53, dtype=float)
+FoldModel = Callable[[tuple[str, ...]], CurveModel]
+"""A CV fold's curve model from its training tasks (default: the pruner benchmark's)."""
 
 
 def _study(C: np.ndarray, rows: np.ndarray) -> StudyContext:
@@ -77,16 +81,17 @@ def _checks(
     z = (study.a(curve[-1]) - mu) / sd
     if cal is None:
         return z, np.full(len(z), np.nan)
-    return z, np.array([cal.survival(v, x[F_INDEX]) for v, x in zip(z, X, strict=True)])
+    n = study.n_completed
+    return z, np.array([cal.survival(v, x[F_INDEX], n) for v, x in zip(z, X, strict=True)])
 
 
 def standardised_residuals(
-    regime: str, reps: int, seed: int
+    regime: str, reps: int, seed: int, fold_model: FoldModel = fold_curve_model
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(z, epochs seen, calibrated P(Z > z))`` of every prediction.
 
     ``z = (a(final) - mean) / sd``; the calibrated probability is NaN for a model without a
-    tail calibration.
+    tail calibration. ``fold_model(train_tasks)`` gives each fold's model.
     """
     tasks = scored_tasks("lcbench")
     curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
@@ -96,7 +101,7 @@ def standardised_residuals(
     zs, seen, ps = [], [], []
     for ctx in make_contexts("lcbench", tasks, [0]):
         if ctx.train_tasks not in nets:
-            model = fold_curve_model(ctx.train_tasks)
+            model = fold_model(ctx.train_tasks)
             nets[ctx.train_tasks] = (model.network(), model.calibration())
         net, cal = nets[ctx.train_tasks]
         C = curves[ctx.task].astype(np.float64)
@@ -138,12 +143,15 @@ CONTEXT_BINS = (("1-3", slice(0, 3)), ("5-8", slice(3, 5)), ("12-26", slice(5, 8
 CONTEXT_QUERIES = 30
 
 
-def by_context(sizes: Sequence[int], reps: int, seed: int) -> str:
+def by_context(
+    sizes: Sequence[int], reps: int, seed: int, fold_model: FoldModel = fold_curve_model
+) -> str:
     """Calibrated probabilities against context size: with ``n`` random completed trials as
     context (``n`` in ``sizes``) and 30 random queries per task and repetition, the share of
     finals given ``P(final >= observed) < 0.03`` (the default threshold) and ``< 0.01``. A
     calibrated model gives 3 % and 1 % whatever the context; MetaPruner's ramp (``threshold *
-    n / 5`` below 5 completed trials) assumes fewer completed curves make it over-confident."""
+    n / 5`` below 5 completed trials) assumes fewer completed curves make it over-confident.
+    ``fold_model(train_tasks)`` gives each fold's model."""
     tasks = scored_tasks("lcbench")
     curves = lcbench_curves(tasks, N_CONFIGS, 0, CURVES_CACHE)
     rng = np.random.default_rng(seed)
@@ -151,7 +159,7 @@ def by_context(sizes: Sequence[int], reps: int, seed: int) -> str:
     probs: dict[int, list[np.ndarray]] = {n: [] for n in sizes}
     for ctx in make_contexts("lcbench", tasks, [0]):
         if ctx.train_tasks not in nets:
-            model = fold_curve_model(ctx.train_tasks)
+            model = fold_model(ctx.train_tasks)
             cal = model.calibration()
             assert cal is not None
             nets[ctx.train_tasks] = (model.network(), cal)
@@ -187,27 +195,40 @@ def main(argv: Sequence[str] | None = None) -> str:
         help="e.g. 2,3,5,10,40: calibration by context size instead (by_context; --out "
         "defaults to results/curve_tails_by_context_lcbench.md)",
     )
+    p.add_argument(
+        "--fold-model",
+        help="module:function giving each fold's curve model from its training tasks (a "
+        "variant's; default: the pruner benchmark's fold models)",
+    )
     args = p.parse_args(argv)
+    fold_model: FoldModel = fold_curve_model
+    shown = ""
+    if args.fold_model:
+        module, _, attr = args.fold_model.partition(":")
+        fold_model = getattr(importlib.import_module(module), attr)
+        shown = f" --fold-model {args.fold_model}"
     if args.contexts:
         sizes = parse_ints(args.contexts)
         out = args.out if args.out != RESULTS else RESULTS.with_name(BY_CONTEXT_NAME)
         text = (
             "# Curve model: calibrated probabilities by context size (5-fold task CV)\n\n"
             f"Command: `python -m benchmarks.curve_tails --contexts {args.contexts} --reps "
-            f"{args.reps} --seed {args.seed}`. Protocol: `benchmarks.curve_tails.by_context`; "
-            f"34 tasks x {args.reps} repetitions x {CONTEXT_QUERIES} queries per context size."
-            "\n\n" + by_context(sizes, args.reps, args.seed) + "\n"
+            f"{args.reps} --seed {args.seed}{shown}`. Protocol: "
+            f"`benchmarks.curve_tails.by_context`; 34 tasks x {args.reps} repetitions x "
+            f"{CONTEXT_QUERIES} queries per context size."
+            "\n\n" + by_context(sizes, args.reps, args.seed, fold_model) + "\n"
         )
         out.write_text(text)
         print(text)
         return text
     regimes = {
-        "random": standardised_residuals("random", args.reps, args.seed),
-        "best 80": standardised_residuals("strong", args.reps, args.seed),
+        "random": standardised_residuals("random", args.reps, args.seed, fold_model),
+        "best 80": standardised_residuals("strong", args.reps, args.seed, fold_model),
     }
     text = (
         "# Curve model: upper-tail calibration on held-out tasks (5-fold task CV)\n\n"
-        f"Command: `python -m benchmarks.curve_tails --reps {args.reps} --seed {args.seed}`. "
+        f"Command: `python -m benchmarks.curve_tails --reps {args.reps} --seed {args.seed}"
+        f"{shown}`. "
         "Protocol: `benchmarks/curve_tails.py` (module doc); 34 tasks x "
         f"{args.reps} repetitions x {N_QUERY} queries x {len(CUTS)} cuts.\n\n"
         + table(regimes)

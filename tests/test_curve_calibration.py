@@ -157,3 +157,101 @@ def test_bad_training_settings_are_refused(bad):
     cfg = CurveTrainConfig(**{"hidden": 8, "epochs": 1, **bad})
     with pytest.raises(ValueError, match=next(iter(bad))):
         build_curve_model({"a": synthetic_curves(40)}, cfg)
+
+
+# -- calibration by context size (session 29) ------------------------------------------------
+def _errors_by_context(size: int, seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Errors whose tail is heavy with few completed trials and Gaussian with many."""
+    rng = np.random.default_rng(seed)
+    n = rng.choice([1, 2, 3, 6, 12, 40, 120], size=size).astype(float)
+    f = rng.random(size)
+    z = np.where(n < 5, 2.0 * rng.normal(size=size), rng.normal(size=size))
+    return z, f, n
+
+
+def test_fit_by_context_size_reads_the_tail_of_each_size():
+    z, f, n = _errors_by_context(200_000)
+    cal = TailCalibration.fit(z, f, n=n)
+    pooled = TailCalibration.fit(z, f)
+    assert cal is not None and cal.n is not None and pooled is not None
+    assert cal.z.shape == (len(cal.n), len(cal.f), len(TAIL_LEVELS))
+    assert cal.n[0] == 1 and np.all(np.diff(cal.n) > 0)
+    for frac in (0.05, 0.5, 0.95):
+        assert cal.survival(2.5, frac, 1) == pytest.approx(normal_sf(1.25), rel=0.15)
+        assert cal.survival(2.5, frac, 100) == pytest.approx(normal_sf(2.5), rel=0.25)
+        p_pooled = pooled.survival(2.5, frac)
+        assert cal.survival(2.5, frac, 100) < p_pooled < cal.survival(2.5, frac, 2)
+        # between two ranges' centres: between their probabilities (log-n interpolation)
+        p = [cal.survival(2.5, frac, k) for k in (2, 4, 8)]
+        assert p[0] >= p[1] >= p[2]
+    with pytest.raises(ValueError, match="pass n"):
+        cal.survival(2.5, 0.5)
+    assert pooled.survival(2.5, 0.5, 3) == pooled.survival(2.5, 0.5)  # n ignored without rows
+
+
+def test_fit_by_context_size_widens_sparse_cells_and_needs_two_sizes():
+    z, f, n = _errors_by_context(20_000)
+    early = f < 0.04  # the first fraction range: about 800 errors over seven sizes
+    assert all((early & (n == k)).sum() < 500 for k in np.unique(n))  # every early cell sparse
+    cal = TailCalibration.fit(z, f, n=n)
+    assert cal is not None and cal.n is not None and np.all(np.isfinite(cal.z))
+    # the sparse early cells borrow their own size's later errors, not every size's
+    assert cal.survival(2.5, 0.02, 1) > 2 * cal.survival(2.5, 0.02, 100)
+    # one context size only: one table, as without n
+    one = TailCalibration.fit(z, f, n=np.full(z.size, 7.0))
+    assert one is not None and one.n is None and one.z.ndim == 2
+    with pytest.raises(ValueError, match="one context size per error"):
+        TailCalibration.fit(z, f, n=n[:-1])
+
+
+def test_model_files_keep_a_calibration_by_context_size():
+    z, f, n = _errors_by_context(100_000)
+    cal = TailCalibration.fit(z, f, n=n)
+    assert cal is not None and cal.n is not None
+    loaded = CurveModel.from_bytes(_shipped_with(cal.arrays()).to_bytes()).calibration()
+    assert loaded is not None and loaded.n is not None
+    for k in (1, 5, 50):
+        assert loaded.survival(2.0, 0.3, k) == pytest.approx(cal.survival(2.0, 0.3, k), rel=1e-5)
+    with pytest.raises(ModelFileError, match="partial tail calibration"):
+        CurveModel.from_bytes(_shipped_with({"tail_n": cal.n}).to_bytes())
+    bad = _shipped_with({**cal.arrays(), "tail_n": cal.n[::-1].copy()})
+    with pytest.raises(ModelFileError, match="context sizes"):
+        CurveModel.from_bytes(bad.to_bytes())
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        TailCalibration(cal.f, cal.levels, cal.z[0], cal.n)
+
+
+def test_pruner_reads_the_calibration_of_its_context_size():
+    # Tables at 1 and 1000 completed trials: Gaussian errors shifted up by 3 sd at 1, plain at
+    # 1000. With 12 completed trials the probability lies strictly between the two tables'.
+    from statistics import NormalDist
+
+    levels = np.array(TAIL_LEVELS)
+    gauss = np.array([NormalDist().inv_cdf(p) for p in levels])
+    f = np.array([0.5])
+
+    def model(rows: list[np.ndarray], n: list[float] | None) -> CurveModel:
+        z = np.array([[r] for r in rows]) if n is not None else np.array([rows[0]])
+        arrays = {"tail_f": f, "tail_levels": levels, "tail_z": z}
+        if n is not None:
+            arrays["tail_n"] = np.array(n)
+        return _shipped_with(arrays)
+
+    p_plain = _prob(model([gauss], None))
+    p_shift = _prob(model([gauss + 3.0], None))
+    p_both = _prob(model([gauss + 3.0, gauss], [1.0, 1000.0]))
+    assert p_plain < p_both < p_shift
+    n = 12  # make_study's completed trials
+    w = math.log(n) / math.log(1000.0)
+    mixed = (1 - w) * (gauss + 3.0) + w * gauss
+    p_mixed = _prob(model([mixed], None))
+    assert p_both == pytest.approx(p_mixed, rel=1e-6)
+
+
+def test_context_sizes_invert_the_context_size_input():
+    from optuna_meta.curve._features import N_COUNT_REF, N_FEATURES, N_INDEX, context_sizes
+
+    X = np.zeros((4, N_FEATURES))
+    sizes = np.array([1, 2, 37, 250])
+    X[:, N_INDEX] = np.log1p(sizes) / math.log1p(N_COUNT_REF)
+    np.testing.assert_array_equal(context_sizes(X), sizes)

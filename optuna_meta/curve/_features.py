@@ -111,6 +111,14 @@ FEATURE_NAMES: tuple[str, ...] = BASE_FEATURE_NAMES + RANK_FEATURE_NAMES
 N_FEATURES = len(FEATURE_NAMES)
 F_INDEX = FEATURE_NAMES.index("f")
 """Position of ``f``, the fraction of the final step seen (the tail calibration's key)."""
+N_INDEX = FEATURE_NAMES.index("n_completed")
+"""Position of the context-size input (the tail calibration's second key)."""
+
+
+def context_sizes(X: np.ndarray) -> np.ndarray:
+    """The completed trials each row of features ``X`` was computed with (from its
+    ``n_completed`` input, ``log1p(n) / log1p(N_COUNT_REF)``, rounded)."""
+    return np.round(np.expm1(np.asarray(X)[..., N_INDEX] * math.log1p(N_COUNT_REF)))
 
 
 def to_a(z: np.ndarray | float) -> np.ndarray:

@@ -34,7 +34,7 @@ from optuna_meta._model_io import (
     model_bytes,
     read_model_file,
 )
-from optuna_meta.curve._calibration import CALIBRATION_NAMES, TailCalibration
+from optuna_meta.curve._calibration import CALIBRATION_NAMES, CONTEXT_NAME, TailCalibration
 from optuna_meta.curve._features import BASE_FEATURE_NAMES, FEATURE_NAMES, KAPPA
 from optuna_meta.curve._network import WEIGHT_NAMES, CurveNetwork
 
@@ -53,7 +53,8 @@ class CurveModel(ModelFile):
     Args:
         weights: The arrays of :data:`~optuna_meta.curve._network.WEIGHT_NAMES`, plus those of
             :data:`~optuna_meta.curve._calibration.CALIBRATION_NAMES` when the model carries a
-            tail calibration (models trained with ``calibration_folds > 0``).
+            tail calibration (models trained with ``calibration_folds > 0``), and
+            :data:`~optuna_meta.curve._calibration.CONTEXT_NAME` when it is by context size.
         manifest: Free-form provenance (training tasks, metrics, command) saved as JSON.
     """
 
@@ -87,8 +88,10 @@ class CurveModel(ModelFile):
                 "re-train the model."
             )
         present = [k for k in CALIBRATION_NAMES if k in arrays]
-        if present and len(present) != len(CALIBRATION_NAMES):
+        if (present or CONTEXT_NAME in arrays) and len(present) != len(CALIBRATION_NAMES):
             raise ModelFileError(f"{path} holds a partial tail calibration ({present}).")
+        if CONTEXT_NAME in arrays:
+            present.append(CONTEXT_NAME)
         weights = finite_weights(arrays, WEIGHT_NAMES + tuple(present), path)
         try:
             net = CurveNetwork(weights)

@@ -54,6 +54,7 @@ from optuna_meta.curve._features import (
     N_FEATURES,
     StudyContext,
     build_context,
+    context_sizes,
     featurize,
 )
 from optuna_meta.curve._model_file import CurveModel
@@ -314,25 +315,22 @@ def fit_network(
     return weights, stats
 
 
-def calibrate_tails(
+def heldout_errors(
     X: np.ndarray,
     y: np.ndarray,
     task: np.ndarray,
     config: CurveTrainConfig | None = None,
     *,
     log: Callable[[str], None] | None = None,
-) -> tuple[TailCalibration | None, dict[str, Any]]:
-    """Tail calibration from networks fitted without some tasks (``config.calibration_folds``).
-
-    The tasks are split into folds; for each, a network fitted on the other folds' examples
-    predicts the fold's examples, and the standardised errors ``(y - mean) / sd`` of all folds
-    are summarised by :meth:`TailCalibration.fit`. ``None`` with fewer than two tasks.
-    """
+) -> np.ndarray | None:
+    """Standardised errors ``(y - mean) / sd`` of each example, predicted by a network fitted
+    without its task's fold (``config.calibration_folds`` task folds); ``None`` with fewer
+    than two tasks."""
     cfg = config or CurveTrainConfig()
     tasks = np.unique(task)
     k = min(cfg.calibration_folds, len(tasks))
     if k < 2:
-        return None, {"folds": 0, "reason": "fewer than two tasks"}
+        return None
     rng = np.random.default_rng(cfg.seed + 1)
     folds = np.array_split(rng.permutation(tasks), k)
     z = np.empty(len(y))
@@ -343,7 +341,31 @@ def calibrate_tails(
         z[held] = (y[held] - mean) / sd
         if log is not None:
             log(f"calibration fold {i + 1}/{k}: {int(held.sum())} held-out examples")
-    cal = TailCalibration.fit(z, X[:, F_INDEX])
+    return z
+
+
+def calibrate_tails(
+    X: np.ndarray,
+    y: np.ndarray,
+    task: np.ndarray,
+    config: CurveTrainConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+    by_context: bool = False,
+) -> tuple[TailCalibration | None, dict[str, Any]]:
+    """Tail calibration from networks fitted without some tasks (``config.calibration_folds``).
+
+    The tasks are split into folds; for each, a network fitted on the other folds' examples
+    predicts the fold's examples, and the standardised errors ``(y - mean) / sd`` of all folds
+    are summarised by :meth:`TailCalibration.fit` (by context size too with ``by_context``).
+    ``None`` with fewer than two tasks.
+    """
+    cfg = config or CurveTrainConfig()
+    z = heldout_errors(X, y, task, cfg, log=log)
+    if z is None:
+        return None, {"folds": 0, "reason": "fewer than two tasks"}
+    n = context_sizes(X) if by_context else None
+    cal = TailCalibration.fit(z, X[:, F_INDEX], n=n)
     f = np.clip(X[:, F_INDEX], 0.0, 1.0)
     shares = {}
     for lo, hi in ((0.0, 0.08), (0.08, 0.25), (0.25, 0.6), (0.6, 1.01)):
@@ -351,11 +373,13 @@ def calibrate_tails(
         if in_range.any():
             shares[f"{lo:g}-{hi:g}"] = round(float(np.mean(z[in_range] > _Z_98)), 4)
     stats = {
-        "folds": k,
+        "folds": min(cfg.calibration_folds, len(np.unique(task))),
         "n_errors": len(z),
         "calibrated": cal is not None,  # None: too few errors (TailCalibration.fit)
         "share_above_gaussian_98pc_by_fraction": shares,
     }
+    if by_context:
+        stats["by_context"] = cal is not None and cal.n is not None
     return cal, stats
 
 

@@ -679,7 +679,7 @@ class MetaPruner(BasePruner):
             if cal is None:
                 prob = 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
             else:
-                prob = cal.survival((t_a - mu) / sd, float(x[F_INDEX]))
+                prob = cal.survival((t_a - mu) / sd, float(x[F_INDEX]), ctx.n_completed)
         else:  # no feasible completed trial: any feasible result improves on nothing
             prob = 1.0
         return CurvePrediction(
