@@ -139,6 +139,16 @@ def test_train_on_yahpo_learns_an_initial_design(
     for bad in (["--design-first-budget", "13", *budgets], ["--design-first-budget", "52"]):
         assert main([*common, *bad, "--overwrite", "--out", str(out)]) == 2
         assert "must be one of --design-budgets" in capsys.readouterr().err
+    assert main([*common, *first, "--design-hedging", "0"]) == 0  # every entry at epoch 52
+    none_hedge = SurrogateModel.load(out)
+    assert "--design-hedging 0" in none_hedge.manifest["command"]
+    assert none_hedge.initial_design[0] == hedged.initial_design[0]
+    assert none_hedge.initial_design[1] != hedged.initial_design[1]
+    assert main([*common, *budgets, "--design-hedging", "1", "--out", str(out)]) == 2
+    assert "--design-hedging needs --design-first-budget" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*common, *first, "--design-hedging", "-1"])
+    assert "must be at least 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([*common, "--design-budgets", "5,x", "--out", str(out)])
     assert "expected numbers like 5,52" in capsys.readouterr().err

@@ -178,6 +178,29 @@ def test_first_budget_learns_the_first_entry_at_that_budget_alone() -> None:
             learn_initial_design(SPACE, signs, _two_budgets, n_pool=5, first_budget=bad)
 
 
+def test_n_hedging_limits_which_entries_serve_every_budget() -> None:
+    """With ``n_hedging=k`` only entries 1..k hedge; the later ones are learned at
+    ``first_budget`` alone, as the first is."""
+    signs = {"a": 1.0}
+    kw = dict(n_pool=200, first_budget=1)
+    final_only = learn_initial_design(
+        SPACE, signs, lambda t, c: _two_budgets(t, c)[:, 1], length=3, n_pool=200
+    )
+    assert learn_initial_design(SPACE, signs, _two_budgets, length=3, n_hedging=0, **kw) == (
+        final_only
+    )
+    hedged = learn_initial_design(SPACE, signs, _two_budgets, length=3, **kw)
+    one = learn_initial_design(SPACE, signs, _two_budgets, length=3, n_hedging=1, **kw)
+    assert one[:2] == hedged[:2]
+    assert one[1]["x"] == pytest.approx(0.3, abs=0.03)  # the hedge, as without n_hedging
+    assert one[2] != hedged[2]  # the third entry no longer serves the early budget
+    assert learn_initial_design(SPACE, signs, _two_budgets, length=3, n_hedging=2, **kw) == (
+        hedged
+    )
+    with pytest.raises(ValueError, match="n_hedging must be >= 0"):
+        learn_initial_design(SPACE, signs, _two_budgets, n_hedging=-1, **kw)
+
+
 def test_equal_budgets_learn_the_single_budget_design() -> None:
     objective = _bowl({"a": (0.2, 0.6), "b": (0.7, 0.4)})
     signs = {"a": 1.0, "b": 1.0}
@@ -415,6 +438,30 @@ def test_learn_task_optima_finds_each_training_task_s_own_optimum() -> None:
     # Tasks with one objective have one optimum.
     alike = learn_task_optima(_toy_dataset(), lambda task, cs: _toy_objective("toy/0", cs))
     assert alike == optima[:1]
+
+
+def test_task_optima_may_be_learned_at_one_budget_alone() -> None:
+    """With two budgets, ``budget=1`` learns each optimum as the final budget alone would."""
+
+    def early_peak(task: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return np.array([-((np.log10(c["lr"]) + 3.5) ** 2) for c in configs])
+
+    def two(task: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return np.column_stack([early_peak(task, configs), _toy_objective(task, configs)])
+
+    final = learn_task_optima(_toy_dataset(), _toy_objective)
+    assert learn_task_optima(_toy_dataset(), two, budget=1) == final
+    assert learn_task_optima(_toy_dataset(), two, budget=-1) == final
+    both = learn_task_optima(_toy_dataset(), two)
+    assert all(
+        np.log10(o["learning_rate"]) < np.log10(f["learning_rate"]) - 0.2
+        for o, f in zip(both, final, strict=True)
+    )  # pulled towards the early peak
+
+
+def test_build_model_refuses_hedging_without_a_first_budget() -> None:
+    with pytest.raises(ValueError, match="design_hedging needs design_first_budget"):
+        build_model(_toy_dataset(), design_objective=_toy_objective, design_hedging=1)
 
 
 def test_build_model_stores_task_optima_only_when_asked(

@@ -7,11 +7,11 @@ Examples:
         optuna-meta train --storage sqlite:///past.db --out my_model.npz
         # Re-create the shipped default model (YAHPO test instances are always excluded). With
         # --yahpo the training tasks can be queried, so the model also learns an initial design
-        # (--design-length configurations a new study tries first; here its first entry at
-        # epoch 52, the later ones at epochs 5 and 52 too), and with --task-optima each
+        # (--design-length configurations a new study tries first; here its second entry at
+        # epochs 5 and 52, the others at epoch 52 alone), and with --task-optima each
         # training task's own optimum, which the design trials may pick too:
         optuna-meta train --yahpo lcbench --n-configs 2000 --name lcbench-mlp --task-optima \\
-            --design-budgets 5,52 --design-first-budget 52 \\
+            --design-budgets 5,52 --design-first-budget 52 --design-hedging 1 \\
             --out optuna_meta/models/lcbench-mlp.npz --overwrite
         # Save a meta-dataset, or export one into a storage to browse it in optuna-dashboard:
         optuna-meta dataset --yahpo lcbench --n-configs 200 --out lcbench.npz
@@ -167,6 +167,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     _check_out(args)
     first_budget = _first_budget_index(args)
+    if args.design_hedging is not None and first_budget is None:
+        raise ValueError("--design-hedging needs --design-first-budget.")
     data = _load_dataset(args)
     cfg = TrainConfig(steps=args.steps, seed=args.seed)
     command = _recorded_command(args.argv)
@@ -186,6 +188,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         design_objective=design_objective,
         design_length=args.design_length,
         design_first_budget=first_budget,
+        design_hedging=args.design_hedging,
         task_optima=args.task_optima,
     )
     path = model.save(args.out)
@@ -293,6 +296,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from optuna_meta.curve._train import CurveTrainConfig  # numpy only; torch when training
 
@@ -325,8 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--design-first-budget",
         type=float,
-        help="YAHPO: learn the design's first entry at this one of --design-budgets alone, "
-        "e.g. 52 (the later entries serve every budget)",
+        help="YAHPO: learn the design's first entry (and the --task-optima) at this one of "
+        "--design-budgets alone, e.g. 52 (the later entries serve every budget)",
+    )
+    p.add_argument(
+        "--design-hedging",
+        type=_non_negative_int,
+        help="YAHPO, with --design-first-budget: only this many entries after the first serve "
+        "every budget, the later ones --design-first-budget alone (default: all of them)",
     )
     p.set_defaults(func=_cmd_train)
 

@@ -90,6 +90,7 @@ def learn_initial_design(
     refine: bool = True,
     n_starts: int = N_REFINE_STARTS,
     first_budget: int | None = None,
+    n_hedging: int | None = None,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Learn ``length`` configurations to try first on a new task (greedy + local refinement).
@@ -108,6 +109,9 @@ def learn_initial_design(
             entry at this budget alone (an index into the objective's budgets; ``-1``: the
             last); the later entries serve every budget. ``None``: every entry serves every
             budget.
+        n_hedging: With ``first_budget``, only entries ``1..n_hedging`` serve every budget and
+            the later ones ``first_budget`` alone, as the first does; ``None``: every entry
+            after the first serves every budget.
         seed: Seed of the pool and of the refinement steps.
 
     Returns:
@@ -115,8 +119,9 @@ def learn_initial_design(
         (fewer than ``length`` entries only when the pool is smaller than ``length``).
 
     Raises:
-        ValueError: No task, a non-positive length, pool or number of starts, the objective
-            returned the wrong number of values, or ``first_budget`` is not one of its budgets.
+        ValueError: No task, a non-positive length, pool or number of starts, a negative
+            ``n_hedging``, the objective returned the wrong number of values, or
+            ``first_budget`` is not one of its budgets.
     """
     if not task_signs:
         raise ValueError("An initial design needs at least one training task.")
@@ -124,6 +129,8 @@ def learn_initial_design(
         raise ValueError(
             f"length, n_pool and n_starts must be positive, got {length}, {n_pool} and {n_starts}."
         )
+    if n_hedging is not None and n_hedging < 0:
+        raise ValueError(f"n_hedging must be >= 0, got {n_hedging}.")
     encoder = SpaceEncoder(search_space)
     rng = np.random.default_rng(seed)
     box = Box.unit(encoder)
@@ -177,11 +184,12 @@ def learn_initial_design(
     for entry in range(length):
         if taken.all():
             break
-        rows = first_rows if entry == 0 else slice(None)
+        alone = entry == 0 or (n_hedging is not None and entry > n_hedging)
+        rows = first_rows if alone else slice(None)
         scores = np.minimum(current[rows, None], pool_regret[rows]).mean(axis=0)
         # Exact ties (no candidate improves the set any more, e.g. with few training tasks):
         # the best configuration on its own, so the design never repeats an entry.
-        order = np.lexsort((standalone[min(entry, 1)], scores))
+        order = np.lexsort((standalone[0 if alone else 1], scores))
         starts = order[~taken[order]][: n_starts if refine else 1]
         candidates = [(pool[j], pool_regret[:, j], float(scores[j])) for j in starts]
         if refine:
