@@ -45,10 +45,12 @@ MODEL_RECIPE = 5
 """Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
-SAMPLER_BEHAVIOUR = 9
+SAMPLER_BEHAVIOUR = 10
 """Bumped when MetaSampler proposes differently with the same model (results of another behaviour
-are never resumed). 9: a model whose manifest sets ``design_fixed_trials`` (the hedging design
-of :data:`DESIGN_BUDGETS`, session 22) takes its first two design entries in order (in
+are never resumed). 10: the LCBench fold models' design and optima follow the shipped recipe of
+session 29 (:data:`DESIGN_HEDGING`; same networks, sampler code unchanged). 9: a model whose
+manifest sets ``design_fixed_trials`` (the hedging design of :data:`DESIGN_BUDGETS`, session
+22) takes its first two design entries in order (in
 studies without constraints, session 23; no versioned result has constraints); entries
 alike in the study's space count once. 8: only design trials 1-4 may pick a training task's optimum
 (``TASK_OPTIMA_TRIALS``, session 19). 7: the design trials after the first may pick a training
@@ -73,6 +75,10 @@ DESIGN_BUDGETS: dict[str, tuple[tuple[float, ...], int]] = {"lcbench": ((5.0, 52
 """Scenarios whose shipped model learns its design at several budgets, with the fidelities and
 the index of the one its first entry is learned at (``optuna-meta train --design-budgets 5,52
 --design-first-budget 52``), so the fold models do too (session 22)."""
+DESIGN_HEDGING = 1
+"""Entries after the first that serve every design budget (``--design-hedging 1``, session 29;
+``None``: every one, sessions 22-28); the later entries and the task optima serve the first
+entry's budget alone, as the shipped ``lcbench-mlp`` learns them."""
 M = TypeVar("M", bound=Any)
 
 
@@ -106,12 +112,16 @@ def fold_model(
     n_configs: int = N_CONFIGS,
     design_length: int = DEFAULT_DESIGN_LENGTH,
     budgets: bool = True,
+    n_hedging: int | None = DESIGN_HEDGING,
+    optima_at_first_budget: bool = True,
 ) -> SurrogateModel:
     """The surrogate meta-trained on ``train_tasks`` (minus test instances), cached on disk.
 
     Like the shipped model, it learns its initial design by querying the training tasks only,
     at the budgets of :data:`DESIGN_BUDGETS` (``budgets=False``: at the final fidelity only,
-    the recipe before session 22).
+    the recipe before session 22); ``n_hedging`` is ``learn_initial_design``'s and
+    ``optima_at_first_budget`` learns the task optima at the design's first budget alone (the
+    shipped recipe since session 29; ``None`` and ``False``: sessions 22-28's).
     """
     cfg = config or TrainConfig()
     tasks = fold_training_tasks(scenario, train_tasks)
@@ -138,10 +148,17 @@ def fold_model(
         fidelities, first = DESIGN_BUDGETS[scenario]
         objective = yahpo_objective(scenario, budgets=fidelities)
         key = [*key, "design_budgets", list(fidelities), first, N_REFINE_STARTS]
+        if n_hedging is not None:  # the key of every earlier design stays as it was
+            key = [*key, "n_hedging", n_hedging]
 
         def with_budget_design(digest: str) -> SurrogateModel:
             design = dataset_design(
-                space_only, objective, length=design_length, seed=cfg.seed, first_budget=first
+                space_only,
+                objective,
+                length=design_length,
+                seed=cfg.seed,
+                first_budget=first,
+                n_hedging=n_hedging,
             )
             return dataclasses.replace(
                 model, initial_design=design, defaults={**model.defaults, **design[0]}
@@ -157,14 +174,23 @@ def fold_model(
         return model
     # The training tasks' optima are what build_model(task_optima=True) adds after training,
     # learned with the design's objective.
+    optima_key = [*key, "task_optima", N_TASK_OPTIMUM_STARTS]
+    optima_budget = None
+    if optima_at_first_budget and budgets and scenario in DESIGN_BUDGETS:
+        optima_budget = DESIGN_BUDGETS[scenario][1]
+        optima_key.append(f"optima_budget{optima_budget}")
     with_optima = disk_cached(
         f"meta_{scenario}_optima",
-        [*key, "task_optima", N_TASK_OPTIMUM_STARTS],
+        optima_key,
         SurrogateModel.load,
         lambda digest: dataclasses.replace(
             model,
             task_optima=learn_task_optima(
-                space_only, objective, seed=cfg.seed, exclude=model.initial_design
+                space_only,
+                objective,
+                seed=cfg.seed,
+                exclude=model.initial_design,
+                budget=optima_budget,
             ),
         ),
     )
@@ -179,16 +205,26 @@ def meta_sampler_method(
     n_configs: int = N_CONFIGS,
     design_length: int = DEFAULT_DESIGN_LENGTH,
     budgets: bool = True,
+    n_hedging: int | None = DESIGN_HEDGING,
+    optima_at_first_budget: bool = True,
     **sampler_kwargs: object,
 ) -> Method:
-    """MetaSampler with one model per fold; ``budgets`` is :func:`fold_model`'s;
-    ``sampler_kwargs`` go to the sampler."""
+    """MetaSampler with one model per fold; ``budgets``, ``n_hedging`` and
+    ``optima_at_first_budget`` are :func:`fold_model`'s; ``sampler_kwargs`` go to the
+    sampler."""
 
     def factory(ctx: BenchContext) -> BaseSampler:
         key = ("meta-model", name, ctx.scenario, ctx.train_tasks)
         if key not in ctx.cache:
             ctx.cache[key] = fold_model(
-                ctx.scenario, ctx.train_tasks, config, n_configs, design_length, budgets
+                ctx.scenario,
+                ctx.train_tasks,
+                config,
+                n_configs,
+                design_length,
+                budgets,
+                n_hedging,
+                optima_at_first_budget,
             )
         return MetaSampler(model=ctx.cache[key], seed=ctx.seed, **sampler_kwargs)  # type: ignore[arg-type]
 
@@ -197,6 +233,8 @@ def meta_sampler_method(
         version += "+budgets" + "".join(
             f"-{scenario}:{fids}:{first}" for scenario, (fids, first) in DESIGN_BUDGETS.items()
         )
+    if budgets and (n_hedging, optima_at_first_budget) != (DESIGN_HEDGING, True):
+        version += f"+hedging{n_hedging}" + ("+optimafirst" if optima_at_first_budget else "")
     return Method(name=name, factory=factory, label=label, version=version)
 
 
@@ -234,6 +272,37 @@ FIXED_SCHEDULE = [
 ]
 """Session 15's behaviour on the same fold models: the paired baseline of ``adaptive_fallback``
 (fold models rebuilt from scratch need not reproduce earlier runs bit for bit)."""
+
+HEDGE_ALL = [
+    meta_sampler_method(
+        "meta_hedgeall",
+        "MetaSampler, every design entry after the first hedges for short runs, optima at "
+        "both epochs (sessions 22-28's default; 5-fold task CV)",
+        n_hedging=None,
+        optima_at_first_budget=False,
+    )
+]
+"""Sessions 22-28's recipe on the same fold networks: the paired baseline of
+:data:`DESIGN_HEDGING` (its runs were measured as ``meta`` with behaviour 9)."""
+
+DESIGN_HEDGING_VARIANTS = [
+    meta_sampler_method(
+        "meta_hedge1",
+        "MetaSampler, only the second design entry hedges, optima at both epochs (session 29 "
+        "variant; 5-fold task CV)",
+        n_hedging=1,
+        optima_at_first_budget=False,
+    ),
+    meta_sampler_method(
+        "meta_optimafinal",
+        "MetaSampler, every entry after the first hedges, optima at the final epoch alone "
+        "(session 29 variant; 5-fold task CV)",
+        n_hedging=None,
+        optima_at_first_budget=True,
+    ),
+]
+"""The two halves of session 29's change, each alone (measured with behaviour 9; the change
+itself was measured as ``meta_hedge1_optimafinal``, whose 170 runs the default reproduces)."""
 
 DESIGN_VARIANTS = [
     meta_sampler_method(

@@ -182,13 +182,16 @@ def test_shipped_xgboost_model() -> None:
 
 
 def test_shipped_default_design_hedges_for_short_runs(shipped: SurrogateModel) -> None:
-    """``lcbench-mlp`` learns its first entry at epoch 52 and the later ones at epochs 5 and 52
-    (``--design-budgets 5,52 --design-first-budget 52``): the second entry is one that trains
-    in few steps, with low momentum, where the first uses LCBench's momentum 0.99 corner."""
+    """``lcbench-mlp`` learns its second entry at epochs 5 and 52 and the others at epoch 52
+    (``--design-budgets 5,52 --design-first-budget 52 --design-hedging 1``): the second entry
+    is one that trains in few steps, with low momentum, where the first uses LCBench's momentum
+    0.99 corner. The manifest's command reproduces the design and the optima (session 29)."""
     command = shipped.manifest["command"]
     assert "--design-budgets 5,52" in command and "--design-first-budget 52" in command
+    assert "--design-hedging 1" in command
     first, second = shipped.initial_design[:2]
     assert first["momentum"] > 0.9 and second["momentum"] < 0.5
+    assert shipped.manifest["design_fixed_trials"] == 2
 
 
 def test_shipped_short_run_model_differs_only_in_its_design(shipped: SurrogateModel) -> None:

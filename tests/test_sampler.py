@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from typing import Any
@@ -456,14 +457,28 @@ def _run(sampler: MetaSampler, objective: Any, n: int = 4) -> list[FrozenTrial]:
 def test_fixed_params_condition_the_surrogate_on_the_values_the_user_trains_with(
     shipped: SurrogateModel,
 ) -> None:
-    # The study tunes lr and dropout; the user's code fixes batch size and depth.
-    plain = _run(MetaSampler(seed=0, **FAST), _lr_dropout)
+    # The study tunes lr and dropout; the user's code fixes batch size and depth. The model
+    # keeps only design entries and optima at its defaults there: an entry with another batch
+    # size is, rightly, judged at the fixed one, which may change the study's course.
     assert shipped.defaults["batch_size"] == 16 and shipped.defaults["num_layers"] == 5
+
+    def at_default(config: dict[str, Any]) -> bool:
+        return config["batch_size"] == 16 and config["num_layers"] == 5
+
+    model = dataclasses.replace(
+        shipped,
+        initial_design=[c for c in shipped.initial_design if at_default(c)],
+        task_optima=[c for c in shipped.task_optima if at_default(c)],
+    )
+    assert len(model.initial_design) >= 8 and len(model.task_optima) >= 10
+    plain = _run(MetaSampler(model, seed=0, **FAST), _lr_dropout)
     at_defaults = _run(
-        MetaSampler(fixed_params={"batch_size": 16, "n_layers": 5}, seed=0, **FAST), _lr_dropout
+        MetaSampler(model, fixed_params={"batch_size": 16, "n_layers": 5}, seed=0, **FAST),
+        _lr_dropout,
     )
     elsewhere = _run(
-        MetaSampler(fixed_params={"batch_size": 512, "n_layers": 1}, seed=0, **FAST), _lr_dropout
+        MetaSampler(model, fixed_params={"batch_size": 512, "n_layers": 1}, seed=0, **FAST),
+        _lr_dropout,
     )
     # Fixing the values the model assumes anyway tries the same configurations ...
     assert [t.params for t in at_defaults] == [t.params for t in plain]
