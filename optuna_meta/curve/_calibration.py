@@ -110,22 +110,15 @@ class TailCalibration:
         f = np.asarray(f, dtype=np.float64)
         levels = np.asarray(levels, dtype=np.float64)
         z = np.asarray(z, dtype=np.float64)
-        rows = z if n is None else None
         if n is not None:
             n = np.asarray(n, dtype=np.float64)
-            if n.ndim != 1 or len(n) < 1 or z.shape[:1] != n.shape:
+            if n.ndim != 1 or len(n) < 1:
                 raise ValueError("Tail calibration arrays have inconsistent shapes.")
             if not (np.all(np.isfinite(n)) and np.all(n >= 1) and np.all(np.diff(n) > 0)):
                 raise ValueError("Tail calibration context sizes must be >= 1 and increase.")
-            rows = z.reshape(-1, *z.shape[2:]) if z.ndim == 3 else None
-        if (
-            rows is None
-            or f.ndim != 1
-            or levels.ndim != 1
-            or rows.shape != (len(rows), len(levels))
-            or z.shape[-2:] != (len(f), len(levels))
-            or len(f) < 1
-        ):
+        table = (len(f), len(levels))
+        expected = table if n is None else (len(n), *table)
+        if f.ndim != 1 or levels.ndim != 1 or len(f) < 1 or z.shape != expected:
             raise ValueError("Tail calibration arrays have inconsistent shapes.")
         if len(levels) < 2 or not (np.all(levels > 0) and np.all(levels < 1)):
             raise ValueError("Tail calibration levels must lie in (0, 1).")
