@@ -1,24 +1,29 @@
-"""A design whose second entry alone hedges for short runs (session 29; ``n_hedging=1``).
+"""Designs whose second entry alone hedges for short runs (session 29; the default since).
 
-Why: since session 22 the default ``lcbench-mlp`` learns its first design entry at LCBench's
-final epoch and every later entry at epochs 5 and 52 together, and tries the second entry
-second (``design_fixed_trials``). On real PyTorch runs the second entry is what puts
-MetaSampler ahead of TPE from trial 2; the later entries' hedge costs 0.002-0.005 regret on
-LCBench from 3 to 20 trials, and the held-out @10 target (``benchmarks/README.md``, "A design
-that hedges for short runs"). With ``n_hedging=1`` only the second entry serves both epochs;
-entries 3-10 are learned at epoch 52 alone, given the first two.
+Why: from session 22 to 28 the default ``lcbench-mlp`` learned its first design entry at
+LCBench's final epoch and every later entry, and the training tasks' optima, at epochs 5 and
+52 together, and tried the second entry second (``design_fixed_trials``). On real PyTorch runs
+the second entry is what puts MetaSampler ahead of TPE from trial 2; the rest of the hedge cost
+0.002-0.005 regret on LCBench from 3 to 20 trials, and the held-out @10 target
+(``benchmarks/README.md``, "A design that hedges for short runs"). With ``n_hedging=1`` only
+the second entry serves both epochs; entries 3-10 are learned at epoch 52 alone, given the
+first two, and with ``optima_at_first_budget`` the optima too. Both together became the
+shipped recipe (``optuna-meta train ... --design-hedging 1``, ``meta_methods.DESIGN_HEDGING``).
 
-Measured with the same networks as the default (only the design and the task optima, which
-exclude the design's entries, are learned again):
+Measured with the same networks (only the design and the task optima, which exclude the
+design's entries, are learned again):
 
-* 5-fold task CV: ``benchmarks.meta_methods:HEDGE_ONE`` (``meta_hedge1``), paired with ``meta``;
-* held-out instances and real runs: the shipped network with the variant's design
-  (:func:`shipped_variant`, cached under ``benchmarks/results/cache/``).
+* 5-fold task CV: ``meta_methods.SAMPLER_METHODS`` (the default) against ``HEDGE_ALL``
+  (sessions 22-28) and ``DESIGN_HEDGING_VARIANTS`` (each half alone);
+* held-out instances before the change: the shipped network with each variant's design
+  (:func:`shipped_variant`, cached under ``benchmarks/results/cache/``), :func:`heldout`;
+* real runs: ``python -m benchmarks.real_mlp --methods meta_hedge1opt`` (the same model as the
+  shipped one since session 29).
 
 .. code-block:: bash
 
     python -m benchmarks.run_samplers --scenario lcbench --full --no-report \\
-        --extra benchmarks.meta_methods:HEDGE_ONE
+        --extra benchmarks.meta_methods:HEDGE_ALL
     python -m benchmarks.hedge_one --heldout   # -> results/heldout_lcbench_hedge1.md
 """
 
