@@ -138,6 +138,18 @@ TPE_ISO = fold_model_method(
 )
 """The variant against ``tpe_meta_default`` (the session-27 default, no guard)."""
 
+TPE_ISO_GUARD = fold_model_method(
+    "tpe_meta_iso_guard",
+    "TPE + MetaPruner() [monotone line input, with the starvation guard; session 29; 5-fold "
+    "task CV]",
+    "tpe",
+    iso_fold_model,
+    f"curve{TRAINING_VERSION}+iso{VARIANT_VERSION}+guard1",
+    pruner_class=IsotonicPruner,
+    max_expected_misses=None,
+)
+"""The variant with the default's guard, against ``tpe_meta_guard`` over nine seeds."""
+
 
 def cv_errors(n_context: int = 20, n_queries: int = 100, reps: int = 2) -> str:
     """Point-prediction errors of the default and the variant fold models, 5-fold task CV."""
