@@ -17,8 +17,8 @@ design's entries, are learned again):
   (sessions 22-28) and ``DESIGN_HEDGING_VARIANTS`` (each half alone);
 * held-out instances before the change: the shipped network with each variant's design
   (:func:`shipped_variant`, cached under ``benchmarks/results/cache/``), :func:`heldout`;
-* real runs: ``python -m benchmarks.real_mlp --methods meta_hedge1opt`` (the same model as the
-  shipped one since session 29).
+* real runs: ``python -m benchmarks.real_mlp --methods meta --out benchmarks/results/hedge1``
+  (first run as a variant method with :func:`shipped_variant`, the model shipped since).
 
 .. code-block:: bash
 

@@ -260,35 +260,19 @@ def _meta(model: str) -> Callable[[int], optuna.samplers.BaseSampler]:
     return make
 
 
-def _hedge1_optima_final(seed: int) -> optuna.samplers.BaseSampler:
-    """Session 29's design variant (``benchmarks/hedge_one.py``) on the shipped network."""
-    from benchmarks.hedge_one import shipped_variant
-    from optuna_meta import MetaSampler
-
-    return MetaSampler(model=shipped_variant(1, optima_at_first_budget=True), seed=seed)
-
-
 METHODS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "meta": _meta("lcbench-mlp"),
     "meta_short": _meta("lcbench-mlp-short"),
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-    "meta_hedge1opt": _hedge1_optima_final,
 }
-DEFAULT_METHODS = ("meta", "meta_short", "tpe", "random")
-"""What a run without ``--methods`` runs (the others are variants, run when named)."""
 LABELS = {
     "meta": "MetaSampler() (shipped lcbench-mlp)",
     "meta_short": 'MetaSampler(model="lcbench-mlp-short")',
     "tpe": "TPESampler",
     "random": "Random",
-    "meta_hedge1opt": "MetaSampler, n_hedging=1 design, optima at epoch 52 (session 29 variant)",
 }
-SHORT_LABELS = {
-    "meta": "MetaSampler",
-    "meta_short": "MetaSampler lcbench-mlp-short",
-    "meta_hedge1opt": "n_hedging=1 variant",
-}
+SHORT_LABELS = {"meta": "MetaSampler", "meta_short": "MetaSampler lcbench-mlp-short"}
 """The MetaSampler methods, as their wins against TPE are labelled."""
 
 
@@ -426,7 +410,7 @@ def _command(args: argparse.Namespace, runs: list[dict[str, Any]]) -> str:
     )
     command = f"python -m benchmarks.real_mlp --trials {n} --seeds {seed_text}"
     methods = [m for m in METHODS if any(r["method"] == m for r in runs)]
-    if methods != list(DEFAULT_METHODS):
+    if methods != list(METHODS):
         command += f" --methods {','.join(methods)}"
     names = list(dict.fromkeys(r["dataset"] for r in runs))
     if set(names) != set(DATASETS):
@@ -438,7 +422,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--seeds", default="0-4")
-    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--datasets", help="comma-separated subset (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument(
