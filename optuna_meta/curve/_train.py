@@ -315,6 +315,11 @@ def fit_network(
     return weights, stats
 
 
+def _n_calibration_folds(cfg: CurveTrainConfig, task: np.ndarray) -> int:
+    """Inner task folds of the tail calibration: ``calibration_folds``, at most one a task."""
+    return min(cfg.calibration_folds, len(np.unique(task)))
+
+
 def heldout_errors(
     X: np.ndarray,
     y: np.ndarray,
@@ -328,7 +333,7 @@ def heldout_errors(
     than two tasks."""
     cfg = config or CurveTrainConfig()
     tasks = np.unique(task)
-    k = min(cfg.calibration_folds, len(tasks))
+    k = _n_calibration_folds(cfg, task)
     if k < 2:
         return None
     rng = np.random.default_rng(cfg.seed + 1)
@@ -373,7 +378,7 @@ def calibrate_tails(
         if in_range.any():
             shares[f"{lo:g}-{hi:g}"] = round(float(np.mean(z[in_range] > _Z_98)), 4)
     stats = {
-        "folds": min(cfg.calibration_folds, len(np.unique(task))),
+        "folds": _n_calibration_folds(cfg, task),
         "n_errors": len(z),
         "calibrated": cal is not None,  # None: too few errors (TailCalibration.fit)
         "share_above_gaussian_98pc_by_fraction": shares,
