@@ -41,15 +41,21 @@ def parse_methods(parser: argparse.ArgumentParser, text: str, known: Collection[
     return methods
 
 
+def import_attr(spec: str, flag: str) -> Any:
+    """The object ``module:attr`` names (``flag``: the option, for the error message)."""
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ValueError(f"{flag} expects MODULE:ATTR, got {spec!r}")
+    return getattr(importlib.import_module(module_name), attr)
+
+
 def load_extra(spec: str, method_cls: type, wrap: Any) -> list[Any]:
     """Load ``module:attr``: a method object, an iterable/dict of them, or a bare factory.
 
     A bare callable that is not a method object is wrapped as ``wrap(attr, callable)``.
     """
-    module_name, _, attr = spec.partition(":")
-    if not attr:
-        raise ValueError(f"--extra expects MODULE:ATTR, got {spec!r}")
-    obj = getattr(importlib.import_module(module_name), attr)
+    obj = import_attr(spec, "--extra")
+    attr = spec.partition(":")[2]
     if isinstance(obj, method_cls):
         return [obj]
     if isinstance(obj, dict):

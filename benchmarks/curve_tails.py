@@ -26,14 +26,13 @@ task is unseen by it too): the share of finals whose calibrated probability of b
 from __future__ import annotations
 
 import argparse
-import importlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks._cli import parse_ints
+from benchmarks._cli import import_attr, parse_ints
 from benchmarks.meta_pruner_methods import CURVES_CACHE, N_CONFIGS, fold_curve_model
 from benchmarks.objectives import scored_tasks
 from benchmarks.protocol import make_contexts
@@ -204,8 +203,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     fold_model: FoldModel = fold_curve_model
     shown = ""
     if args.fold_model:
-        module, _, attr = args.fold_model.partition(":")
-        fold_model = getattr(importlib.import_module(module), attr)
+        fold_model = import_attr(args.fold_model, "--fold-model")
         shown = f" --fold-model {args.fold_model}"
     if args.contexts:
         sizes = parse_ints(args.contexts)
