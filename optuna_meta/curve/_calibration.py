@@ -220,15 +220,16 @@ class TailCalibration:
         """The quantiles of ``z`` at curve fraction ``f`` (interpolated between ranges) and,
         for a calibration by context size, ``n`` completed trials (interpolated in ``log n``
         between the ranges' centres; required then)."""
-        if self.n is None or self._log_n is None:
+        log_n = self._log_n
+        if log_n is None:
             return self._by_fraction(self.z, f)
         if n is None or not math.isfinite(float(n)):
             raise ValueError("This tail calibration is by context size: pass n.")
-        if len(self.n) == 1:
+        if len(log_n) == 1:
             return self._by_fraction(self.z[0], f)
-        x = min(max(math.log(max(float(n), 1.0)), self._log_n[0]), self._log_n[-1])
-        j = int(np.clip(np.searchsorted(self._log_n, x) - 1, 0, len(self.n) - 2))
-        w = (x - self._log_n[j]) / (self._log_n[j + 1] - self._log_n[j])
+        x = min(max(math.log(max(float(n), 1.0)), log_n[0]), log_n[-1])
+        j = int(np.clip(np.searchsorted(log_n, x) - 1, 0, len(log_n) - 2))
+        w = (x - log_n[j]) / (log_n[j + 1] - log_n[j])
         return (1.0 - w) * self._by_fraction(self.z[j], f) + w * self._by_fraction(
             self.z[j + 1], f
         )
