@@ -164,9 +164,10 @@ def test_user_ranges_narrower_and_wider(
         study.optimize(objective, n_trials=10)
     assert_params_inside(study)
     # Wider: learning rate and width lie mostly outside the model's ranges, which leaves one
-    # parameter of three served, too few: TPE samples the study, and says why.
-    expected = "fallback" if wider else "meta"
-    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {expected}
+    # parameter of three served, too few: TPE samples the study, and says why. Trial 0 has no
+    # finished trial to judge the study by, so its momentum is the design's.
+    expected = ["meta"] + ["fallback" if wider else "meta"] * 9
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == expected
     said = [str(w.message) for w in record if "lie mostly outside" in str(w.message)]
     assert len(said) == (1 if wider else 0), said
     assert len({tuple(t.params.values()) for t in study.trials}) > 5
@@ -232,6 +233,60 @@ def test_mixed_trial_is_meta_whatever_the_order(known_first: bool) -> None:
     assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 4
 
 
+def test_unknown_parameters_suggested_first_do_not_send_the_first_trial_away() -> None:
+    # Two names the model does not know come before four it does. When `lr` is asked, the
+    # trial has shown 1 known name of 3; judged on that, trial 0 went to the fallback with a
+    # warning that TPE samples "this study", which the next trials contradicted.
+    def objective(trial: optuna.Trial, unknown_first: bool = True) -> float:
+        def unknown() -> float:
+            act = trial.suggest_categorical("activation", ["relu", "tanh"])
+            return float(act == "tanh") + trial.suggest_float("label_smoothing", 0.0, 0.2)
+
+        value = unknown() if unknown_first else 0.0
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        bs = trial.suggest_int("batch_size", 16, 512, log=True)
+        mom = trial.suggest_float("momentum", 0.1, 0.99)
+        wd = trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True)
+        value += 0.0 if unknown_first else unknown()
+        return value + (math.log10(lr) + 2.5) ** 2 + math.log2(bs) / 10 + mom + wd
+
+    fallback = RecordingSampler()
+    study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no coverage warning
+        study.optimize(objective, n_trials=3)
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 3
+    assert set(fallback.asked) == {"activation", "label_smoothing"}
+    known_first = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    known_first.optimize(lambda t: objective(t, unknown_first=False), n_trials=1)
+    served = ("lr", "batch_size", "momentum", "weight_decay")
+    assert [study.trials[0].params[k] for k in served] == [
+        known_first.trials[0].params[k] for k in served
+    ]  # the design's first entry either way
+
+
+def test_a_known_parameter_served_too_little_does_not_make_the_others_repeat() -> None:
+    # `batch_size` 256..4096 lies mostly outside the model's 16..512, so the fallback samples
+    # it. Proposals that differed only there counted as new configurations, and the served
+    # `lr` and `momentum` then repeated trial after trial (12 of 14 trials at one pair).
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        mom = trial.suggest_float("momentum", 0.1, 0.99)
+        bs = trial.suggest_int("batch_size", 256, 4096, log=True)
+        return (math.log10(lr) + 2.5) ** 2 + (mom - 0.9) ** 2 + bs / 1e4
+
+    for seed in (0, 1):
+        fallback = RecordingSampler(seed=seed)
+        study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=seed, **FAST))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the range warning
+            study.optimize(objective, n_trials=14)
+        assert fallback.asked == ["batch_size"] * 14
+        assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+        pairs = {(t.params["lr"], t.params["momentum"]) for t in study.trials}
+        assert len(pairs) == 14
+
+
 def test_a_study_the_model_barely_knows_goes_to_the_fallback_with_one_warning() -> None:
     # An XGBoost study: the MLP model knows only `eta` (through its learning-rate alias).
     fallback = RecordingSampler()
@@ -285,19 +340,24 @@ def test_the_xgboost_model_serves_a_conditional_xgboost_study() -> None:
 def test_a_barely_known_study_is_sampled_exactly_as_the_fallback_would() -> None:
     # Relative (multivariate) sampling goes to the fallback too, not only suggest by suggest:
     # after TPE's 10 random startup trials its multivariate proposals must be the same.
+    # Trial 0, with no finished trial to judge the study by, takes the design's `eta`; a TPE
+    # study given that value for its trial 0 then runs the same trials.
     def objective(trial: optuna.Trial) -> float:
         depth = trial.suggest_int("max_depth", 1, 15)
         sub = trial.suggest_float("subsample", 0.1, 1.0)
         eta = trial.suggest_float("eta", 1e-3, 1.0, log=True)  # asked with 1 of 3 known
         return (depth - 6) ** 2 + math.log(eta) ** 2 + sub
 
-    meta = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    fallback = optuna.samplers.TPESampler(seed=0)  # a given fallback keeps its own streams
+    meta = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
     with pytest.warns(UserWarning, match="knows 1 of this study's 3"):
         meta.optimize(objective, n_trials=16)
     tpe = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    tpe.enqueue_trial({"eta": meta.trials[0].params["eta"]})
     tpe.optimize(objective, n_trials=16)
     assert [t.params for t in meta.trials] == [t.params for t in tpe.trials]
-    assert {t.user_attrs[ATTR_SOURCE] for t in meta.trials} == {"fallback"}
+    sources = [t.user_attrs[ATTR_SOURCE] for t in meta.trials]
+    assert sources == ["meta"] + ["fallback"] * 15
 
 
 def test_design_entries_of_another_branch_are_skipped_when_the_study_does_not_tune_it() -> None:
@@ -810,8 +870,9 @@ def test_studies_of_one_name_on_storages_that_come_and_go_keep_their_own_names()
 
 
 def test_a_running_trials_partial_names_do_not_judge_the_study() -> None:
-    # Another worker's trial has suggested only `foo` so far: the study is judged on the
-    # names of finished trials, or of the trial being sampled, not on that partial set.
+    # Another worker's trial has suggested only `foo` so far, and nothing has finished: the
+    # study is not judged on names yet, so the trial being sampled takes the design's `eta`.
+    # Once a trial has finished, its names judge the study (1 of 3 known: the fallback's).
     def objective(trial: optuna.Trial) -> float:
         return (
             trial.suggest_float("foo", 0, 1)
@@ -826,8 +887,13 @@ def test_a_running_trials_partial_names_do_not_judge_the_study() -> None:
         warnings.simplefilter("always")
         trial = study.ask()
         study.tell(trial, objective(trial))
+        assert not [w for w in record if "too few to help" in str(w.message)]
+        trial = study.ask()
+        study.tell(trial, objective(trial))
     said = [str(w.message) for w in record if "too few to help" in str(w.message)]
     assert len(said) == 1 and "knows 1 of this study's 3 parameters" in said[0], said
+    sources = [t.user_attrs.get(ATTR_SOURCE) for t in study.trials[1:]]
+    assert sources == ["meta", "fallback"]
 
 
 def _sources(sampler: MetaSampler, n_trials: int) -> list[str]:

@@ -110,7 +110,56 @@ def test_all_values_infinite_still_samples() -> None:
     assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
 
 
+def test_values_near_the_float_limit_are_standardised_like_any_other(spy_propose) -> None:
+    # Values of 1e300 overflowed the standard deviation: a RuntimeWarning on every trial and
+    # z-scores of 0, so the surrogate learned nothing from them. Scaled, they read as the
+    # same study at an ordinary scale does.
+    def run(scale: float) -> list[np.ndarray]:
+        spy_propose.clear()
+        study = optuna.create_study(sampler=MetaSampler(seed=0, **GP_PATH))
+        study.optimize(lambda t: scale * objective(t), n_trials=5)
+        return [call["y"] for call in spy_propose]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning
+        huge = run(1e300)
+    ordinary = run(1.0)
+    assert np.ptp(huge[-1]) > 1.0
+    for a, b in zip(huge, ordinary):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+
+
 # -- 4. parallelism, pickling, storages, pruners, multi-objective, seeds, hand-over -------------
+def test_workers_that_saw_different_parts_of_the_space_do_not_share_a_design_entry() -> None:
+    # Two workers start trials 2 and 3 together. Worker A decides trial 2 when only `lr` has
+    # been suggested anywhere, so design entries alike in `lr` count once in its list; worker
+    # B decides trial 3 once trial 0 has shown all three parameters. The lists then put one
+    # entry at A's position 2 and B's position 3, and both trials ran it (1 run in 25 of the
+    # four-process test below). Each racing trial now claims its entry and B moves on.
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(study_name="race", storage=storage)
+    a, b = (
+        optuna.load_study(study_name="race", storage=storage, sampler=MetaSampler(seed=0, **FAST))
+        for _ in range(2)
+    )
+    space = {
+        "lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+        "batch_size": optuna.distributions.IntDistribution(16, 512, log=True),
+        "dropout": optuna.distributions.FloatDistribution(0.0, 0.5),
+    }
+
+    def suggest(trial: optuna.Trial) -> dict[str, Any]:
+        return {k: trial._suggest(k, d) for k, d in space.items()}
+
+    first, _ = a.ask(), b.ask()
+    trial_a = a.ask()  # trial 2: A decides at its first parameter, before writing it
+    frozen = storage.get_trial(trial_a._trial_id)
+    a.sampler.sample_independent(a, frozen, "lr", space["lr"])
+    suggest(first)  # trial 0 shows the study's three parameters
+    trial_b = b.ask()  # trial 3, decided with all three known
+    assert suggest(trial_b) != suggest(trial_a)
+
+
 def test_two_threads_on_one_study() -> None:
     def slow(trial: optuna.Trial) -> float:
         value = objective(trial)
@@ -341,6 +390,86 @@ def test_reseed_rng() -> None:
     assert [t.state for t in a.trials] == [TrialState.COMPLETE] * 4
     assert params_of(a)[0] == params_of(b)[0]  # the zero-shot guess does not depend on seeds
     assert params_of(a)[1:] != params_of(b)[1:]
+
+
+def _with_unknowns(trial: optuna.Trial) -> float:
+    """The module's objective plus two parameters the model does not know."""
+    act = trial.suggest_categorical("activation", ["relu", "tanh", "gelu", "silu"])
+    drop = trial.suggest_float("input_dropout", 0.0, 0.5)
+    return objective(trial) + (act == "tanh") + (drop - 0.1) ** 2
+
+
+def test_workers_and_restarts_sharing_a_seed_do_not_repeat_the_fallbacks_draws() -> None:
+    # Two workers with MetaSampler(seed=0) take turns on one study. Each default fallback was
+    # a TPESampler(seed=0) drawing the same sequence: trials 0/1, 2/3, ... got the same
+    # unknown parameters. Seeded per trial, they differ; a restarted process likewise.
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(study_name="s", storage=storage)
+    workers = [
+        optuna.load_study(study_name="s", storage=storage, sampler=MetaSampler(seed=0, **FAST))
+        for _ in range(2)
+    ]
+    for i in range(10):
+        study = workers[i % 2]
+        trial = study.ask()
+        study.tell(trial, _with_unknowns(trial))
+    restarted = optuna.load_study(
+        study_name="s", storage=storage, sampler=MetaSampler(seed=0, **FAST)
+    )
+    restarted.optimize(_with_unknowns, n_trials=5)
+    drawn = [(t.params["activation"], t.params["input_dropout"]) for t in restarted.trials]
+    assert len(set(drawn)) == 15
+    # Still reproducible: the same seed and history give the same trials.
+    again = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    again.optimize(_with_unknowns, n_trials=15)
+    once_more = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    once_more.optimize(_with_unknowns, n_trials=15)
+    assert params_of(again) == params_of(once_more)
+
+
+class _RelativeRecorder(optuna.samplers.RandomSampler):
+    """A fallback with relative sampling (as GPSampler and CmaEsSampler have) that records it."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.relative: list[set[str]] = []
+        self.independent: list[str] = []
+        self._space = optuna.search_space.IntersectionSearchSpace()
+
+    def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+        return self._space.calculate(study)
+
+    def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict:
+        if not search_space:
+            return {}
+        self.relative.append(set(search_space))
+        draw = optuna.samplers.RandomSampler.sample_independent
+        return {k: draw(self, study, trial, k, d) for k, d in search_space.items()}
+
+    def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+        self.independent.append(name)
+        return super().sample_independent(study, trial, name, dist)
+
+
+def test_a_fallback_with_relative_sampling_gets_the_unknown_parameters_jointly() -> None:
+    # GPSampler and CmaEsSampler answer `sample_independent` with random values and a warning
+    # per parameter and trial; the meta phase now hands them the parameters the model does
+    # not serve as one relative space, and the surrogate keeps the rest.
+    fallback = _RelativeRecorder()
+    sampler = MetaSampler(fallback=fallback, seed=0, fallback_every=0, **FAST)
+    study = optuna.create_study(sampler=sampler)
+
+    def conditional(trial: optuna.Trial) -> float:
+        if trial.number == 6:  # a trial of unknown parameters only: labelled the fallback's
+            return (trial.suggest_float("input_dropout", 0.0, 0.5) - 0.1) ** 2
+        return _with_unknowns(trial)
+
+    study.optimize(conditional, n_trials=8)
+    assert fallback.relative[:5] == [{"activation", "input_dropout"}] * 5  # trials 1-5
+    assert fallback.independent[:2] == ["activation", "input_dropout"]  # trial 0: no space yet
+    assert not {"lr", "batch_size", "dropout"} & set(fallback.independent)
+    sources = [t.user_attrs.get(ATTR_SOURCE) for t in study.trials]
+    assert sources == ["meta"] * 6 + ["fallback", "meta"]
 
 
 def test_n_meta_trials_hand_over() -> None:

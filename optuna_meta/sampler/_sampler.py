@@ -183,7 +183,13 @@ class MetaSampler(BaseSampler):
             path that is not a surrogate model file raises ``ModelFileError`` here; the weights
             are loaded at the first trial.
         fallback: The sampler for everything the surrogate does not serve. Defaults to
-            ``TPESampler(seed=seed)``.
+            ``TPESampler(seed=seed)``, whose random streams MetaSampler then seeds per trial
+            (from ``seed`` and the trial number, as the surrogate's proposals are), so workers
+            and restarts that share a seed do not repeat each other's draws. A sampler given
+            here keeps its own streams: give one without a fixed seed to workers that share a
+            study. Parameters the model does not serve go to its relative sampling when it has
+            one (multivariate TPE, GPSampler, CmaEsSampler) and to its independent sampling
+            otherwise.
         task: Optional task meta-features (e.g. ``{"n_samples": 50000}``); recorded, and used
             by models trained with meta-features.
         param_mapping: Explicit ``{user_name: model_name}`` (``None`` value: never map); wins
@@ -311,13 +317,14 @@ class MetaSampler(BaseSampler):
             seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         )
         self._fallback = fallback if fallback is not None else TPESampler(seed=seed)
+        self._own_fallback = fallback is None  # seeded per trial (`_seed_fallback`)
         self._lock = threading.RLock()
         self._state: _ModelState | None = None
         self._proposals: OrderedDict[tuple[int, int], dict[str, Any] | None] = OrderedDict()
         self._leads: OrderedDict[tuple[int, int], bool] = OrderedDict()  # per trial, see below
         self._name_maps: dict[tuple[int, str], dict[str, str | None]] = {}
         self._local = threading.local()  # this thread's study: its name map
-        self._encodings: dict[int, tuple[dict[str, Any], np.ndarray | None]] = {}
+        self._encodings: dict[int, tuple[dict[str, Any], frozenset[str], np.ndarray | None]] = {}
         self._warned_multi = False
         self._warned_coverage = False
         self._warned_fixed = False
@@ -354,6 +361,7 @@ class MetaSampler(BaseSampler):
         state.setdefault("fallback_every", 0)  # pickled before the interleaving: none
         state.setdefault("adaptive_fallback", False)  # pickled before it: the fixed schedule
         state.setdefault("_leads", OrderedDict())
+        state.setdefault("_own_fallback", False)  # pickled before per-trial seeding
         state.pop("_name_map", None)  # one map for every study, before session 14
         self.__dict__.update(state)
         self._lock = threading.RLock()
@@ -370,7 +378,7 @@ class MetaSampler(BaseSampler):
         self._use_study(study)
         if self._use_fallback(study, trial):
             return self._fallback.infer_relative_search_space(study, trial)
-        return {}
+        return self._fallback_space(study, trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -381,7 +389,11 @@ class MetaSampler(BaseSampler):
             if params:
                 set_user_attr(study, trial, ATTR_SOURCE, "fallback")
             return params
-        return {}
+        if not search_space:
+            return {}
+        # The meta phase's relative space holds only parameters the model does not serve
+        # (`_fallback_space`): the fallback models them jointly, the surrogate the rest.
+        return self._fallback.sample_relative(study, trial, search_space)
 
     def sample_independent(
         self,
@@ -412,6 +424,8 @@ class MetaSampler(BaseSampler):
         with self._lock:  # a reused sampler: another storage's trial may have had this id
             self._proposals.pop(_trial_key(study, trial), None)
             self._leads.pop(_trial_key(study, trial), None)
+            if self._own_fallback:
+                _seed_fallback(self._fallback, self._base_seed, trial.number)
         self._fallback.before_trial(study, trial)
 
     def after_trial(
@@ -424,6 +438,10 @@ class MetaSampler(BaseSampler):
         with self._lock:
             self._proposals.pop(_trial_key(study, trial), None)
             self._leads.pop(_trial_key(study, trial), None)
+        if trial.params and ATTR_SOURCE not in trial.user_attrs and not _all_enqueued(trial):
+            # Every parameter came from the fallback's relative sampling (the model serves
+            # none of them), which does not label the trial while the surrogate may still.
+            set_user_attr(study, trial, ATTR_SOURCE, "fallback")
         self._fallback.after_trial(study, trial, state, values)
 
     # -- internals ----------------------------------------------------------------------------
@@ -450,6 +468,25 @@ class MetaSampler(BaseSampler):
             return True
         done = sum(t.state == TrialState.COMPLETE for t in trials)
         return done >= limit or self._barely_known(trials, trial)
+
+    def _fallback_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        """The fallback's relative search space less the parameters the model serves.
+
+        Why: parameters the model does not serve would otherwise reach the fallback one at a
+        time through ``sample_independent``, which samplers such as ``GPSampler`` and
+        ``CmaEsSampler`` answer with random values (and a warning per parameter and trial);
+        multivariate TPE models them jointly too. Empty for a fallback without relative
+        sampling, and in a study whose parameters the model all serves.
+        """
+        try:
+            state = self._model_state()
+            space = self._fallback.infer_relative_search_space(study, trial)
+            return {
+                k: d for k, d in space.items() if not self._served_range(state, k, d, claim=False)
+            }
+        except Exception as e:  # never crash a user's study: independent sampling then
+            _logger.debug(f"No relative space for the fallback in trial {trial.number}: {e}")
+            return {}
 
     def _fallback_turn(
         self, study: Study, trial: FrozenTrial, state: _ModelState, trials: Sequence[FrozenTrial]
@@ -613,9 +650,14 @@ class MetaSampler(BaseSampler):
             stacklevel=5,
         )
 
-    def _served_range(self, state: _ModelState, name: str, dist: BaseDistribution) -> bool:
-        """Whether the model knows ``name`` and enough of ``dist``'s range to serve it."""
-        model_name = self._model_name(state, name)
+    def _served_range(
+        self, state: _ModelState, name: str, dist: BaseDistribution, claim: bool = True
+    ) -> bool:
+        """Whether the model knows ``name`` and enough of ``dist``'s range to serve it.
+
+        ``claim=False`` leaves a name not matched yet unmatched (see :meth:`_model_name`).
+        """
+        model_name = self._model_name(state, name, claim=claim)
         if model_name is None:
             return False
         model_dist = state.model.search_space[model_name]
@@ -652,8 +694,13 @@ class MetaSampler(BaseSampler):
             name_map = self._local.name_map = {}
         return name_map
 
-    def _model_name(self, state: _ModelState, user_name: str) -> str | None:
-        """Map a user parameter name to a model parameter (first come, first served)."""
+    def _model_name(self, state: _ModelState, user_name: str, claim: bool = True) -> str | None:
+        """Map a user parameter name to a model parameter (first come, first served).
+
+        ``claim=False`` only looks: a name not matched yet stays free for the study's own
+        suggestions to claim in their order (a fallback reused across studies may still name
+        another study's parameters).
+        """
         with self._lock:
             if user_name in self._name_map:
                 return self._name_map[user_name]
@@ -662,13 +709,13 @@ class MetaSampler(BaseSampler):
             if user_name in mapping:
                 target = mapping[user_name]
                 if target is not None and target not in state.model.search_space:
-                    # Only this parameter goes to the fallback; say so once.
-                    warnings.warn(
-                        f"param_mapping sends {user_name!r} to {target!r}, which the model "
-                        f"does not know (its parameters: {list(state.model.search_space)}); "
-                        f"{user_name!r} is sampled by the fallback.",
-                        stacklevel=2,
-                    )
+                    if claim:  # only this parameter goes to the fallback; say so once
+                        warnings.warn(
+                            f"param_mapping sends {user_name!r} to {target!r}, which the model "
+                            f"does not know (its parameters: {list(state.model.search_space)}); "
+                            f"{user_name!r} is sampled by the fallback.",
+                            stacklevel=2,
+                        )
                     target = None
             else:
                 target = state.match(user_name)
@@ -679,7 +726,8 @@ class MetaSampler(BaseSampler):
                 and mapping.get(user_name) != target
             ):
                 target = None
-            self._name_map[user_name] = target
+            if claim:
+                self._name_map[user_name] = target
             return target
 
     def _sample_meta(
@@ -761,6 +809,11 @@ class MetaSampler(BaseSampler):
         wrapper_fixed = _wrapper_fixed_params(study, self)
         self._apply_fixed(state, wrapper_fixed)
         seen = {k: d for k, d in seen.items() if k not in wrapper_fixed}
+        # Parameters whose range the model serves too little of are the fallback's: like names
+        # it does not know, they stay out of the encoding, the search box and the duplicate
+        # checks, or proposals that differ only there would repeat the served parameters.
+        unserved = self._unserved(state, seen)
+        served = {k: d for k, d in seen.items() if k not in unserved}
         # Other workers' trials and the design entries they claimed: while any runs, the
         # design keeps its order (``_design_point``).
         others_running = False
@@ -779,7 +832,7 @@ class MetaSampler(BaseSampler):
                 X_pending.append(x)
                 X_proposed.append(x)
                 continue
-            x = self._encoded(state, t)
+            x = self._encoded(state, t, unserved)
             if x is None:
                 continue
             y = _observed_value(t)
@@ -793,7 +846,13 @@ class MetaSampler(BaseSampler):
             constrained |= margin is not None
             margins.append(-math.inf if margin is None else margin)  # none set: feasible
         names = {**asked, **seen}  # the parameter being asked is not in a distribution yet
-        if self._too_few_known(state, names):
+        # Judged only once a finished trial tells the study's parameters: a first trial that
+        # suggests two unknown names before four known ones is no study the model barely
+        # knows, and it takes the design's first entry for the names the model serves.
+        judged = any(
+            t._trial_id != trial._trial_id and t.state.is_finished() and t.params for t in trials
+        )
+        if judged and self._too_few_known(state, names):
             return None, None
         if state.fixed and not self._warned_fixed:
             self._warn_fixed_and_suggested(state, names)
@@ -812,10 +871,10 @@ class MetaSampler(BaseSampler):
         X, y, g = _cap(X, y, g)
         ys, mu, sd = _standardise(y)
         feasibility = _feasibility(state, X, g) if constrained and len(y) else None
-        box = state.box(self._user_space_in_model(state, seen))
+        box = state.box(self._user_space_in_model(state, served))
         rng = np.random.default_rng([self._base_seed, trial.number])
         P = np.asarray(X_pending, dtype=float).reshape(len(X_pending), state.n_features)
-        user_space = self._served_space(state, seen)
+        user_space = self._served_space(state, served)
         # Existing configurations, keyed on the served parameters each trial has: in a
         # conditional space (XGBoost's ``booster``) a trial lacks the parameters inactive on
         # its branch, and a proposal that agrees with it on all of its own parameters (the
@@ -846,10 +905,12 @@ class MetaSampler(BaseSampler):
             study,
             trial,
             state,
-            names,  # the entry is clipped into the asked parameter's range or choices too
+            # The entry is clipped into the asked parameter's range or choices too.
+            {k: d for k, d in names.items() if k not in unserved},
             (X, ys, feasibility) if len(ys) and not others_running else None,
             claimed,
             is_duplicate if user_space and taken else None,
+            racing=others_running,
         )
         if design_x is not None and not (user_space and taken and is_duplicate(design_x)):
             with single_threaded_blas():
@@ -934,6 +995,7 @@ class MetaSampler(BaseSampler):
         observed: tuple[np.ndarray, np.ndarray, Feasibility | None] | None,
         claimed: set[Any],
         is_duplicate: Callable[[np.ndarray], bool] | None,
+        racing: bool = False,
     ) -> np.ndarray | None:
         """The design entry ``trial`` takes, clipped into the study's ranges, or None.
 
@@ -990,6 +1052,8 @@ class MetaSampler(BaseSampler):
         )[:limit]
         own_entry = on_branch[number] if number < len(on_branch) else None
         own = None if own_entry is None or own_entry in claimed else entries[own_entry]
+        if racing:
+            return self._take_entry(study, trial, state, entries, on_branch[number:], seen)
         if observed is None:
             return own
         X, ys, feasibility = observed
@@ -1026,7 +1090,77 @@ class MetaSampler(BaseSampler):
         best = free[pick]
         if best == own_entry or self._claim(study, trial, best, own_entry):
             return entries[best]
-        return own
+        # Another trial started meanwhile: this one takes an entry as racing trials do.
+        return self._take_entry(study, trial, state, entries, on_branch[number:], seen)
+
+    def _take_entry(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: _ModelState,
+        entries: np.ndarray,
+        order: Sequence[int],
+        seen: Mapping[str, BaseDistribution],
+    ) -> np.ndarray | None:
+        """The first entry of ``order`` that no other running trial claims, claimed for
+        ``trial``; None when each one is claimed or was tried (the surrogate proposes).
+
+        Why: while trials run in other workers, trial ``k`` takes the ``k``-th entry of the
+        study's list, but workers that started together may have built their lists from
+        different parts of the study's space (the parameters suggested so far: entries alike
+        in it count once), and two trial numbers then met on one entry (1 run in 25 of four
+        workers on SQLite). So each trial announces its entry (``optuna_meta:design_entry``)
+        and looks again once it is written: an entry another running trial claims, or one
+        alike in the study's space, is left for the next. Of two trials that claim alike
+        entries at once, the one that reads last sees the other's claim and moves on.
+        """
+        user_space = self._served_space(state, seen)
+        keys: dict[int, tuple[tuple[str, Any], ...]] = {}
+
+        def key(i: int) -> tuple[tuple[str, Any], ...]:
+            if i not in keys:
+                params = self._to_user_params(state, entries[i], user_space)
+                keys[i] = _param_key(params, user_space)
+            return keys[i]
+
+        def clash(i: int) -> bool:
+            now = study._get_trials(deepcopy=False, use_cache=False)
+            for t in now:
+                if t._trial_id == trial._trial_id or t.state not in _ACTIVE:
+                    continue
+                j = t.system_attrs.get(ATTR_DESIGN_ENTRY)
+                if not isinstance(j, int):
+                    continue
+                if j == i or (user_space and 0 <= j < len(entries) and key(j) == key(i)):
+                    return True
+            return False
+
+        storage = study._storage
+        for i in order:
+            if clash(i):
+                continue
+            try:
+                storage.set_trial_system_attr(trial._trial_id, ATTR_DESIGN_ENTRY, i)
+            except Exception as e:  # a storage that refuses the write: take it unannounced
+                _logger.debug(f"Could not claim design entry {i} for trial {trial.number}: {e}")
+                return entries[i]
+            if not clash(i):
+                return entries[i]
+        try:
+            storage.set_trial_system_attr(trial._trial_id, ATTR_DESIGN_ENTRY, None)
+        except Exception:  # nothing was claimed that needs withdrawing
+            pass
+        return None
+
+    def _unserved(
+        self, state: _ModelState, space: Mapping[str, BaseDistribution]
+    ) -> frozenset[str]:
+        """The names of ``space`` the model knows but whose range it serves too little of."""
+        return frozenset(
+            k
+            for k, d in space.items()
+            if self._model_name(state, k) is not None and not self._served_range(state, k, d)
+        )
 
     def _served_space(
         self, state: _ModelState, space: Mapping[str, BaseDistribution]
@@ -1076,16 +1210,23 @@ class MetaSampler(BaseSampler):
             _logger.debug(f"Could not claim design entry {entry} for trial {trial.number}: {e}")
         return False
 
-    def _encoded(self, state: _ModelState, t: FrozenTrial) -> np.ndarray | None:
-        """A trial's configuration in the model's unit space (cached once it is finished)."""
+    def _encoded(
+        self, state: _ModelState, t: FrozenTrial, unserved: frozenset[str] = frozenset()
+    ) -> np.ndarray | None:
+        """A trial's configuration in the model's unit space (cached once it is finished).
+
+        ``unserved`` names the parameters the fallback samples although the model knows them
+        (too little of their range inside the model's): they are encoded as if not suggested.
+        """
         cached = self._encodings.get(t._trial_id)
         # Trial ids are only unique within a storage (a sampler reused for a second in-memory
         # study sees ids 0, 1, ... again), so a cached encoding counts only for the same params.
-        if cached is not None and cached[0] == t.params:
-            return cached[1]
-        x = state.encode(self._to_model_params(state, t.params))
+        if cached is not None and cached[0] == t.params and cached[1] == unserved:
+            return cached[2]
+        params = {k: v for k, v in t.params.items() if k not in unserved}
+        x = state.encode(self._to_model_params(state, params))
         if t.state.is_finished():
-            self._encodings[t._trial_id] = (t.params, x)
+            self._encodings[t._trial_id] = (t.params, unserved, x)
         return x
 
     def _to_user_params(
@@ -1208,6 +1349,33 @@ def _check_count(name: str, value: object, minimum: int, optional: bool = True) 
 
 def _fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy % 2**31)
+
+
+_FALLBACK_STREAM = 1
+"""Tells the default fallback's per-trial seeds apart from the surrogate's (same trial)."""
+
+
+def _seed_fallback(sampler: BaseSampler, base_seed: int, number: int) -> None:
+    """Seed the default ``TPESampler`` fallback's random streams for trial ``number``.
+
+    Why: workers on one study may share a seed (the surrogate's proposals are seeded by trial
+    number), but a ``TPESampler(seed=seed)`` in each of them, or in a restarted process,
+    draws the same sequence: the parameters it samples repeated in trials 0/1, 2/3, ... of two
+    workers taking turns. Seeded per trial, its draws depend on the trial, not the process.
+    Optuna's private attributes: a version without them keeps its own streams.
+    """
+    seeds = np.random.SeedSequence([base_seed, number, _FALLBACK_STREAM]).generate_state(2)
+    try:
+        sampler._rng.rng.seed(int(seeds[0]))  # type: ignore[attr-defined]
+        sampler._random_sampler._rng.rng.seed(int(seeds[1]))  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+
+
+def _all_enqueued(trial: FrozenTrial) -> bool:
+    """Whether every parameter of ``trial`` was fixed by ``enqueue_trial`` (no sampler's)."""
+    fixed = trial.system_attrs.get("fixed_params")
+    return isinstance(fixed, Mapping) and all(k in fixed for k in trial.params)
 
 
 def proposal_mean(p: Mapping[str, Any]) -> float:
@@ -1367,9 +1535,18 @@ def _feasibility(state: _ModelState, X: np.ndarray, g: np.ndarray) -> Feasibilit
 
 
 def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """``((y - mu) / sd, mu, sd)``: per-context z-scores, the scale the surrogate trained on."""
-    mu = float(np.mean(y)) if len(y) else 0.0
-    sd = float(np.std(y)) if len(y) > 1 else 1.0
+    """``((y - mu) / sd, mu, sd)``: per-context z-scores, the scale the surrogate trained on.
+
+    Values near the float limit (say 1e300) overflow the squares of the standard deviation:
+    they are standardised in units of their largest magnitude instead.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mu = float(np.mean(y)) if len(y) else 0.0
+        sd = float(np.std(y)) if len(y) > 1 else 1.0
+    if not (math.isfinite(mu) and math.isfinite(sd)):
+        unit = float(np.max(np.abs(y)))
+        z, mu, sd = _standardise(y / unit)
+        return z, mu * unit, sd * unit
     sd = sd if sd > 1e-12 else 1.0
     return (y - mu) / sd, mu, sd
 
