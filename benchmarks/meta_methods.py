@@ -45,9 +45,12 @@ MODEL_RECIPE = 5
 """Bumped when build_model changes what it produces, so cached fold models are rebuilt."""
 N_CONFIGS = 2000
 """Configurations per training task (the shipped model uses the same)."""
-SAMPLER_BEHAVIOUR = 10
+SAMPLER_BEHAVIOUR = 11
 """Bumped when MetaSampler proposes differently with the same model (results of another behaviour
-are never resumed). 10: the LCBench fold models' design and optima follow the shipped recipe of
+are never resumed). 11: the default fallback (TPE) is seeded per trial, from the sampler's seed
+and the trial number (session 30): every run changes from its first fallback trial (14) on;
+behaviour 10's runs are kept as ``meta_s29`` (sampler CV), ``meta_nop_s29`` and
+``meta_meta_guard_s29`` (pruner protocol, seeds 0-2). 10: the LCBench fold models' design and optima follow the shipped recipe of
 session 29 (:data:`DESIGN_HEDGING`; same networks, sampler code unchanged). 9: a model whose
 manifest sets ``design_fixed_trials`` (the hedging design of :data:`DESIGN_BUDGETS`, session
 22) takes its first two design entries in order (in
