@@ -125,7 +125,7 @@ def test_values_near_the_float_limit_are_standardised_like_any_other(spy_propose
         huge = run(1e300)
     ordinary = run(1.0)
     assert np.ptp(huge[-1]) > 1.0
-    for a, b in zip(huge, ordinary):
+    for a, b in zip(huge, ordinary, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-9)
 
 

@@ -164,6 +164,14 @@ median of the completed trials. Regret at 520 / 1040 / 2600 / 5200 epochs, paire
   pruner must not make the final result worse. ``MetaPruner(median_offset=2,
   n_ramp_trials=10)`` is better in the first ~1000 epochs with TPE (-0.0069 / -0.0072 over the
   twelve seeds), for small budgets.
+* Measured again in session 30, with the early-rank curve model and the starvation guard
+  (twelve seeds, 408 runs): -0.0071 (0.0019) / -0.0076 (0.0022) / -0.0020 (0.0024) / +0.0006
+  (0.0027) against the default, ahead of WilcoxonPruner at every budget (-0.0041, se 0.0030,
+  at 520 epochs, where the default is +0.0030), level with no pruning at the end (+0.0005, se
+  0.0027), but worse than no pruning at 5200 epochs in 150 runs of 408 (the default: 97), and
+  by more in the worst runs. The guard does not remove that risk, so the default stays. With
+  MetaSampler (seeds 0-2) it is level or ahead: 0.0027 / 0.0016 / 0.0006 / 0.0000 against
+  0.0026 / 0.0022 / 0.0006 / 0.0003.
 * Random, seeds 0-2: ``k=2`` gets 0.1233 / 0.0987 / 0.0777 / 0.0650 against 0.1345 / 0.1074 /
   0.0831 / 0.0719: -0.0112 (0.0041) / -0.0086 (0.0023) / -0.0054 (0.0023) / -0.0069 (0.0030);
   median speed-up 2.54x against 2.06x. Seeds 3-5, run afterwards to check: -0.0113 / -0.0193
