@@ -33,6 +33,11 @@ MANIFEST_KEY = "manifest"
 MAX_MODEL_BYTES = 50 * 1024 * 1024
 """Refuse to read model files larger than this: shipped models are < 5 MB."""
 
+MAX_UNPACKED_BYTES = 4 * MAX_MODEL_BYTES
+"""Refuse model files whose arrays unpack to more than this. Why: an npz is a zip archive, and
+a small compressed file can unpack to gigabytes (a 0.5 MB file whose manifest was padded with
+500 MB of spaces took 2 GB of memory to load); the limit on the file's size does not bound it."""
+
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 """Where the shipped models live (loadable by name)."""
 
@@ -106,7 +111,7 @@ def resolve_model_path(
 
     ``format_name`` narrows the shipped models the error message offers to that kind.
     """
-    candidate = Path(name_or_path)
+    candidate = Path(name_or_path).expanduser()
     if candidate.is_file():
         return candidate
     if isinstance(name_or_path, str) and os.sep not in name_or_path:
@@ -162,13 +167,26 @@ def _read_manifest_only(path: Path) -> Any:
     """The parsed manifest of the model file at ``path``, read without its weight arrays."""
     try:
         with zipfile.ZipFile(path) as archive:
+            _check_unpacked_size(archive, str(path))
             raw = archive.read(f"{MANIFEST_KEY}.npy")
         array = np.load(io.BytesIO(raw), allow_pickle=False)
     except KeyError:
         raise ModelFileError(f"{path} has no manifest: not an optuna-meta model file.") from None
+    except ModelFileError:
+        raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise ModelFileError(_not_readable(str(path), e)) from e
     return _parse_manifest(array, str(path))
+
+
+def _check_unpacked_size(archive: zipfile.ZipFile, label: str) -> None:
+    """Refuse an archive whose members unpack to more than :data:`MAX_UNPACKED_BYTES`."""
+    unpacked = sum(info.file_size for info in archive.infolist())
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise ModelFileError(
+            f"{label} unpacks to {unpacked} bytes, more than the {MAX_UNPACKED_BYTES} a model "
+            "file may hold: not an optuna-meta model file."
+        )
 
 
 def _not_readable(label: str, error: Exception) -> str:
@@ -259,6 +277,12 @@ def read_model_file(
         raise ModelFileError(_not_readable(label, zipfile.BadZipFile()))
     stream.seek(0)
     try:
+        with zipfile.ZipFile(stream) as archive:
+            _check_unpacked_size(archive, label)
+    except zipfile.BadZipFile as e:
+        raise ModelFileError(_not_readable(label, e)) from e
+    stream.seek(0)
+    try:
         npz = np.load(stream, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):  # a single .npy array
             raise ValueError("a single array, not an .npz archive")
@@ -281,6 +305,11 @@ def finite_weights(
     missing = [k for k in names if k not in arrays]
     if missing:
         raise ModelFileError(f"{label} lacks weight arrays {missing}.")
+    # Real numbers only: a cast would read digit strings and drop imaginary parts silently.
+    foreign = {k: str(np.asarray(arrays[k]).dtype) for k in names}
+    foreign = {k: t for k, t in foreign.items() if np.dtype(t).kind not in "fiu"}
+    if foreign:
+        raise ModelFileError(f"{label} holds weight arrays that are not real numbers: {foreign}.")
     weights = {k: np.asarray(arrays[k]).astype(np.float64) for k in names}
     if not all(np.all(np.isfinite(w)) for w in weights.values()):
         raise ModelFileError(f"{label} holds non-finite weights.")

@@ -482,3 +482,33 @@ def test_rename_merges_a_parameter_the_studies_name_differently(
     # a swap is a rename like any other
     swapped = original.rename_params({"lr": "momentum", "momentum": "lr"})
     assert [p["lr"] for p in swapped["b"].params] == [p["momentum"] for p in original["b"].params]
+
+
+def test_info_gives_a_curve_models_own_reason_for_refusing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It printed the surrogate loader's "not a surrogate model file ... pass it to MetaPruner",
+    # which MetaPruner would refuse too.
+    import io
+
+    from optuna_meta._model_io import model_bytes
+    from optuna_meta.curve import CurveModel
+
+    data = CurveModel.load("lcbench-curve").to_bytes()
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    manifest = json.loads(arrays.pop("manifest").tobytes())
+    path = tmp_path / "newer.npz"
+    path.write_bytes(model_bytes(arrays, {**manifest, "version": manifest["version"] + 1}))
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "curve model format version" in err and "Upgrade optuna-meta" in err
+
+
+def test_calibration_folds_of_one_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    # One fold cannot hold tasks out of a network's training: the model came out uncalibrated
+    # with the reason "fewer than two tasks".
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-curve", "--dataset", "d.npz", "--out", "m.npz", "--calibration-folds", "1"])
+    assert exit_info.value.code == 2
+    assert "must be 0 (no calibration) or at least 2" in capsys.readouterr().err

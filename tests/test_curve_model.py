@@ -375,3 +375,12 @@ def test_domhan_baseline_extrapolates_a_power_law():
     assert abs(mean - y[-1]) < abs(y[25] - y[-1])  # better than the last value
     assert std > 0
     assert extrapolate(STEPS[:2], y[:2], 52.0)[0] == y[1]
+
+
+def test_build_curve_model_refuses_curves_that_are_not_two_dimensional() -> None:
+    from optuna_meta.curve._train import CurveTrainConfig, build_curve_model
+
+    with pytest.raises(ValueError, match=r"2-D array .* got shapes \{'a': \(30,\)\}"):
+        build_curve_model({"a": np.zeros(30)}, CurveTrainConfig(n_episodes=2))
+    with pytest.raises(TypeError, match="config must be a CurveTrainConfig"):
+        build_curve_model({"a": np.zeros((3, 30))}, {"n_episodes": 2})  # type: ignore[arg-type]

@@ -904,3 +904,9 @@ def test_while_other_trials_run_trial_k_takes_the_kth_entry_on_the_studys_branch
         assert t.params["n_estimators"] == entry["n_estimators"]
         assert t.params["eta"] == pytest.approx(entry["learning_rate"])
         assert t.params["max_depth"] == entry["max_depth"]
+
+
+def test_build_model_refuses_a_config_that_is_not_a_train_config() -> None:
+    # A dict of settings failed deep inside training with an AttributeError.
+    with pytest.raises(TypeError, match="config must be a TrainConfig"):
+        build_model(_toy_dataset(), config={"steps": 5})

@@ -471,3 +471,58 @@ def test_a_wrong_model_argument_fails_when_the_sampler_is_made(tmp_path: Path) -
     with pytest.raises(ModelFileError, match="Re-train"):
         MetaSampler(model=older)
     MetaSampler(model="lcbench-mlp")  # shipped names and good files are fine
+
+
+def test_a_file_that_unpacks_to_more_than_the_limit_is_refused_before_it_is_unpacked(
+    tmp_path: Path, shipped: SurrogateModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An npz is a zip archive: 0.5 MB on disk can unpack to 500 MB (a manifest padded with
+    # spaces took 2 GB of memory to load). Both the construction-time check, which reads the
+    # manifest alone, and the full load refuse such a file from its members' listed sizes.
+    import optuna_meta._model_io as model_io
+
+    path = shipped.save(tmp_path / "m.npz")
+    monkeypatch.setattr(model_io, "MAX_UNPACKED_BYTES", 1000)
+    with pytest.raises(ModelFileError, match="unpacks to"):
+        SurrogateModel.load(path)
+    with pytest.raises(ModelFileError, match="unpacks to"):
+        MetaSampler(model=path)
+
+
+@pytest.mark.parametrize("kind", ["str", "complex"])
+def test_weights_that_are_not_real_numbers_are_refused(
+    tmp_path: Path, shipped: SurrogateModel, kind: str
+) -> None:
+    # A cast to float read digit strings and dropped imaginary parts without a word.
+    with np.load(io.BytesIO(shipped.to_bytes()), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["W1"] = arrays["W1"].astype(str) if kind == "str" else arrays["W1"] + 1j
+    path = tmp_path / "m.npz"
+    np.savez(path, **arrays)  # as written, not through model_bytes' float32 cast
+    with pytest.raises(ModelFileError, match="not real numbers"):
+        SurrogateModel.load(path)
+
+
+def test_defaults_outside_the_search_space_are_refused_at_load(
+    tmp_path: Path, shipped: SurrogateModel
+) -> None:
+    # They surfaced only once a study ran, which then went to the fallback as a whole.
+    with np.load(io.BytesIO(shipped.to_bytes()), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    manifest = json.loads(arrays.pop(MANIFEST_KEY).tobytes())
+    manifest["defaults"] = {**manifest["defaults"], "learning_rate": "abc"}
+    path = tmp_path / "m.npz"
+    path.write_bytes(model_bytes(arrays, manifest))
+    with pytest.raises(ModelFileError, match="Model default value learning_rate='abc'"):
+        SurrogateModel.load(path)
+
+
+def test_a_model_path_under_the_home_folder_may_start_with_a_tilde(
+    tmp_path: Path, shipped: SurrogateModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shipped.save(tmp_path / "m.npz")
+    assert resolve_model_path("~/m.npz") == tmp_path / "m.npz"
+    study = optuna.create_study(sampler=MetaSampler(model="~/m.npz", seed=0))
+    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-1, log=True), n_trials=1)
+    assert study.trials[0].user_attrs[ATTR_SOURCE] == "meta"

@@ -424,3 +424,52 @@ def test_reading_checks_that_a_sqlite_file_exists_in_every_spelling(tmp_path: Pa
         with pytest.raises(FileNotFoundError, match="No SQLite database"):
             load_from_storage(typo)
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_sqlite_file_that_is_no_optuna_storage_is_refused_and_left_unchanged(
+    tmp_path: Path,
+) -> None:
+    # RDBStorage creates its tables in any database it opens: another program's database
+    # (a typo in the path) got 13 Optuna tables written into it.
+    import sqlite3
+
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE users (x INTEGER)")
+    con.close()
+    for storage in (path, str(path), f"sqlite:///{path}"):
+        with pytest.raises(ValueError, match="not an Optuna storage"):
+            load_from_storage(storage)
+    with sqlite3.connect(path) as con:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    con.close()
+    assert tables == ["users"]
+
+
+def test_a_storage_of_an_older_optuna_schema_is_a_clear_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    optuna.create_study(study_name="s", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    with sqlite3.connect(tmp_path / "old.db") as con:
+        con.execute("UPDATE alembic_version SET version_num = 'v3.0.0.a'")
+    con.close()
+    with pytest.raises(ValueError, match="optuna storage upgrade"):
+        load_from_storage(url)
+
+
+def test_study_names_must_be_a_non_empty_list_of_names(sqlite_file: Path) -> None:
+    # A single name as a str was read letter by letter ("Studies ['p', 'r', ...]").
+    with pytest.raises(TypeError, match=r"pass \['pruned'\]"):
+        load_from_storage(sqlite_file, "pruned")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="study_names is empty"):
+        load_from_storage(sqlite_file, [])
+    assert load_from_storage(sqlite_file, ["pruned"]).task_names == ["pruned"]
+
+
+def test_renaming_a_parameter_no_task_has_warns(loaded: MetaDataset) -> None:
+    with pytest.warns(UserWarning, match=r"No task has the parameters \['nope'\]"):
+        renamed = loaded.rename_params({"nope": "x"})
+    assert [t.search_space for t in renamed] == [t.search_space for t in loaded]

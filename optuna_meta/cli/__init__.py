@@ -248,8 +248,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     except ModelFileError as surrogate_error:
         try:  # a MetaPruner curve model?
             curve = CurveModel.load(args.model)
-        except ModelFileError:
-            raise surrogate_error from None
+        except ModelFileError as curve_error:
+            # The reason that matters is the one of the kind the file says it is.
+            raise (curve_error if _is_curve_file(args.model) else surrogate_error) from None
         print(json.dumps(curve.manifest, indent=2, default=str))
         return 0
     info = {k: v for k, v in model.manifest.items() if k not in ("search_space",)}
@@ -257,6 +258,17 @@ def _cmd_info(args: argparse.Namespace) -> int:
     info["initial_design"] = model.initial_design
     print(json.dumps(info, indent=2, default=str))
     return 0
+
+
+def _is_curve_file(model: str) -> bool:
+    """Whether ``model`` (a name or path) is a file whose manifest names the curve format."""
+    from optuna_meta._model_io import ModelFileError, _manifest_format, resolve_model_path
+    from optuna_meta.curve._model_file import FORMAT_NAME as CURVE_FORMAT
+
+    try:
+        return _manifest_format(resolve_model_path(model)) == CURVE_FORMAT
+    except ModelFileError:
+        return False
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -300,6 +312,13 @@ def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _calibration_folds(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("must be 0 (no calibration) or at least 2, got 1")
     return value
 
 
@@ -359,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--calibration-folds",
-        type=int,
+        type=_calibration_folds,
         default=CurveTrainConfig.calibration_folds,
         help="inner task folds of the tail calibration (0: none; needs 2+ tasks)",
     )
@@ -394,6 +413,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the manifest records the command that was run, also from Python
+    for key in ("out", "dataset", "model"):  # `--out=~/m.npz`: the shell leaves `~` alone
+        value = getattr(args, key, None)
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(args, key, os.path.expanduser(value))
     if getattr(args, "out", None) is not None and hasattr(args, "name") and args.name is None:
         args.name = Path(args.out).stem
     with warnings.catch_warnings():

@@ -401,11 +401,23 @@ def build_curve_model(
     import optuna_meta
 
     cfg = config or CurveTrainConfig()
+    if not isinstance(cfg, CurveTrainConfig):
+        raise TypeError(f"config must be a CurveTrainConfig, got {type(cfg).__name__}.")
+    shapes = {k: np.shape(v) for k, v in curves_by_task.items()}
+    flat = {k: shape for k, shape in shapes.items() if len(shape) != 2}
+    if flat:
+        raise ValueError(
+            f"Each task's curves must be a 2-D array (one row per trial, one column per step), "
+            f"got shapes {flat}."
+        )
     for key in ("n_episodes", "queries_per_episode", "hidden", "epochs", "batch_size"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}.")
-    if cfg.calibration_folds < 0:
-        raise ValueError(f"calibration_folds must be >= 0, got {cfg.calibration_folds}.")
+    if cfg.calibration_folds < 0 or cfg.calibration_folds == 1:
+        raise ValueError(
+            "calibration_folds must be 0 (no calibration) or at least 2 (a network fitted "
+            f"without each fold's tasks measures their errors), got {cfg.calibration_folds}."
+        )
     t0 = time.perf_counter()
     X, y, task = _task_examples(
         curves_by_task, cfg.n_episodes, cfg.queries_per_episode, cfg.seed, bounds

@@ -471,6 +471,14 @@ class MetaDataset:
         for old, new in mapping.items():
             if not isinstance(old, str) or not isinstance(new, str) or not old or not new:
                 raise ValueError(f"Parameter names must be non-empty strs, got {old!r}: {new!r}.")
+        known = {k for task in self._tasks for k in task.search_space}
+        unknown = sorted(set(mapping) - known)
+        if unknown:  # a typo would otherwise leave the names it meant to merge apart, silently
+            warnings.warn(
+                f"No task has the parameters {unknown}, so they are not renamed (the tasks' "
+                f"parameters: {sorted(known)}).",
+                stacklevel=2,
+            )
         tasks = []
         for task in self._tasks:
             rename = {k: mapping.get(k, k) for k in task.search_space}
@@ -563,7 +571,9 @@ class MetaDataset:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MetaDataset:
         """Read a file written by :meth:`save`; a foreign or corrupt file raises ValueError."""
-        path = Path(path)
+        path = Path(path).expanduser()
+        if path.is_file() and not zipfile.is_zipfile(path):  # numpy would talk of pickles
+            raise ValueError(f"{path} is not a MetaDataset file (not an .npz archive).")
         try:
             archive = np.load(path, allow_pickle=False)
         except (ValueError, OSError, zipfile.BadZipFile) as e:

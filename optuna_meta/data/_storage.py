@@ -78,8 +78,8 @@ def _resolve_storage(
     if isinstance(storage, str) and "://" in text:
         if not create:
             _require_sqlite_file(text)
-        return RDBStorage(text), True
-    path = Path(text)
+        return _rdb(text), True
+    path = Path(text).expanduser()
     suffix = path.suffix.lower()
     if suffix not in _JOURNAL_SUFFIXES + _SQLITE_SUFFIXES:
         raise ValueError(
@@ -93,7 +93,17 @@ def _resolve_storage(
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(str(path))), True
-    return RDBStorage(f"sqlite:///{path}"), True
+    if not create:
+        _require_optuna_tables(path)
+    return _rdb(f"sqlite:///{path}"), True
+
+
+def _rdb(url: str) -> RDBStorage:
+    """``RDBStorage(url)``; a database of an older Optuna schema is a clear ValueError."""
+    try:
+        return RDBStorage(url)
+    except RuntimeError as e:  # Optuna's schema check: it names `optuna storage upgrade`
+        raise ValueError(f"Cannot read {url}: {e}") from e
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -124,6 +134,31 @@ def _require_sqlite_file(url: str) -> None:
     path = sqlite_file(url)
     if path is not None and not path.is_file():
         raise FileNotFoundError(f"No SQLite database at {path} (from {url!r}).")
+    if path is not None:
+        _require_optuna_tables(path)
+
+
+def _require_optuna_tables(path: Path) -> None:
+    """Refuse to read a SQLite file that holds no Optuna storage.
+
+    Why: ``RDBStorage`` creates its tables in any database it opens, so a path to another
+    program's database (a typo) would get Optuna's tables written into it, while this module
+    promises to leave what it reads untouched. The file is opened read-only here.
+    """
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error as e:
+        raise ValueError(f"{path} is not a readable SQLite database ({e}).") from e
+    if not {"studies", "trials", "alembic_version"} <= {r[0] for r in rows}:
+        raise ValueError(
+            f"{path} is not an Optuna storage (it has no Optuna tables); it was not changed."
+        )
 
 
 def _dispose(storage: BaseStorage) -> None:
@@ -149,6 +184,13 @@ def load_from_storage(
 
     The conventions (meta-features, conflicting distributions, inf/NaN) are in the module doc.
     """
+    if isinstance(study_names, str):
+        raise TypeError(
+            f"study_names must be a sequence of study names, got the str {study_names!r}: "
+            f"pass [{study_names!r}] for one study."
+        )
+    if study_names is not None and len(study_names) == 0:
+        raise ValueError("study_names is empty: pass None to read every study.")
     backend, owned = _resolve_storage(storage, create=False)
     try:
         studies = backend.get_all_studies()
@@ -347,8 +389,8 @@ def export_to_storage(
         clash = [n for n in names if n in existing]
         if clash and not overwrite:
             raise DuplicatedStudyError(
-                f"Studies {clash} already exist in the storage; pass overwrite=True to replace "
-                "them, or choose another prefix."
+                f"Studies {clash} already exist in the storage; pass overwrite=True "
+                "(optuna-meta export: --overwrite) to replace them, or choose another prefix."
             )
         for task, study_name in zip(dataset, names, strict=True):
             if study_name in existing:

@@ -105,7 +105,8 @@ def load_yahpo(
         if exclude_test_instances and held_out.intersection(selected):
             raise ValueError(
                 f"Tasks {sorted(held_out.intersection(selected))} are YAHPO test instances; "
-                "pass exclude_test_instances=False to load them (never for training data)."
+                "pass exclude_test_instances=False to load them (Python API only: they never "
+                "train a model)."
             )
         if len(set(selected)) != len(selected):
             raise ValueError("tasks contains duplicates.")

@@ -1053,7 +1053,7 @@ class MetaSampler(BaseSampler):
         own_entry = on_branch[number] if number < len(on_branch) else None
         own = None if own_entry is None or own_entry in claimed else entries[own_entry]
         if racing:
-            return self._take_entry(study, trial, state, entries, on_branch[number:], seen)
+            return self._take_entry(study, trial, state, entries, own_entry, seen)
         if observed is None:
             return own
         X, ys, feasibility = observed
@@ -1090,8 +1090,8 @@ class MetaSampler(BaseSampler):
         best = free[pick]
         if best == own_entry or self._claim(study, trial, best, own_entry):
             return entries[best]
-        # Another trial started meanwhile: this one takes an entry as racing trials do.
-        return self._take_entry(study, trial, state, entries, on_branch[number:], seen)
+        # Another trial started meanwhile: this one takes its own entry as racing trials do.
+        return self._take_entry(study, trial, state, entries, own_entry, seen)
 
     def _take_entry(
         self,
@@ -1099,21 +1099,23 @@ class MetaSampler(BaseSampler):
         trial: FrozenTrial,
         state: _ModelState,
         entries: np.ndarray,
-        order: Sequence[int],
+        entry: int | None,
         seen: Mapping[str, BaseDistribution],
     ) -> np.ndarray | None:
-        """The first entry of ``order`` that no other running trial claims, claimed for
-        ``trial``; None when each one is claimed or was tried (the surrogate proposes).
+        """``entries[entry]`` (the trial's own, by number) claimed for ``trial``, or None when
+        another running trial claims it or one alike in the study's space (the surrogate then
+        proposes).
 
         Why: while trials run in other workers, trial ``k`` takes the ``k``-th entry of the
         study's list, but workers that started together may have built their lists from
         different parts of the study's space (the parameters suggested so far: entries alike
         in it count once), and two trial numbers then met on one entry (1 run in 25 of four
         workers on SQLite). So each trial announces its entry (``optuna_meta:design_entry``)
-        and looks again once it is written: an entry another running trial claims, or one
-        alike in the study's space, is left for the next. Of two trials that claim alike
-        entries at once, the one that reads last sees the other's claim and moves on.
+        and looks again once it is written. Of two trials that claim alike entries at once,
+        the one that reads last sees the other's claim and leaves the entry.
         """
+        if entry is None:
+            return None
         user_space = self._served_space(state, seen)
         keys: dict[int, tuple[tuple[str, Any], ...]] = {}
 
@@ -1135,21 +1137,20 @@ class MetaSampler(BaseSampler):
                     return True
             return False
 
+        if clash(entry):
+            return None
         storage = study._storage
-        for i in order:
-            if clash(i):
-                continue
-            try:
-                storage.set_trial_system_attr(trial._trial_id, ATTR_DESIGN_ENTRY, i)
-            except Exception as e:  # a storage that refuses the write: take it unannounced
-                _logger.debug(f"Could not claim design entry {i} for trial {trial.number}: {e}")
-                return entries[i]
-            if not clash(i):
-                return entries[i]
+        try:
+            storage.set_trial_system_attr(trial._trial_id, ATTR_DESIGN_ENTRY, entry)
+        except Exception as e:  # a storage that refuses the write: take it unannounced
+            _logger.debug(f"Could not claim design entry {entry} for trial {trial.number}: {e}")
+            return entries[entry]
+        if not clash(entry):
+            return entries[entry]
         try:
             storage.set_trial_system_attr(trial._trial_id, ATTR_DESIGN_ENTRY, None)
-        except Exception:  # nothing was claimed that needs withdrawing
-            pass
+        except Exception as e:  # the claim stays; the other trial left the entry too
+            _logger.debug(f"Could not withdraw the claim of trial {trial.number}: {e}")
         return None
 
     def _unserved(

@@ -255,6 +255,11 @@ def build_model(
     from optuna_meta.surrogate._train import TrainConfig, train_surrogate
 
     cfg = config or TrainConfig()
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(
+            f"config must be a TrainConfig (optuna_meta.surrogate._train), got "
+            f"{type(cfg).__name__}: e.g. TrainConfig(steps=5)."
+        )
     canonical = canonicalize(dataset)
     space = model_space(canonical)
     encoder = SpaceEncoder(space)

@@ -101,6 +101,9 @@ class SurrogateModel(ModelFile):
         missing = set(self.search_space) - set(self.defaults)
         if missing:
             raise ModelFileError(f"Model defaults lack parameters {sorted(missing)}.")
+        # Checked here, not when a study first needs one: a default outside its distribution
+        # would otherwise send every study the model serves to the fallback.
+        self.defaults = _checked_entry(self.defaults, self.search_space, "Model default")
         self.initial_design = [_checked_entry(e, self.search_space) for e in self.initial_design]
         self.task_optima = [_checked_entry(e, self.search_space) for e in self.task_optima]
 
@@ -167,27 +170,28 @@ class SurrogateModel(ModelFile):
             raise ModelFileError(f"{path}: {e}") from e
 
 
-def _checked_entry(entry: Any, space: dict[str, BaseDistribution]) -> dict[str, Any]:
-    """A design entry whose parameters the model knows, each value inside its distribution."""
+def _checked_entry(
+    entry: Any, space: dict[str, BaseDistribution], what: str = "Initial design"
+) -> dict[str, Any]:
+    """A configuration (a design entry, or the defaults: ``what`` words the errors) whose
+    parameters the model knows, each value inside its distribution."""
     from optuna_meta.space import ProjectionError, project_value
 
     if not isinstance(entry, dict) or not entry:
-        raise ModelFileError(f"An initial design entry must be a non-empty dict, got {entry!r}.")
+        raise ModelFileError(f"{what} entry must be a non-empty dict, got {entry!r}.")
     unknown = sorted(set(entry) - set(space))
     if unknown:
-        raise ModelFileError(f"An initial design entry names unknown parameters {unknown}.")
+        raise ModelFileError(f"{what} entry names unknown parameters {unknown}.")
     out = {}
     for name, value in entry.items():
         try:
             projected = project_value(value, space[name])
         except ProjectionError as e:
-            raise ModelFileError(f"Initial design value {name}={value!r}: {e}") from e
+            raise ModelFileError(f"{what} value {name}={value!r}: {e}") from e
         if projected != value and not (
             isinstance(value, float) and np.isclose(float(projected), value)
         ):
-            raise ModelFileError(
-                f"Initial design value {name}={value!r} is outside {space[name]}."
-            )
+            raise ModelFileError(f"{what} value {name}={value!r} is outside {space[name]}.")
         out[name] = projected
     return out
 
