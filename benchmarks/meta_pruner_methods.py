@@ -584,25 +584,22 @@ META_GUARD = _guard_method("meta")
 RANDOM_GUARD = _guard_method("random", max_expected_misses=DEFAULT_MAX_EXPECTED_MISSES)
 """The guard with random search (seeds 0-2): behind at 5200 epochs, so ``MetaPruner()`` keeps
 it off with non-adaptive samplers and ``RANDOM_DEFAULT`` stays the Random default's row."""
-_OFFSET_GUARD = "with the starvation guard; session 30 variant"
-TPE_OFF2R10_GUARD = meta_pruner_method(
-    "tpe_meta_off2r10_guard",
-    _label("tpe", {"median_offset": 2, "n_ramp_trials": 10}, _OFFSET_GUARD),
-    "tpe",
-    version_tag="+guard1",
-    median_offset=2,
-    n_ramp_trials=10,
-    max_expected_misses=None,
-)
-META_OFF2R10_GUARD = meta_pruner_method(
-    "meta_meta_off2r10_guard",
-    _label("meta", {"median_offset": 2, "n_ramp_trials": 10}, _OFFSET_GUARD),
-    "meta",
-    version_tag="+guard1",
-    median_offset=2,
-    n_ramp_trials=10,
-    max_expected_misses=None,
-)
+
+
+def _offset_guard_method(sampler: str) -> PrunerMethod:
+    kwargs = {"median_offset": 2, "n_ramp_trials": 10}
+    return meta_pruner_method(
+        f"{sampler}_meta_off2r10_guard",
+        _label(sampler, kwargs, "with the starvation guard; session 30 variant"),
+        sampler,
+        version_tag="+guard1",
+        max_expected_misses=None,
+        **kwargs,
+    )
+
+
+TPE_OFF2R10_GUARD = _offset_guard_method("tpe")
+META_OFF2R10_GUARD = _offset_guard_method("meta")
 """Session 11's small-budget option (offset 2, ramp over 10) measured again with the
 early-rank model and the starvation guard (session 30): better early, level in the mean at
 5200 epochs, but worse than no pruning there in more runs (150 of 408 against 97 with TPE),
