@@ -434,9 +434,11 @@ class _RelativeRecorder(optuna.samplers.RandomSampler):
         super().__init__(seed=0)
         self.relative: list[set[str]] = []
         self.independent: list[str] = []
+        self.inferred = 0
         self._space = optuna.search_space.IntersectionSearchSpace()
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+        self.inferred += 1
         return self._space.calculate(study)
 
     def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict:
@@ -470,6 +472,12 @@ def test_a_fallback_with_relative_sampling_gets_the_unknown_parameters_jointly()
     assert not {"lr", "batch_size", "dropout"} & set(fallback.independent)
     sources = [t.user_attrs.get(ATTR_SOURCE) for t in study.trials]
     assert sources == ["meta"] * 6 + ["fallback", "meta"]
+    # A study whose parameters the model serves whole does not ask the fallback for a space
+    # once a trial has completed (it costs time on every trial).
+    fallback = _RelativeRecorder()
+    sampler = MetaSampler(fallback=fallback, seed=0, fallback_every=0, **FAST)
+    optuna.create_study(sampler=sampler).optimize(objective, n_trials=5)
+    assert fallback.inferred == 1 and fallback.relative == []
 
 
 def test_n_meta_trials_hand_over() -> None:

@@ -57,8 +57,6 @@ ATTR_PRED_STD = ATTR_PREFIX + "predicted_std"
 ATTR_DESIGN_ENTRY = ATTR_PREFIX + "design_entry"
 """System attr: the design entry a trial takes out of order, so parallel workers leave it."""
 
-_INTERSECTED = (TrialState.COMPLETE, TrialState.PRUNED)
-"""States of the trials whose spaces Optuna's samplers intersect for relative sampling."""
 _ACTIVE = (TrialState.RUNNING, TrialState.WAITING)
 """States of a trial that has not finished (another worker's, when it is not ours)."""
 
@@ -484,13 +482,14 @@ class MetaSampler(BaseSampler):
             state = self._model_state()
             trials = study._get_trials(deepcopy=False, use_cache=True)
             last = next(
-                (t for t in reversed(trials) if t.state in _INTERSECTED and t.params), None
+                (t for t in reversed(trials) if t.state == TrialState.COMPLETE and t.params), None
             )
             if last is not None and all(
                 self._served_range(state, k, d, claim=False) for k, d in last.distributions.items()
             ):
-                # The fallback's space is an intersection of finished trials' spaces: within
-                # this one's, which the model serves whole (0.4 ms a trial saved at trial 50).
+                # The fallback's space intersects the spaces of the completed trials (and of
+                # the pruned ones, for TPE): it lies within this one's, which the model serves
+                # whole (about 0.2 ms a trial saved at trial 50 on LCBench).
                 return {}
             space = self._fallback.infer_relative_search_space(study, trial)
             return {
