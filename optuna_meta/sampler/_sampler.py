@@ -828,16 +828,15 @@ class MetaSampler(BaseSampler):
         # checks, or proposals that differ only there would repeat the served parameters.
         unserved = self._unserved(state, seen)
         served = {k: d for k, d in seen.items() if k not in unserved}
-        # Other workers' trials and the design entries they claimed: while any runs, the
-        # design keeps its order (``_design_point``).
+        # Other workers' trials: while any runs, the design keeps its order and each trial
+        # claims its entry (``_design_point``). A finished trial tells the study's names.
         others_running = False
-        claimed: set[Any] = set()
+        judged = False
         for t in trials:
             if t._trial_id == trial._trial_id:
                 continue
-            if t.state in _ACTIVE:
-                others_running = True
-                claimed.add(t.system_attrs.get(ATTR_DESIGN_ENTRY))
+            others_running |= t.state in _ACTIVE
+            judged |= t.state.is_finished() and bool(t.params)
             # A trial another thread is sampling may have none or only some of its params in
             # the storage yet, but this sampler proposed all of them: pending there, so two
             # threads do not propose one point.
@@ -863,9 +862,6 @@ class MetaSampler(BaseSampler):
         # Judged only once a finished trial tells the study's parameters: a first trial that
         # suggests two unknown names before four known ones is no study the model barely
         # knows, and it takes the design's first entry for the names the model serves.
-        judged = any(
-            t._trial_id != trial._trial_id and t.state.is_finished() and t.params for t in trials
-        )
         if judged and self._too_few_known(state, names):
             return None, None
         if state.fixed and not self._warned_fixed:
@@ -922,7 +918,6 @@ class MetaSampler(BaseSampler):
             # The entry is clipped into the asked parameter's range or choices too.
             {k: d for k, d in names.items() if k not in unserved},
             (X, ys, feasibility) if len(ys) and not others_running else None,
-            claimed,
             is_duplicate if user_space and taken else None,
             racing=others_running,
         )
@@ -1007,7 +1002,6 @@ class MetaSampler(BaseSampler):
         state: _ModelState,
         seen: Mapping[str, BaseDistribution],
         observed: tuple[np.ndarray, np.ndarray, Feasibility | None] | None,
-        claimed: set[Any],
         is_duplicate: Callable[[np.ndarray], bool] | None,
         racing: bool = False,
     ) -> np.ndarray | None:
@@ -1029,12 +1023,12 @@ class MetaSampler(BaseSampler):
         optima the model carries too (session 19: on LCBench's held-out tasks 0.0095 against
         0.0279 at 5 and 10 trials).
 
-        Parallel workers never take the same entry. While other trials run, trial ``k`` takes
-        the ``k``-th entry on the study's branch (numbers are unique), unless a running trial
-        claims it (``claimed``: their
-        ``optuna_meta:design_entry`` system attrs). A trial that picks by EI claims its entry
-        first, then looks again: a trial that started meanwhile may not have seen the claim
-        and takes the entry of its own number, so this one then takes its own number's too.
+        Parallel workers never take the same entry. While other trials run (``racing``), trial
+        ``k`` takes the ``k``-th entry on the study's branch (numbers are unique), unless a
+        running trial claims it or one alike (their ``optuna_meta:design_entry`` system attrs,
+        :meth:`_take_entry`). A trial that picks by EI claims its entry first, then looks
+        again: a trial that started meanwhile may not have seen the claim and takes the entry
+        of its own number, so this one then takes its own number's too.
         ``is_duplicate`` marks entries already tried. In a study with constraints the
         entries are ranked by expected improvement times their probability of being feasible
         (that alone while no trial is feasible), and the design is left for the surrogate's
@@ -1065,7 +1059,7 @@ class MetaSampler(BaseSampler):
             state, entries, [i for i in range(len(design)) if i not in other], seen
         )[:limit]
         own_entry = on_branch[number] if number < len(on_branch) else None
-        own = None if own_entry is None or own_entry in claimed else entries[own_entry]
+        own = None if own_entry is None else entries[own_entry]
         if racing:
             return self._take_entry(study, trial, state, entries, own_entry, seen)
         if observed is None:
@@ -1084,7 +1078,7 @@ class MetaSampler(BaseSampler):
             and number < TASK_OPTIMA_TRIALS
         ):
             # The training tasks' optima join the candidates; they are numbered after the
-            # design's entries (in `claimed` and the claim attr as well).
+            # design's entries (in the claim attr as well).
             optima = box.clip(state.task_optima)
             off = state.off_default_branch(state.task_optima, tuned)
             on_branch += [len(design) + j for j in range(len(optima)) if j not in off]
