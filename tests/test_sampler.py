@@ -265,6 +265,32 @@ def test_unknown_parameters_suggested_first_do_not_send_the_first_trial_away() -
     ]  # the design's first entry either way
 
 
+def test_a_first_trial_decides_a_name_of_another_kind_alone() -> None:
+    # When `eta` is asked, the shipped XGBoost model knows the names so far better than the
+    # MLP model: that `eta` is the fallback's. The decision is not kept: `momentum`, asked with
+    # 2 known names of 4, takes the design's first entry, as in a study of MLP names alone.
+    mlp = ("momentum", "weight_decay", "batch_size")
+
+    def objective(trial: optuna.Trial, xgboost_first: bool = True) -> float:
+        value = 0.0
+        if xgboost_first:
+            value += trial.suggest_int("max_depth", 1, 15)
+            value += trial.suggest_float("subsample", 0.1, 1.0)
+            value += trial.suggest_float("eta", 1e-3, 0.3, log=True)
+        value += trial.suggest_float(mlp[0], 0.1, 0.99)
+        value += trial.suggest_float(mlp[1], 1e-5, 1e-1, log=True)
+        return value + trial.suggest_int(mlp[2], 16, 512, log=True)
+
+    fallback = RecordingSampler()
+    study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
+    study.optimize(objective, n_trials=1)
+    assert fallback.asked == ["max_depth", "subsample", "eta"]
+    assert study.trials[0].user_attrs[ATTR_SOURCE] == "meta"
+    alone = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    alone.optimize(lambda t: objective(t, xgboost_first=False), n_trials=1)
+    assert [study.trials[0].params[k] for k in mlp] == [alone.trials[0].params[k] for k in mlp]
+
+
 def test_a_known_parameter_served_too_little_does_not_make_the_others_repeat() -> None:
     # `batch_size` 256..4096 lies mostly outside the model's 16..512, so the fallback samples
     # it. Proposals that differed only there counted as new configurations, and the served
@@ -340,8 +366,10 @@ def test_the_xgboost_model_serves_a_conditional_xgboost_study() -> None:
 def test_a_barely_known_study_is_sampled_exactly_as_the_fallback_would() -> None:
     # Relative (multivariate) sampling goes to the fallback too, not only suggest by suggest:
     # after TPE's 10 random startup trials its multivariate proposals must be the same.
-    # Trial 0, with no finished trial to judge the study by, takes the design's `eta`; a TPE
-    # study given that value for its trial 0 then runs the same trials.
+    # Trial 0 has no finished trial to judge the study by, but when `eta` is asked the names
+    # so far are better known to the shipped XGBoost model (3 of 3) than to the MLP model
+    # (1): an XGBoost study, whose `eta` is the fallback's too (session 31; it was the MLP
+    # design's learning rate), so the study is TPE's from its first trial.
     def objective(trial: optuna.Trial) -> float:
         depth = trial.suggest_int("max_depth", 1, 15)
         sub = trial.suggest_float("subsample", 0.1, 1.0)
@@ -353,11 +381,10 @@ def test_a_barely_known_study_is_sampled_exactly_as_the_fallback_would() -> None
     with pytest.warns(UserWarning, match="knows 1 of this study's 3"):
         meta.optimize(objective, n_trials=16)
     tpe = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
-    tpe.enqueue_trial({"eta": meta.trials[0].params["eta"]})
     tpe.optimize(objective, n_trials=16)
     assert [t.params for t in meta.trials] == [t.params for t in tpe.trials]
     sources = [t.user_attrs[ATTR_SOURCE] for t in meta.trials]
-    assert sources == ["meta"] + ["fallback"] * 15
+    assert sources == ["fallback"] * 16
 
 
 def test_design_entries_of_another_branch_are_skipped_when_the_study_does_not_tune_it() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -80,10 +81,14 @@ rbv2_xgboost benchmark (30 tasks, seeds 0-4, ``benchmarks/README.md``, session 1
 MLP model serving ``eta`` alone against TPE: ahead for the first 3 trials (its design's
 learning rates happen to be moderate ``eta`` values), then behind from 5 to 50 trials (regret
 0.1878 vs 0.1531 at 5, 0.0988 vs 0.0847 at 20). Such a study goes to the fallback, with a
-warning that names a shipped model that knows it better, from its first finished trial on:
-trial 0 cannot tell which names are still to come and takes the design's values for the names
-the model knows (session 30: +0.098 regret at 1 trial there, level from 10; a study that
-suggests unknown names before known ones gets the design's first trial)."""
+warning that names a shipped model that knows it better, once a finished trial tells its names.
+Before that (trial 0) names still to come may be known ones, so a study asking two unknown
+names before four known ones takes the design's first entry; but a known name asked while too
+few are known goes to the fallback when a shipped model of another kind knows more of the
+names asked so far (``MetaSampler._another_kind``): the XGBoost study (``booster``,
+``nrounds``, then ``eta``) is the fallback's from its first trial (session 31; session 30 gave
+it the MLP design's learning rate as ``eta``, +0.098 regret at 1 trial; see
+``benchmarks/README.md``)."""
 
 TASK_OPTIMA_TRIALS = 5
 """Design trials numbered below this may pick a training task's optimum (``task_optima``);
@@ -159,6 +164,12 @@ turns just before it had learned the study: on LCBench with every parameter mirr
 synthetic bowls 1 gains more (``benchmarks/README.md``, session 17)."""
 
 _PROPOSAL_CACHE_SIZE = 256
+
+_UNDECIDED: dict[str, Any] = {}
+"""``_compute_proposal``'s answer while no finished trial tells the study's names and those
+asked so far look like another kind of study (:meth:`MetaSampler._another_kind`): the name
+being asked goes to the fallback, and the trial's next known name is judged again (nothing is
+cached)."""
 
 
 class MetaSampler(BaseSampler):
@@ -784,6 +795,8 @@ class MetaSampler(BaseSampler):
             if key in self._proposals:
                 return self._proposals[key]
             proposal, pred = self._compute_proposal(study, trial, state, asked)
+            if proposal is _UNDECIDED:
+                return None
             self._proposals[key] = proposal
             while len(self._proposals) > _PROPOSAL_CACHE_SIZE:
                 self._proposals.popitem(last=False)
@@ -859,11 +872,17 @@ class MetaSampler(BaseSampler):
             constrained |= margin is not None
             margins.append(-math.inf if margin is None else margin)  # none set: feasible
         names = {**asked, **seen}  # the parameter being asked is not in a distribution yet
-        # Judged only once a finished trial tells the study's parameters: a first trial that
-        # suggests two unknown names before four known ones is no study the model barely
-        # knows, and it takes the design's first entry for the names the model serves.
-        if judged and self._too_few_known(state, names):
-            return None, None
+        # The study is judged once a finished trial tells its parameters. Before that (trial 0,
+        # or workers starting together) names still to come may be known ones: a study asking
+        # two unknown names before four known ones takes the design's first entry. Only when a
+        # shipped model of another kind knows more of the names asked so far (an XGBoost
+        # study asking ``booster``, ``nrounds``, then ``eta``) does the name being asked go to
+        # the fallback, and the trial's next known name is judged again.
+        if self._too_few_known(state, names, warn=judged):
+            if judged:
+                return None, None
+            if self._another_kind(state, names):
+                return _UNDECIDED, None
         if state.fixed and not self._warned_fixed:
             self._warn_fixed_and_suggested(state, names)
         y = np.asarray(y_raw, dtype=float)
@@ -958,8 +977,28 @@ class MetaSampler(BaseSampler):
             return None
         return state.encode({k: v for k, v in proposal.items() if not k.startswith("__")})
 
-    def _too_few_known(self, state: _ModelState, names: Mapping[str, BaseDistribution]) -> bool:
-        """The coverage rule (:data:`MIN_KNOWN_PARAMS`); warns once when it sends a study away.
+    def _another_kind(self, state: _ModelState, names: Collection[str]) -> bool:
+        """Whether a shipped model knows more of ``names`` than this one (by name).
+
+        Why: before a finished trial tells a study's names, a known name asked with too few
+        others known fits two studies: one whose known names come later (an MLP script asking
+        ``activation`` and ``label_smoothing`` before ``lr`` and four more), served best by the
+        design's entry, and one of another kind that shares a name with the model (XGBoost's
+        ``booster``, ``nrounds``, then ``eta``), where an MLP's learning rate is a poor ``eta``.
+        The names asked so far tell them apart when a shipped model of that other kind knows
+        them. Measured on LCBench with two unknown names asked first
+        (``benchmarks/unknown_params.py``) and on rbv2_xgboost with the MLP model
+        (``benchmarks/README.md``, session 31).
+        """
+        own = sum(self._model_name(state, k, claim=False) is not None for k in names)
+        better = _best_shipped_model(names, exclude=state.model)
+        return better is not None and better[1] > own
+
+    def _too_few_known(
+        self, state: _ModelState, names: Mapping[str, BaseDistribution], warn: bool = True
+    ) -> bool:
+        """The coverage rule (:data:`MIN_KNOWN_PARAMS`); with ``warn``, warns once when it
+        sends a study away.
 
         A parameter counts as known when the model knows its name and at least
         :data:`MIN_RANGE_COVERAGE` of its range (otherwise the fallback samples it anyway).
@@ -967,6 +1006,8 @@ class MetaSampler(BaseSampler):
         known = [k for k, d in names.items() if self._served_range(state, k, d)]
         if len(known) >= min(MIN_KNOWN_PARAMS, math.ceil(len(names) / 2)):
             return False
+        if not warn:
+            return True
         with self._lock:
             if self._warned_coverage:
                 return True
@@ -1281,17 +1322,27 @@ class MetaSampler(BaseSampler):
 def _best_shipped_model(names: Collection[str], exclude: SurrogateModel) -> tuple[str, int] | None:
     """The shipped surrogate that knows most of ``names``: ``(name, how many)``."""
     best: tuple[str, int] | None = None
+    for name, manifest_name, space in _shipped_spaces():
+        if manifest_name == exclude.manifest.get("name"):
+            continue
+        n = len(map_names(names, space))
+        if best is None or n > best[1]:
+            best = (name, n)
+    return best
+
+
+@functools.cache
+def _shipped_spaces() -> tuple[tuple[str, Any, Mapping[str, BaseDistribution]], ...]:
+    """Each shipped surrogate's name, manifest name and search space, loaded once a process
+    (the files ship with the package; loading them all takes about 9 ms)."""
+    out = []
     for name in shipped_models():
         try:
             model = SurrogateModel.load(name)
         except Exception:  # a curve model, or a file this version cannot read
             continue
-        if model.manifest.get("name") == exclude.manifest.get("name"):
-            continue
-        n = len(map_names(names, model.search_space))
-        if best is None or n > best[1]:
-            best = (name, n)
-    return best
+        out.append((name, model.manifest.get("name"), model.search_space))
+    return tuple(out)
 
 
 def range_coverage(user_dist: BaseDistribution, model_dist: BaseDistribution) -> float:

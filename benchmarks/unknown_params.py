@@ -1,0 +1,130 @@
+"""Studies that suggest parameters the model does not know, before or after the known ones.
+
+Why: a user's MLP script often tunes things the LCBench model never saw (the activation, label
+smoothing) beside the ones it knows. The surrogate serves the known names and the fallback the
+rest, but the first trial must decide, name by name, while the study's other names are still
+to come: the coverage rule (``MIN_KNOWN_PARAMS``) cannot yet tell an MLP study that asks two
+unknown names first from an XGBoost study whose only name the model knows comes third
+(``benchmarks.meta_methods.SHIPPED_ON_OTHER_SCENARIO`` measures that one). This benchmark
+measures what the first trials cost in the MLP case.
+
+Protocol: the LCBench sampler protocol (34 tasks, seeds, 5-fold task CV with the fold models of
+``benchmarks.meta_methods``). The study suggests :data:`UNKNOWN` (two parameters no shipped
+model knows, which do not change the objective) and LCBench's seven parameters:
+
+* ``first``: the two unknown names before the seven known ones;
+* ``last``: after them (the control: the first known name is asked with no unknown one yet).
+
+The known names are asked ``learning_rate`` first, the parameter that matters most on LCBench:
+the one whose value the first trial's rule decides while too few known names are in sight.
+
+Run (a few minutes on one core):
+    .. code-block:: bash
+
+        python -m benchmarks.unknown_params --seeds 0-4 --n-trials 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
+
+from benchmarks._cli import (
+    add_setting_arguments,
+    parse_ints,
+    parse_list,
+    parse_methods,
+    run_methods,
+)
+from benchmarks._tables import regret_table
+from benchmarks.objectives import scored_tasks, suggest_value
+from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna, timed_ask_tell
+from benchmarks.reference import normalised_regret
+from benchmarks.transfer import METHODS as TRANSFER_METHODS
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SCENARIO = "lcbench"
+METRIC = "val_accuracy"
+UNKNOWN: dict[str, BaseDistribution] = {
+    "activation": CategoricalDistribution(["relu", "tanh", "gelu"]),
+    "label_smoothing": FloatDistribution(0.0, 0.2),
+}
+"""Parameters no shipped model knows; the objective ignores them."""
+FIRST_KNOWN = "learning_rate"
+ORDERS = ("first", "last")
+"""Where the study suggests :data:`UNKNOWN`: before or after the known parameters."""
+METHODS = {m: TRANSFER_METHODS[m] for m in ("meta", "tpe", "random")}
+BUDGETS = (1, 2, 3, 5, 10, 20, 30, 50)
+
+
+def run_one(ctx: BenchContext, method: str, order: str, n_trials: int) -> dict[str, Any]:
+    surrogate = ctx.surrogate
+    known = {hp.name: hp.distribution() for hp in surrogate.spec.hyperparameters}
+    known = {FIRST_KNOWN: known.pop(FIRST_KNOWN), **known}
+    space = {**UNKNOWN, **known} if order == "first" else {**known, **UNKNOWN}
+    study = optuna.create_study(direction="maximize", sampler=METHODS[method](ctx))
+    values, ms = timed_ask_tell(
+        study,
+        n_trials,
+        lambda trial: {name: suggest_value(trial, name, dist) for name, dist in space.items()},
+        lambda _, params: surrogate.evaluate(
+            ctx.task, [{k: params[k] for k in known}], outputs=[METRIC]
+        )[METRIC][0],
+    )
+    sources = [t.user_attrs.get("optuna_meta:source") for t in study.trials]
+    return {"task": ctx.task, "seed": ctx.seed, "values": values, "ms": ms, "sources": sources}
+
+
+def report(runs: dict[str, list[dict[str, Any]]], order: str, command: str) -> str:
+    n = max(len(r["values"]) for rs in runs.values() for r in rs)
+    budgets = [b for b in BUDGETS if b <= n]
+    reference = make_contexts(SCENARIO, scored_tasks(SCENARIO), [0])[0].reference
+    regrets = {
+        m: np.array([normalised_regret(r["values"], reference[r["task"]]) for r in rs])
+        for m, rs in runs.items()
+    }
+    title = (
+        f"LCBench with two parameters the model does not know suggested {order} "
+        f"({', '.join(UNKNOWN)}; the objective ignores them), mean normalised regret (the "
+        "shared per-task normalisation); 5-fold task CV for MetaSampler."
+    )
+    return regret_table(title, runs, regrets, budgets, command)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_setting_arguments(parser, [SCENARIO], METHODS)
+    parser.add_argument("--orders", default=",".join(ORDERS), help="comma-separated")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    quiet_optuna()
+    methods = parse_methods(parser, args.methods, METHODS)
+    orders = parse_methods(parser, args.orders, ORDERS)
+    contexts = make_contexts(SCENARIO, scored_tasks(SCENARIO), parse_ints(args.seeds))
+    (args.out / "raw").mkdir(parents=True, exist_ok=True)
+    for order in orders:
+        runs = run_methods(
+            methods, contexts, functools.partial(run_one, order=order, n_trials=args.n_trials)
+        )
+        stem = f"unknown_params_{SCENARIO}_{order}"
+        raw = json.dumps({"runs": runs}, separators=(",", ":"))
+        (args.out / "raw" / f"{stem}.json").write_text(raw)
+        command = (
+            f"python -m benchmarks.unknown_params --orders {order} --seeds {args.seeds}"
+            f" --n-trials {args.n_trials}"
+            + (f" --methods {args.methods}" if parse_list(args.methods) != list(METHODS) else "")
+        )
+        text = report(runs, order, command)
+        (args.out / f"{stem}.md").write_text(text)
+        print(text, flush=True)
+
+
+if __name__ == "__main__":
+    main()
