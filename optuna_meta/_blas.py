@@ -4,7 +4,8 @@ The surrogate multiplies matrices of a few hundred rows. Multi-threaded OpenBLAS
 threads up for each such product; on a busy machine (the user's training job owns the cores)
 that made a 600x64x64 product 45x slower than on one thread (7.9 ms vs 0.18 ms, measured on
 the project's 2-core machines). threadpoolctl, when installed (scikit-learn depends on it),
-limits BLAS to one thread just around the sampler's work and restores it afterwards.
+limits BLAS to one thread just around the sampler's work and restores it afterwards (in the main
+thread only: see :func:`single_threaded_blas`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Any
 _controller: Any = None
 _controller_lock = threading.Lock()
 _UNAVAILABLE = object()
+_active = 0  # blocks running now (nested ones included)
+_limiter: Any = None  # what restores the limits found when the outermost one began
+_active_lock = threading.Lock()
 
 
 def _get_controller() -> Any:
@@ -34,10 +38,30 @@ def _get_controller() -> Any:
 
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """Limit BLAS to one thread inside the block when threadpoolctl is available."""
+    """Limit BLAS to one thread inside the block when threadpoolctl is available, in the
+    main thread only.
+
+    Why only there: the limit is process-wide, so in a worker thread (``n_jobs>1``, a
+    distributed worker) it would also throttle whatever the other threads compute meanwhile,
+    and OpenBLAS may not raise its thread count again when asked from a thread after the main
+    thread set it (measured with OpenBLAS 0.3.31): ``study.optimize(n_jobs=4)`` left BLAS on
+    one thread for the rest of the process, the user's own numpy and scikit-learn work
+    included. Nested blocks keep the limit until the outermost one ends.
+    """
+    global _active, _limiter
     controller = _get_controller()
-    if controller is _UNAVAILABLE:
+    if controller is _UNAVAILABLE or threading.current_thread() is not threading.main_thread():
         yield
         return
-    with controller.limit(limits=1, user_api="blas"):
+    with _active_lock:
+        if _active == 0:
+            _limiter = controller.limit(limits=1, user_api="blas")
+        _active += 1
+    try:
         yield
+    finally:
+        with _active_lock:
+            _active -= 1
+            if _active == 0:
+                limiter, _limiter = _limiter, None
+                limiter.restore_original_limits()

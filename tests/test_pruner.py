@@ -577,6 +577,53 @@ def test_torch_not_imported_on_the_pruning_path():
     assert int(out[1]) >= 1
 
 
+def test_threads_leave_the_process_blas_threads_as_they_were():
+    # The one-thread BLAS limit is process-wide. Set and restored from worker threads
+    # (`n_jobs=4`), it left BLAS on one thread for the rest of the process: blocks overlapped,
+    # and OpenBLAS ignored a worker thread's request to raise the count again. Now only the
+    # main thread limits it, nested blocks until the outermost ends.
+    code = textwrap.dedent(
+        """
+        import numpy as np, optuna
+        from threadpoolctl import threadpool_info, threadpool_limits
+        from optuna_meta import MetaPruner
+        from optuna_meta._blas import single_threaded_blas
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+        def blas():
+            return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+        threadpool_limits(limits=2, user_api="blas")
+        if not blas() or min(blas()) < 2:
+            print("skip")
+            raise SystemExit
+        with single_threaded_blas():
+            with single_threaded_blas():
+                pass
+            inside = blas()
+        after_nested = blas()
+
+        def objective(trial):
+            x = trial.suggest_float("x", 0.0, 1.0)
+            for step in range(1, 21):
+                trial.report(float((0.3 + 0.6 * x) * (1 - np.exp(-step / 4))), step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+            return float((0.3 + 0.6 * x) * (1 - np.exp(-5)))
+
+        study = optuna.create_study(direction="maximize", pruner=MetaPruner())
+        study.optimize(objective, n_trials=40, n_jobs=4)
+        print(inside, after_nested, blas())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    ).stdout.strip()
+    if out == "skip":
+        pytest.skip("no multi-threaded BLAS to observe")
+    assert out == "[1] [2] [2]"
+
+
 def test_works_on_a_hyperband_bracket_study():
     # HyperbandPruner hands its inner pruners a restricted `_BracketStudy`; MetaPruner must only
     # use what that exposes, and its attrs must still reach the storage.
