@@ -47,9 +47,9 @@ BUDGETS = (520, 1040, 2600, 5200)
 class _BlindMetaPruner(MetaPruner):
     """MetaPruner whose target ignores feasibility (every completed trial counts)."""
 
-    def _context(self, study: Any, sign: float) -> Any:
-        found = super()._context(study, sign)
-        return None if found is None else (found[0], found[0].finals)
+    def _context(self, study: Any, sign: float, step: float | None = None) -> Any:
+        found = super()._context(study, sign, step)
+        return None if found is None else found._replace(targets=found.ctx.finals)
 
 
 def _factory(method: str) -> Any:

@@ -912,5 +912,130 @@ def test_the_uneven_end_warning_is_given_per_study_and_not_pickled(caplog):
     # a new storage that reused the address would then never be warned)
     pruner._contexts.clear()
     gc.collect()
-    assert len(pruner._warned_uneven) == 0
-    assert len(pickle.loads(pickle.dumps(pruner))._warned_uneven) == 0
+    assert len(pruner._warned) == 0
+    assert len(pickle.loads(pickle.dumps(pruner))._warned) == 0
+
+
+def _add_completed(study: optuna.Study, finals, steps) -> None:
+    """Completed trials whose curves (``acc_curve`` over 50 steps) are reported at ``steps``."""
+    for final in finals:
+        c = acc_curve(final)
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=float(c[-1]),
+                intermediate_values={int(s): float(c[int(s) - 1]) for s in steps},
+            )
+        )
+
+
+@pytest.mark.parametrize("reported", [[50], [25, 50]], ids=["only-the-end", "every-25"])
+def test_completed_trials_reported_later_are_not_read_as_finished_at_step_one(reported):
+    # Resampled, a completed curve is held at its first report back to step 0: trials that
+    # reported only at the end (results added with `add_trial`) looked finished from step 1,
+    # and the study's eventual best was pruned at its first report (p = 0.004). Their finals
+    # still count; their curves wait until the trial reaches their first report.
+    finals = list(np.linspace(0.80, 0.90, 12))
+    study = optuna.create_study(direction="maximize", pruner=MetaPruner())
+    _add_completed(study, finals, reported)
+    best = acc_curve(0.95)
+    t = study.ask()
+    for s in STEPS[:30]:
+        t.report(float(best[s - 1]), int(s))
+        assert not t.should_prune(), f"the study's best was pruned at step {s}"
+    study.tell(t, state=TrialState.PRUNED)
+    attrs = study.trials[-1].user_attrs
+    if min(reported) > 30:  # no completed curve has begun: no prediction yet
+        assert ATTR_PROB_IMPROVEMENT not in attrs
+        return
+    assert attrs[ATTR_PROB_IMPROVEMENT] > 0.5
+    # Once the trial has passed their first report, those curves are its context again.
+    pruned, frozen = run_partial(study, acc_curve(0.40)[:30], STEPS[:30])
+    assert pruned and frozen.user_attrs[ATTR_PREDICTED_FINAL] < 0.6
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-12])
+def test_decisions_do_not_depend_on_the_metrics_units(scale):
+    # A scale floor of 1e-9 in absolute units swamped a metric whose spread is below it: a loss
+    # in units of 1e-12 was never pruned and its recorded predictions were off by 30x.
+    def decide(factor: float) -> list[tuple[bool, float, float]]:
+        study = make_study(MetaPruner(), direction="minimize", transform=lambda v: factor * v)
+        out = []
+        for values in (BAD, GOOD):
+            pruned, frozen = run_partial(study, values, STEPS[:15], lambda v: factor * v)
+            attrs = frozen.user_attrs
+            out.append(
+                (pruned, attrs[ATTR_PROB_IMPROVEMENT], attrs[ATTR_PREDICTED_FINAL] / factor)
+            )
+        return out
+
+    for (p1, q1, m1), (p2, q2, m2) in zip(decide(1.0), decide(scale), strict=True):
+        assert p1 == p2
+        assert q2 == pytest.approx(q1, rel=1e-6, abs=1e-9)
+        assert m2 == pytest.approx(m1, rel=1e-6)
+
+
+def test_a_trial_is_not_pruned_at_the_last_step_the_completed_trials_reported():
+    # Keras, XGBoost and LightGBM callbacks report epochs 0..n-1; with max_resource=n the last
+    # report was at fraction (n-1)/n and could be pruned, losing a finished result for nothing.
+    n = 20
+    steps = np.arange(0, n)
+    study = optuna.create_study(direction="maximize", pruner=MetaPruner(max_resource=n))
+    rng = np.random.default_rng(0)
+    for final in 0.80 + 0.10 * rng.random(12):
+        c = acc_curve(final, steps + 1)
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=float(c[-1]),
+                intermediate_values={int(s): float(v) for s, v in zip(steps, c, strict=True)},
+            )
+        )
+    t = study.ask()
+    c = acc_curve(0.50, steps + 1)
+    for s in steps[:-1]:
+        t.report(float(c[s]), int(s))
+    frozen = study._storage.get_trial(t._trial_id)
+    assert study.pruner.prune(study, frozen)  # a clear loser before its last step
+    t.report(float(c[-1]), n - 1)
+    frozen = study._storage.get_trial(t._trial_id)
+    pred = study.pruner.predict(study, frozen)
+    assert pred.at_last_step and pred.prob_improvement < 0.01
+    assert not study.pruner.prune(study, frozen)
+
+
+def test_max_resource_in_other_units_than_the_reports_warns_once(caplog):
+    # max_resource=3 (epochs) while a Trainer reports global steps 500, 1000, ...: every check
+    # counts as the final step, where nothing is pruned. That turned pruning off in silence.
+    steps = 500 * STEPS
+    study = make_study(MetaPruner(max_resource=3), steps=steps)
+    with caplog.at_level("WARNING"):
+        pruned, _ = run_partial(study, BAD, steps[:15])
+        run_partial(study, BAD, steps[:15])
+    assert not pruned
+    said = [r.message for r in caplog.records if "beyond max_resource=3" in r.message]
+    assert len(said) == 1
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run_partial(make_study(MetaPruner(max_resource=50)), BAD, STEPS[:15])
+    assert not [r for r in caplog.records if "max_resource" in r.message]
+
+
+def test_a_broken_prediction_does_not_prune():
+    # Losses near the float limit overflow the normalisation: the probability came out NaN,
+    # which `p >= threshold` let through to pruning (a far better trial was pruned). No
+    # prediction now, so no decision.
+    study = make_study(MetaPruner(), direction="minimize", transform=lambda v: 1.7e308 * v)
+    t = study.ask()
+    t.report(-1.7e308, 1)
+    frozen = study._storage.get_trial(t._trial_id)
+    assert study.pruner.predict(study, frozen) is None
+    assert not t.should_prune()
+
+
+def test_a_completed_trial_with_an_infinite_value_does_not_trigger_the_uneven_warning(caplog):
+    study = make_study(MetaPruner())
+    study.add_trial(
+        optuna.trial.create_trial(value=float("inf"), intermediate_values={1: 0.5, 2: 0.6})
+    )
+    with caplog.at_level("WARNING"):
+        run_partial(study, BAD, STEPS[:15])
+    assert not [r for r in caplog.records if "completed trials end at steps" in r.message]

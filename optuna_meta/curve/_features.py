@@ -70,6 +70,10 @@ MIN_RANK_CURVES = 3
 RESID_FLOOR = 1e-3
 """Smallest residual standard deviation (``a`` units) before its log."""
 
+SCALE_FLOOR = 1e-9
+"""The study's scale is at least this fraction of its values' magnitude (relative, so a metric
+in any units is normalised alike; only a study of near-constant curves reaches it)."""
+
 RESID_PRIOR_WEIGHT = 2.0
 """Pseudo-observations of the finals' own variance in the line's residual variance: few
 completed curves (or curves of one exact shape) cannot claim a near-perfect line."""
@@ -258,7 +262,10 @@ def build_context(
     pooled = np.concatenate([curves[i][1] for i in with_curve] + [F])
     q10, q90 = _quantiles(pooled, (0.1, 0.9))
     scale = max(top - centre, (q75 - q25) / 1.349, 0.05 * (q90 - q10))
-    scale = max(float(scale), 1e-9 * max(1.0, abs(centre)))
+    # The floor is relative to the values' own magnitude: an absolute one swamped metrics
+    # whose spread is below 1e-9 (a loss in units of 1e-12), whose decisions then changed.
+    magnitude = max(abs(centre), float(np.max(np.abs(pooled))))
+    scale = max(float(scale), SCALE_FLOOR * magnitude, np.finfo(np.float64).tiny)
     if len(with_curve) > MAX_CONTEXT_CURVES:
         half = MAX_CONTEXT_CURVES // 2
         rank = np.asarray(order if order is not None else np.arange(len(finals)))

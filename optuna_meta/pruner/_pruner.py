@@ -49,7 +49,14 @@ Decision at each ``trial.should_prune()`` (``prune``):
 
 ``T``, the final step, is ``max_resource`` when given, else the largest last step of the
 completed trials; so ``step`` can be an epoch, a global step of a Hugging Face ``Trainer``
-(500, 1000, ...) or anything increasing, and reports may be uneven or few.
+(500, 1000, ...) or anything increasing, and reports may be uneven or few. A trial that has
+reached ``T``, or the largest last step of the completed trials (epochs ``0..n-1`` with
+``max_resource=n``), is not pruned: stopping it saves nothing. Reports beyond
+``MAX_RESOURCE_SLACK * max_resource`` warn once (``max_resource`` in other units than the
+steps). A completed trial whose first report comes after the checked trial's step (it
+reported only at the end, or less often) lends its final to the context but not its curve,
+which before its first report would only repeat that report; with no completed curve begun
+by then there is no prediction.
 
 User attrs set at every check with a prediction (the Optuna dashboard shows them; MetaSampler
 reads ``optuna_meta:predicted_final`` of pruned trials as their value):
@@ -273,7 +280,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from optuna.pruners import BasePruner
@@ -337,8 +344,33 @@ and 0 (the median itself) with any other sampler (chosen by benchmark: module do
 _CACHE_SIZE = 32
 
 _Ref = Callable[[], object | None]
-_CacheEntry = tuple[int, StudyContext | None, dict, _Ref, np.ndarray]
-"""Per study: completed count, context, cleaned curves by trial id, storage, feasible finals."""
+
+
+class _Found(NamedTuple):
+    """A study's context for one check: what :meth:`MetaPruner._context` returns."""
+
+    ctx: StudyContext
+    targets: np.ndarray
+    """The oriented finals a trial must beat: the feasible completed trials', best first."""
+    last_step: float
+    """The largest last step the completed trials reported."""
+
+
+@dataclass
+class _CacheEntry:
+    """Per study: what the context was built from, and the context."""
+
+    n: int
+    """Completed trials."""
+    found: _Found | None
+    known: dict
+    """Cleaned curve, oriented final, number and feasibility by trial id."""
+    ref: _Ref
+    """The storage (weakly)."""
+    starts: np.ndarray
+    """Each completed curve's first reported step (inf: none), in the study's order."""
+    late: bytes
+    """Which of them started after the checked step, left out of the context's curves."""
 
 
 @dataclass(frozen=True)
@@ -352,6 +384,8 @@ class CurvePrediction:
         fraction: The trial's progress ``step / T`` (at most 1).
         n_completed: Completed trials the target was chosen among: those with a finite value
             that meet the study's constraints (all of them in a study without constraints).
+        at_last_step: Whether the trial has reported the largest last step of the completed
+            trials (never pruned then).
     """
 
     mean: float
@@ -359,6 +393,7 @@ class CurvePrediction:
     prob_improvement: float
     fraction: float
     n_completed: int
+    at_last_step: bool = False
 
 
 class MetaPruner(BasePruner):
@@ -523,8 +558,8 @@ class MetaPruner(BasePruner):
         self._net: tuple[CurveNetwork, TailCalibration | None] | None = None
         self._contexts: OrderedDict[tuple, _CacheEntry] = OrderedDict()
         self._model_failed = False  # the curve model could not be loaded (warned once)
-        # Studies warned about uneven final steps, per storage (dropped with the storage).
-        self._warned_uneven: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # (study id, warning) pairs already said, per storage (dropped with the storage).
+        self._warned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     # -- pickling ------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -533,7 +568,7 @@ class MetaPruner(BasePruner):
         state["_net"] = None
         state["_contexts"] = OrderedDict()
         state["_model_failed"] = False  # another process may find the file: try again there
-        state.pop("_warned_uneven", None)  # weak references do not pickle; __setstate__ remakes
+        state.pop("_warned", None)  # weak references do not pickle; __setstate__ remakes
         if isinstance(self.model, CurveModel):
             state["model"] = ("__bytes__", self.model.to_bytes())
         return state
@@ -547,7 +582,7 @@ class MetaPruner(BasePruner):
         state.setdefault("_model_file", None)  # pickled before the construction-time check
         state.setdefault("max_expected_misses", math.inf)  # pickled before the guard: none
         self.__dict__.update(state)
-        self._warned_uneven = weakref.WeakKeyDictionary()
+        self._warned = weakref.WeakKeyDictionary()
         self._lock = threading.RLock()
 
     # -- BasePruner API ------------------------------------------------------------------------
@@ -592,10 +627,12 @@ class MetaPruner(BasePruner):
             return False
         if step < self.n_warmup_steps or pred.fraction < self.min_fraction:
             return False
-        if pred.fraction >= 1.0:  # the trial has reached the final step: stopping saves nothing
+        if pred.fraction >= 1.0 or pred.at_last_step:
+            # The final step, or the last one every completed trial reported (0-based epochs
+            # 0..n-1 with ``max_resource=n``): stopping saves nothing and loses the result.
             return False
-        if pred.prob_improvement >= self.effective_threshold(pred.n_completed):
-            return False
+        if not pred.prob_improvement < self.effective_threshold(pred.n_completed):
+            return False  # a NaN probability included: never prune on a broken prediction
         return not self._starved(study, trial)
 
     def _starved(self, study: Study, trial: FrozenTrial) -> bool:
@@ -668,11 +705,14 @@ class MetaPruner(BasePruner):
 
     def _predict(self, study: Study, trial: FrozenTrial) -> CurvePrediction | None:
         sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
-        found = self._context(study, sign)
+        steps, values = _curve(trial, sign)
+        if not len(steps):
+            return None
+        found = self._context(study, sign, float(steps[-1]))
         if found is None:
             return None
-        ctx, targets = found
-        steps, values = _curve(trial, sign)
+        ctx, targets, last_step = found
+        self._check_max_resource(study, max(float(steps[-1]), last_step))
         net, cal = self._network()
         with single_threaded_blas():
             x = self._features(ctx, trial, steps, values)
@@ -681,6 +721,10 @@ class MetaPruner(BasePruner):
             # Older model files read only the leading features (``SERVED_LAYOUTS``).
             mean_a, std_a = net.predict(x[None, : net.n_inputs])
             mu, sd = self._adjust(ctx, steps, float(mean_a[0]), float(std_a[0]))
+        if not (math.isfinite(mu) and math.isfinite(sd) and sd > 0.0):
+            # Values at the float limit can overflow the normalisation: no prediction, so no
+            # decision (a NaN probability once fell through the threshold test and pruned).
+            return None
         if len(targets):
             k = self._target_rank(len(targets), self.median_offset_for(study))
             t_a = float(ctx.a(float(targets[k - 1]) + self.margin))
@@ -696,6 +740,7 @@ class MetaPruner(BasePruner):
             prob_improvement=prob,
             fraction=float(min(steps[-1] / ctx.T, 1.0)),
             n_completed=len(targets),
+            at_last_step=bool(steps[-1] >= last_step),
         )
 
     def _features(
@@ -725,14 +770,23 @@ class MetaPruner(BasePruner):
                 self._net = (model.network(), cal)
             return self._net
 
-    def _context(self, study: Study, sign: float) -> tuple[StudyContext, np.ndarray] | None:
-        """The study's completed trials as context, and the finals a trial must beat.
+    def _context(self, study: Study, sign: float, step: float | None = None) -> _Found | None:
+        """The study's completed trials as context, the finals a trial must beat, and the
+        completed trials' largest last step.
 
-        The second array holds the oriented finals of the *feasible* completed trials, best
-        first (``ctx.finals`` itself when the study sets no constraints): a trial that broke
-        the study's constraints (``trial.set_constraint``) is no result to beat, so the
-        target comes from the others, while its curve still tells the model how curves of
-        this task evolve.
+        The targets hold the oriented finals of the *feasible* completed trials, best first
+        (``ctx.finals`` itself when the study sets no constraints): a trial that broke the
+        study's constraints (``trial.set_constraint``) is no result to beat, so the target
+        comes from the others, while its curve still tells the model how curves of this task
+        evolve.
+
+        With ``step`` (the checked trial's last step), completed curves whose first report
+        comes after it keep their final but not their curve: resampled, a curve is held at
+        its first value back to step 0, and a study whose completed trials reported only at
+        the end (results added with ``add_trial``, a reporting interval changed) looked
+        finished from the first step on, so a new trial's first report was judged against
+        final values (the study's eventual best was pruned at step 1). ``None`` when no
+        completed curve has begun by ``step``.
         """
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not completed:
@@ -746,15 +800,15 @@ class MetaPruner(BasePruner):
         n = len(completed)
         with self._lock:
             hit = self._contexts.get(key)
-            if hit is not None and hit[3]() is not storage:
+            if hit is not None and hit.ref() is not storage:
                 # A freed storage's id was reused by a new one (in-memory studies in a loop,
                 # whose trial ids restart at 0): that entry is another study's.
                 hit = None
-            if hit is not None and hit[0] == n:
+            if hit is not None and hit.n == n and _late(hit.starts, step) == hit.late:
                 self._contexts.move_to_end(key)
-                return None if hit[1] is None else (hit[1], hit[4])
+                return hit.found
             # Completed trials never change: their cleaned curves are kept between rebuilds.
-            known = dict(hit[2]) if hit is not None else {}
+            known = dict(hit.known) if hit is not None else {}
         for t in completed:
             if t._trial_id not in known:
                 v = t.value
@@ -762,29 +816,38 @@ class MetaPruner(BasePruner):
                 feasible = all(c <= 0.0 for c in t.constraints.values())
                 known[t._trial_id] = (_curve(t, sign), final, t.number, feasible)
         rows = [known[t._trial_id] for t in completed]
+        curves = [r[0] for r in rows]
+        starts = np.array([c[0][0] if len(c[0]) else np.inf for c in curves])
+        late = _late(starts, step)
+        ends = [float(r[0][0][-1]) for r in rows if len(r[0][0]) and math.isfinite(r[1])]
         T = float(self.max_resource) if self.max_resource is not None else None
+        if T is None and ends:
+            T = max(ends)  # of every completed curve, the late ones too
+        empty = (np.empty(0), np.empty(0))
         ctx = build_context(
-            [r[0] for r in rows],
+            [empty if starts[i] > step else c for i, c in enumerate(curves)] if late else curves,
             np.array([r[1] for r in rows], dtype=np.float64),
             sign,
             T,
             np.array([r[2] for r in rows]),
         )
+        found = None
         if ctx is not None:
-            self._warn_uneven_ends(storage, study._study_id, [r[0][0] for r in rows], ctx.T)
-        targets = ctx.finals if ctx is not None else np.empty(0)
-        if ctx is not None and not all(r[3] for r in rows):
-            ok = np.array([r[3] and math.isfinite(r[1]) for r in rows])
-            targets = np.sort(np.array([r[1] for r in rows])[ok])[::-1]
+            self._warn_uneven_ends(storage, study._study_id, ends, ctx.T)
+            targets = ctx.finals
+            if not all(r[3] for r in rows):
+                ok = np.array([r[3] and math.isfinite(r[1]) for r in rows])
+                targets = np.sort(np.array([r[1] for r in rows])[ok])[::-1]
+            found = _Found(ctx, targets, max(ends))
         with self._lock:
-            self._contexts[key] = (n, ctx, known, _reference(storage), targets)
+            self._contexts[key] = _CacheEntry(n, found, known, _reference(storage), starts, late)
             self._contexts.move_to_end(key)
             while len(self._contexts) > _CACHE_SIZE:
                 self._contexts.popitem(last=False)
-        return None if ctx is None else (ctx, targets)
+        return found
 
     def _warn_uneven_ends(
-        self, storage: object, study_id: int, steps: list[np.ndarray], T: float
+        self, storage: object, study_id: int, ends: list[float], T: float
     ) -> None:
         """Warn once per study when completed trials end well before the final step ``T``.
 
@@ -793,28 +856,64 @@ class MetaPruner(BasePruner):
         is itself a hyperparameter: a 10-epoch trial then teaches the model that curves flatten
         after a quarter of the run, and longer trials are judged against it.
         """
-        ends = [float(s[-1]) for s in steps if len(s)]
         if not ends or min(ends) >= UNEVEN_END_FRACTION * T:
             return
+        if self._first_warning(storage, study_id, "uneven"):
+            _logger.warning(
+                f"MetaPruner: completed trials end at steps {min(ends):g} to {max(ends):g}, and "
+                f"it predicts every trial at step {T:g}. Shorter trials count as finished runs, "
+                "their curves held flat to the end: right for your own early stopping, wrong "
+                "when the number of steps is a hyperparameter (then run every trial to the same "
+                "last step, or prune only in studies of one length)."
+            )
+
+    def _check_max_resource(self, study: Study, step: float) -> None:
+        """Warn once per study when trials report steps far beyond ``max_resource``.
+
+        Why: every check past ``max_resource`` counts as the final step, where nothing is
+        pruned; ``max_resource`` in other units than the reports (``num_train_epochs=3``
+        while a Hugging Face ``Trainer`` reports global steps 500, 1000, ...) silently turned
+        pruning off.
+        """
+        T = self.max_resource
+        if T is None or step <= MAX_RESOURCE_SLACK * T:
+            return
+        if self._first_warning(study._storage, study._study_id, "max_resource"):
+            _logger.warning(
+                f"MetaPruner: trials report step {step:g}, beyond max_resource={T:g}, where "
+                "every check counts as the final step and nothing is pruned. Give max_resource "
+                "in the units of the reported steps (e.g. a Trainer's global steps), or leave "
+                "it None to take the completed trials' last step."
+            )
+
+    def _first_warning(self, storage: object, study_id: int, kind: str) -> bool:
+        """Whether the warning ``kind`` is due in this study: once per study and storage."""
         with self._lock:
             try:  # per storage object: a freed storage's id may be reused by a new one
-                warned = self._warned_uneven.setdefault(storage, set())
+                warned = self._warned.setdefault(storage, set())
             except TypeError:  # a storage that refuses weak references: warn every time
                 warned = set()
-            if study_id in warned:
-                return
-            warned.add(study_id)
-        _logger.warning(
-            f"MetaPruner: completed trials end at steps {min(ends):g} to {max(ends):g}, and it "
-            f"predicts every trial at step {T:g}. Shorter trials count as finished runs, their "
-            "curves held flat to the end: right for your own early stopping, wrong when the "
-            "number of steps is a hyperparameter (then run every trial to the same last step, "
-            "or prune only in studies of one length)."
-        )
+            if (study_id, kind) in warned:
+                return False
+            warned.add((study_id, kind))
+            return True
 
 
 UNEVEN_END_FRACTION = 0.5
 """Completed trials ending before this fraction of the final step trigger one warning."""
+
+MAX_RESOURCE_SLACK = 1.5
+"""Reports beyond this multiple of ``max_resource`` trigger one warning (a step or two past it
+is the common off-by-one of 0-based and 1-based epochs, not a unit mistake)."""
+
+
+def _late(starts: np.ndarray, step: float | None) -> bytes:
+    """Which completed curves (by their first reported step) begin after ``step``, packed;
+    empty when none does (or no step is given)."""
+    if step is None:
+        return b""
+    late = np.isfinite(starts) & (starts > step)
+    return np.packbits(late).tobytes() if late.any() else b""
 
 
 def _reference(obj: object) -> _Ref:
