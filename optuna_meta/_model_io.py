@@ -111,6 +111,11 @@ def resolve_model_path(
 
     ``format_name`` narrows the shipped models the error message offers to that kind.
     """
+    if not str(name_or_path).strip():  # Path("") is the current folder
+        raise ModelFileError(
+            f"No model given (an empty name): pass a path to a .npz model file or one of the "
+            f"shipped models {shipped_models(format_name)}."
+        )
     candidate = Path(name_or_path).expanduser()
     if candidate.is_file():
         return candidate

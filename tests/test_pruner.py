@@ -464,6 +464,9 @@ def test_constructor_is_lazy_and_validates(tmp_path):
     for bad_top_k in (0, -1, 0.0, 1.0, 1.5, True):
         with pytest.raises(ValueError, match="top_k"):
             MetaPruner(top_k=bad_top_k)
+    assert MetaPruner(top_k=np.float32(0.25)).top_k == 0.25  # numpy floats too
+    with pytest.raises(ModelFileError, match="empty name"):
+        MetaPruner(model="")  # not "'' is a folder" (the current folder)
     with pytest.raises(ValueError):
         MetaPruner(max_resource=0)
     with pytest.raises(ValueError, match="n_ramp_trials"):

@@ -505,7 +505,7 @@ class MetaPruner(BasePruner):
             raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction}.")
         if isinstance(top_k, bool) or not (
             (isinstance(top_k, (int, np.integer)) and top_k >= 1)
-            or (isinstance(top_k, float) and 0.0 < top_k < 1.0)
+            or (isinstance(top_k, (float, np.floating)) and 0.0 < top_k < 1.0)
         ):
             raise ValueError(
                 f"top_k must be an int >= 1 or a float in (0, 1) (a fraction), got {top_k!r}."
@@ -545,7 +545,7 @@ class MetaPruner(BasePruner):
         self.n_ramp_trials = int(n_ramp_trials)
         self.n_warmup_steps = int(n_warmup_steps)
         self.min_fraction = float(min_fraction)
-        self.top_k = top_k if isinstance(top_k, float) else int(top_k)
+        self.top_k = float(top_k) if isinstance(top_k, (float, np.floating)) else int(top_k)
         self.median_offset = None if median_offset is None else int(median_offset)
         self.margin = float(margin)
         self.max_resource = max_resource
