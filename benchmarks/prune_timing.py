@@ -61,8 +61,8 @@ def time_task(bench: YahpoSurrogate, task: str, n_completed: int, seed: int) -> 
             frozen = study._storage.get_trial(trial._trial_id)
             if epoch == 1:  # as right after a trial completed: the context is rebuilt (the
                 # cleaned curves of the completed trials are kept, as in a real study)
-                for key, entry in list(pruner._contexts.items()):
-                    pruner._contexts[key] = (-1, *entry[1:])  # a count no study has
+                for entry in pruner._contexts.values():
+                    entry.n = -1  # a count no study has
             start = time.perf_counter()
             pruner.prune(study, frozen)
             ms = (time.perf_counter() - start) * 1e3
