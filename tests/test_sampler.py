@@ -267,8 +267,9 @@ def test_unknown_parameters_suggested_first_do_not_send_the_first_trial_away() -
 
 def test_a_first_trial_decides_a_name_of_another_kind_alone() -> None:
     # When `eta` is asked, the shipped XGBoost model knows the names so far better than the
-    # MLP model: that `eta` is the fallback's. The decision is not kept: `momentum`, asked with
-    # 2 known names of 4, takes the design's first entry, as in a study of MLP names alone.
+    # MLP model (3 against 1): that `eta` is the fallback's, and so is `momentum` (3 against
+    # 2). The decision is not kept: `weight_decay`, asked when the MLP model knows as many of
+    # the names (3), takes the design's first entry, as in a study of MLP names alone.
     mlp = ("momentum", "weight_decay", "batch_size")
 
     def objective(trial: optuna.Trial, xgboost_first: bool = True) -> float:
@@ -284,11 +285,54 @@ def test_a_first_trial_decides_a_name_of_another_kind_alone() -> None:
     fallback = RecordingSampler()
     study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
     study.optimize(objective, n_trials=1)
-    assert fallback.asked == ["max_depth", "subsample", "eta"]
+    assert fallback.asked == ["max_depth", "subsample", "eta", "momentum"]
     assert study.trials[0].user_attrs[ATTR_SOURCE] == "meta"
     alone = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
     alone.optimize(lambda t: objective(t, xgboost_first=False), n_trials=1)
-    assert [study.trials[0].params[k] for k in mlp] == [alone.trials[0].params[k] for k in mlp]
+    served = mlp[1:]
+    assert [study.trials[0].params[k] for k in served] == [
+        alone.trials[0].params[k] for k in served
+    ]
+
+
+def test_the_readmes_xgboost_study_gets_no_mlp_learning_rate_in_trial_0() -> None:
+    # `n_estimators` then `learning_rate`: 1 known name of 2 is "half", so the coverage rule
+    # let trial 0 take the MLP design's learning rate (0.1 for every seed). The shipped XGBoost
+    # model knows both names: another kind of study, so the fallback samples it.
+    def objective(trial: optuna.Trial) -> float:
+        n = trial.suggest_int("n_estimators", 50, 500)
+        lr = trial.suggest_float("learning_rate", 1e-3, 0.3, log=True)
+        return n / 500 + math.log10(lr) ** 2 + trial.suggest_int("max_depth", 2, 10)
+
+    for seed in range(3):
+        fallback = RecordingSampler(seed=seed)
+        study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=seed, **FAST))
+        study.optimize(objective, n_trials=1)
+        assert fallback.asked == ["n_estimators", "learning_rate", "max_depth"]
+        assert study.trials[0].user_attrs[ATTR_SOURCE] == "fallback"
+
+
+def test_names_sent_to_the_fallback_do_not_make_another_model_look_better() -> None:
+    # Fine-tuning with AdamW: `param_mapping={"learning_rate": None}` as the README advises.
+    # lcbench-mlp-short knows `learning_rate` by name too, and counting it made (1) trial 0
+    # look like another kind of study and (2) the warning send the user to lcbench-mlp-short,
+    # whose warning sent them back.
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("learning_rate", 1e-5, 1e-4, log=True)
+        wd = trial.suggest_float("weight_decay", 1e-5, 0.1, log=True)
+        return lr * 1e3 - wd - trial.suggest_float("warmup_ratio", 0.0, 0.2)
+
+    for model in ("lcbench-mlp", "lcbench-mlp-short"):
+        sampler = MetaSampler(model=model, param_mapping={"learning_rate": None}, seed=0, **FAST)
+        study = optuna.create_study(sampler=sampler)
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            study.optimize(objective, n_trials=2)
+        assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta", "fallback"]
+        said = [str(w.message) for w in record if "too few to help" in str(w.message)]
+        assert len(said) == 1
+        assert "param_mapping sends learning_rate to the fallback" in said[0]
+        assert "The shipped model" not in said[0], said[0]
 
 
 def test_a_known_parameter_served_too_little_does_not_make_the_others_repeat() -> None:

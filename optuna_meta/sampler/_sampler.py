@@ -83,12 +83,11 @@ learning rates happen to be moderate ``eta`` values), then behind from 5 to 50 t
 0.1878 vs 0.1531 at 5, 0.0988 vs 0.0847 at 20). Such a study goes to the fallback, with a
 warning that names a shipped model that knows it better, once a finished trial tells its names.
 Before that (trial 0) names still to come may be known ones, so a study asking two unknown
-names before four known ones takes the design's first entry; but a known name asked while too
-few are known goes to the fallback when a shipped model of another kind knows more of the
-names asked so far (``MetaSampler._another_kind``): the XGBoost study (``booster``,
-``nrounds``, then ``eta``) is the fallback's from its first trial (session 31; session 30 gave
-it the MLP design's learning rate as ``eta``, +0.098 regret at 1 trial; see
-``benchmarks/README.md``)."""
+names before four known ones takes the design's first entry; but a known name goes to the
+fallback when a shipped model of another kind knows more of the names asked so far
+(``MetaSampler._another_kind``): the XGBoost study (``booster``, ``nrounds``, then ``eta``)
+is the fallback's from its first trial (session 31; session 30 gave it the MLP design's
+learning rate as ``eta``, +0.098 regret at 1 trial; see ``benchmarks/README.md``)."""
 
 TASK_OPTIMA_TRIALS = 5
 """Design trials numbered below this may pick a training task's optimum (``task_optima``);
@@ -876,13 +875,14 @@ class MetaSampler(BaseSampler):
         # or workers starting together) names still to come may be known ones: a study asking
         # two unknown names before four known ones takes the design's first entry. Only when a
         # shipped model of another kind knows more of the names asked so far (an XGBoost
-        # study asking ``booster``, ``nrounds``, then ``eta``) does the name being asked go to
-        # the fallback, and the trial's next known name is judged again.
-        if self._too_few_known(state, names, warn=judged):
-            if judged:
+        # study asking ``booster``, ``nrounds``, then ``eta``; or ``n_estimators``, then
+        # ``learning_rate``) does the name being asked go to the fallback, and the trial's
+        # next known name is judged again.
+        if judged:
+            if self._too_few_known(state, names):
                 return None, None
-            if self._another_kind(state, names):
-                return _UNDECIDED, None
+        elif self._another_kind(state, names):
+            return _UNDECIDED, None
         if state.fixed and not self._warned_fixed:
             self._warn_fixed_and_suggested(state, names)
         y = np.asarray(y_raw, dtype=float)
@@ -980,25 +980,30 @@ class MetaSampler(BaseSampler):
     def _another_kind(self, state: _ModelState, names: Collection[str]) -> bool:
         """Whether a shipped model knows more of ``names`` than this one (by name).
 
-        Why: before a finished trial tells a study's names, a known name asked with too few
-        others known fits two studies: one whose known names come later (an MLP script asking
+        Why: before a finished trial tells a study's names, a known name asked among unknown
+        ones fits two studies: one whose known names come later (an MLP script asking
         ``activation`` and ``label_smoothing`` before ``lr`` and four more), served best by the
         design's entry, and one of another kind that shares a name with the model (XGBoost's
-        ``booster``, ``nrounds``, then ``eta``), where an MLP's learning rate is a poor ``eta``.
-        The names asked so far tell them apart when a shipped model of that other kind knows
-        them. Measured on LCBench with two unknown names asked first
+        ``booster``, ``nrounds``, then ``eta``; or ``n_estimators``, then ``learning_rate``, 1
+        known name of 2, which the coverage rule alone would serve), where an MLP's learning
+        rate is a poor ``eta``. The names asked so far tell them apart when a shipped model of
+        that other kind knows them. Names ``param_mapping`` sends to the fallback count for no
+        model. Measured on LCBench with two unknown names asked first
         (``benchmarks/unknown_params.py``) and on rbv2_xgboost with the MLP model
         (``benchmarks/README.md``, session 31).
         """
         own = sum(self._model_name(state, k, claim=False) is not None for k in names)
-        better = _best_shipped_model(names, exclude=state.model)
+        better = _best_shipped_model(self._not_excluded(names), exclude=state.model)
         return better is not None and better[1] > own
 
-    def _too_few_known(
-        self, state: _ModelState, names: Mapping[str, BaseDistribution], warn: bool = True
-    ) -> bool:
-        """The coverage rule (:data:`MIN_KNOWN_PARAMS`); with ``warn``, warns once when it
-        sends a study away.
+    def _not_excluded(self, names: Collection[str]) -> list[str]:
+        """``names`` less those ``param_mapping`` sends to the fallback (mapped to None): no
+        model should count them when the shipped models are compared."""
+        mapping = self.param_mapping or {}
+        return [k for k in names if not (k in mapping and mapping[k] is None)]
+
+    def _too_few_known(self, state: _ModelState, names: Mapping[str, BaseDistribution]) -> bool:
+        """The coverage rule (:data:`MIN_KNOWN_PARAMS`); warns once when it sends a study away.
 
         A parameter counts as known when the model knows its name and at least
         :data:`MIN_RANGE_COVERAGE` of its range (otherwise the fallback samples it anyway).
@@ -1006,26 +1011,31 @@ class MetaSampler(BaseSampler):
         known = [k for k, d in names.items() if self._served_range(state, k, d)]
         if len(known) >= min(MIN_KNOWN_PARAMS, math.ceil(len(names) / 2)):
             return False
-        if not warn:
-            return True
         with self._lock:
             if self._warned_coverage:
                 return True
             self._warned_coverage = True
         name = state.model.manifest.get("name", "the model")
         hint = ""
-        better = _best_shipped_model(names, exclude=state.model)
+        outside = [k for k in names if k not in known and self._model_name(state, k) is not None]
+        # Another model is suggested only if it knows more of the names this one could serve
+        # at all: not the names the user sent to the fallback, nor those whose ranges lie
+        # outside (a sibling with the same ranges would send the user straight back).
+        candidates = [k for k in self._not_excluded(names) if k not in outside]
+        better = _best_shipped_model(candidates, exclude=state.model)
         if better is not None and better[1] > len(known):
             hint = (
                 f" The shipped model {better[0]!r} knows {better[1]}: "
                 f"MetaSampler(model={better[0]!r})."
             )
-        outside = [k for k in names if k not in known and self._model_name(state, k) is not None]
-        why = (
-            f"; {', '.join(outside)} lie mostly outside the ranges it was trained on"
-            if outside
-            else " (it was trained on another kind of model)"
-        )
+        excluded = [k for k in names if k not in candidates and k not in outside]
+        verb = "lies" if len(outside) == 1 else "lie"
+        if outside:
+            why = f"; {', '.join(outside)} {verb} mostly outside the ranges it was trained on"
+        elif excluded:
+            why = f"; param_mapping sends {', '.join(excluded)} to the fallback"
+        else:
+            why = " (it was trained on another kind of model)"
         warnings.warn(
             f"MetaSampler's model {name!r} knows {len(known)} of this study's {len(names)} "
             f"parameters ({', '.join(known) or 'none'}), too few to help{why}, so "
@@ -1320,10 +1330,13 @@ class MetaSampler(BaseSampler):
 
 
 def _best_shipped_model(names: Collection[str], exclude: SurrogateModel) -> tuple[str, int] | None:
-    """The shipped surrogate that knows most of ``names``: ``(name, how many)``."""
+    """The shipped surrogate of another kind than ``exclude`` that knows most of ``names``:
+    ``(name, how many)``. Models of ``exclude``'s own parameters (``lcbench-mlp-short`` beside
+    ``lcbench-mlp``) know the same names, so they never count."""
     best: tuple[str, int] | None = None
+    own = set(exclude.search_space)
     for name, manifest_name, space in _shipped_spaces():
-        if manifest_name == exclude.manifest.get("name"):
+        if manifest_name == exclude.manifest.get("name") or set(space) == own:
             continue
         n = len(map_names(names, space))
         if best is None or n > best[1]:
