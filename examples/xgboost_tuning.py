@@ -138,6 +138,8 @@ def main() -> None:
     print(table)
     if args.out:
         command = f"python examples/xgboost_tuning.py --trials {args.trials} --seeds {args.seeds}"
+        if args.datasets:
+            command += f" --datasets {args.datasets}"
         with open(args.out, "w") as f:
             f.write(table + f"\n\nCommand: `{command}`\n")
 

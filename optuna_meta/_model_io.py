@@ -170,6 +170,7 @@ def model_source(given: str | os.PathLike[str], checked: str | None) -> str | os
 
 def _read_manifest_only(path: Path) -> Any:
     """The parsed manifest of the model file at ``path``, read without its weight arrays."""
+    _check_file_size(path)
     try:
         with zipfile.ZipFile(path) as archive:
             _check_unpacked_size(archive, str(path))
@@ -182,6 +183,17 @@ def _read_manifest_only(path: Path) -> Any:
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise ModelFileError(_not_readable(str(path), e)) from e
     return _parse_manifest(array, str(path))
+
+
+def _check_file_size(path: Path) -> None:
+    """Refuse a file larger than :data:`MAX_MODEL_BYTES` (at construction too: a sampler whose
+    model fails only at its first trial sends the whole study to the fallback)."""
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise ModelFileError(
+            f"{path} is {size} bytes, larger than the {MAX_MODEL_BYTES} a model file may be: "
+            "not an optuna-meta model file."
+        )
 
 
 def _check_unpacked_size(archive: zipfile.ZipFile, label: str) -> None:
@@ -274,8 +286,7 @@ def read_model_file(
         label, stream = "<bytes>", io.BytesIO(source)
     else:
         path = resolve_model_path(source, format_name)
-        if path.stat().st_size > MAX_MODEL_BYTES:
-            raise ModelFileError(f"{path} is larger than {MAX_MODEL_BYTES} bytes.")
+        _check_file_size(path)
         # Read whole (files are small): a truncated archive then leaves no open file behind.
         label, stream = str(path), io.BytesIO(path.read_bytes())
     if not zipfile.is_zipfile(stream):  # numpy would talk of pickles for a text file

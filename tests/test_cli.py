@@ -512,3 +512,16 @@ def test_calibration_folds_of_one_is_refused(capsys: pytest.CaptureFixture[str])
         main(["train-curve", "--dataset", "d.npz", "--out", "m.npz", "--calibration-folds", "1"])
     assert exit_info.value.code == 2
     assert "must be 0 (no calibration) or at least 2" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_is_no_error() -> None:
+    # `optuna-meta models | head -1` printed "optuna-meta: error: [Errno 32] Broken pipe" and
+    # exited 2. The reader here has gone before the command writes anything.
+    cmd = [sys.executable, "-c", "import sys; from optuna_meta.cli import main; sys.exit(main())"]
+    proc = subprocess.Popen(
+        [*cmd, "info", "lcbench-mlp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert b"Broken pipe" not in err and b"Error" not in err, err

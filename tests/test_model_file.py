@@ -17,8 +17,9 @@ import pytest
 from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
 
-from optuna_meta import MetaSampler
+from optuna_meta import MetaPruner, MetaSampler
 from optuna_meta._model_io import model_bytes
+from optuna_meta.curve import CurveModel
 from optuna_meta.data import TEST_INSTANCES
 from optuna_meta.sampler import ATTR_SOURCE
 from optuna_meta.space import SpaceEncoder
@@ -361,9 +362,17 @@ def test_too_large_file_is_refused(
     import optuna_meta._model_io as model_io
 
     path = shipped.save(tmp_path / "m.npz")
+    curve = tmp_path / "c.npz"
+    curve.write_bytes(CurveModel.load("lcbench-curve").to_bytes())
     monkeypatch.setattr(model_io, "MAX_MODEL_BYTES", 100)
     with pytest.raises(ModelFileError, match="larger than"):
         SurrogateModel.load(path)
+    # Also when the sampler or pruner is made: refused only at the first trial, the whole
+    # study went to the fallback with a log line.
+    with pytest.raises(ModelFileError, match="larger than"):
+        MetaSampler(model=path)
+    with pytest.raises(ModelFileError, match="larger than"):
+        MetaPruner(model=curve)
 
 
 def test_bad_model_file_in_the_sampler_warns(

@@ -424,6 +424,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _show_warning
         try:
             return int(args.func(args))
+        except BrokenPipeError:
+            # `optuna-meta models | head -1`: the reader has gone, which is no error. Point
+            # stdout at devnull so that the interpreter's final flush does not fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
         except (ValueError, KeyError, OSError, ImportError, OptunaError, SQLAlchemyError) as e:
             # OSError: a missing file or folder, no permission; ImportError: a database driver
             # or torch not installed; SQLAlchemyError: a bad URL or an unreachable server.
