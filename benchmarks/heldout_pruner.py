@@ -18,6 +18,8 @@ Run::
 
     python -m benchmarks.heldout_pruner
     python -m benchmarks.heldout_pruner --curve-model my_curves.npz
+    python -m benchmarks.heldout_pruner --seeds 0-11 --peers-from \
+        benchmarks/results/seeds3-5,benchmarks/results/seeds6-8,benchmarks/results/seeds9-11
 
 Writes ``benchmarks/results/heldout/raw/pruner_lcbench_*.json`` (git-ignored) and
 ``benchmarks/results/heldout_pruner_lcbench.md``.
@@ -28,11 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from optuna.pruners import NopPruner
 from optuna.samplers import RandomSampler, TPESampler
 
-from benchmarks._cli import parse_ints
+from benchmarks._cli import parse_ints, parse_list
 from benchmarks.meta_methods import SAMPLER_BEHAVIOUR
 from benchmarks.meta_pruner_methods import curve_model_tasks
 from benchmarks.pruning import PrunerMethod, run_pruner_method
@@ -94,12 +97,37 @@ def curve_model_method(path: Path) -> PrunerMethod:
     )
 
 
+def merged_peers(
+    dirs: list[Path], tasks: list[str], seeds: set[int], epochs: int
+) -> list[dict[str, Any]]:
+    """Each Optuna peer's saved runs on ``tasks`` and ``seeds``, joined across ``dirs`` (a
+    run found twice counts once), labelled with the seeds they cover."""
+    merged: dict[str, dict[str, Any]] = {}
+    for d in dirs:
+        for r in peer_results_on(d, "pruner", SCENARIO, tasks, epoch_budget=epochs):
+            runs = [run for run in r["runs"] if int(run["seed"]) in seeds]
+            if not runs:
+                continue
+            into = merged.setdefault(r["method"], {**r, "runs": []})
+            have = {(run["task"], int(run["seed"])) for run in into["runs"]}
+            into["runs"] += [run for run in runs if (run["task"], int(run["seed"])) not in have]
+    for r in merged.values():
+        r["seeds"] = sorted({int(run["seed"]) for run in r["runs"]})
+    return list(merged.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0-2")
     parser.add_argument("--epochs", type=int, default=5200)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--curve-model", type=Path, help="also TPE + MetaPruner(model=this)")
+    parser.add_argument(
+        "--peers-from",
+        default="",
+        help="comma-separated result folders whose peer runs join --out's (e.g. the "
+        "full-protocol runs of other seeds: benchmarks/results/seeds3-5,...)",
+    )
     args = parser.parse_args()
     tasks = list(TEST_INSTANCES[SCENARIO])
     heldout_dir = args.out / "heldout"
@@ -118,8 +146,10 @@ def main() -> None:
             verbose=True,
             resume=False,  # the shipped models change between sessions: never reuse old runs
         )
+    seeds = set(parse_ints(args.seeds))
     results = load_results(heldout_dir, "pruner", SCENARIO)
-    results += peer_results_on(args.out, "pruner", SCENARIO, tasks, epoch_budget=args.epochs)
+    peer_dirs = [args.out] + [Path(d) for d in parse_list(args.peers_from) or []]
+    results += merged_peers(peer_dirs, tasks, seeds, args.epochs)
     summary = pruner_summary(results, SCENARIO)
     text = (
         "Held-out YAHPO test instances of LCBench (167168, 189873, 189906), pruner protocol "
@@ -128,6 +158,7 @@ def main() -> None:
         "their full-protocol runs on the same tasks and seeds.\n\n" + pruner_table_md(summary)
     )
     extra = f" --curve-model {args.curve_model}" if args.curve_model is not None else ""
+    extra += f" --peers-from {args.peers_from}" if args.peers_from else ""
     text += f"\nCommand: `python -m benchmarks.heldout_pruner --seeds {args.seeds}{extra}`\n"
     (args.out / "heldout_pruner_lcbench.md").write_text(text)
     (args.out / "heldout_pruner_lcbench_summary.json").write_text(json.dumps(summary, indent=1))
