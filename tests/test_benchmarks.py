@@ -922,3 +922,34 @@ def test_session_25_benchmark_clis_refuse_bad_input_clearly(capsys):
     with pytest.raises(SystemExit):
         config_curve.main(["--episodes", "0"])
     assert "--episodes must be >= 1" in capsys.readouterr().err
+
+
+def test_heldout_pruner_joins_peer_runs_across_seed_folders(tmp_path):
+    from benchmarks import heldout_pruner
+
+    def write(folder: str, seeds: list[int]) -> object:
+        raw = tmp_path / folder / "raw"
+        raw.mkdir(parents=True)
+        runs = [
+            {"task": task, "seed": seed, "trials": [[52, 0, 90.0]]}
+            for task in ("167168", "3945")
+            for seed in seeds
+        ]
+        result = {
+            "kind": "pruner",
+            "scenario": "lcbench",
+            "method": "tpe_nop",
+            "label": "TPE + NopPruner",
+            "epoch_budget": 5200,
+            "seeds": seeds,
+            "runs": runs,
+        }
+        (raw / "pruner_lcbench_tpe_nop.json").write_text(json.dumps(result))
+        return tmp_path / folder
+
+    dirs = [write("a", [0, 1, 2]), write("b", [2, 3, 4])]
+    (joined,) = heldout_pruner.merged_peers(dirs, ["167168"], {0, 1, 2, 3}, 5200)
+    assert joined["seeds"] == [0, 1, 2, 3]  # seed 2 once, seed 4 not asked for
+    assert sorted((r["task"], r["seed"]) for r in joined["runs"]) == [
+        ("167168", s) for s in (0, 1, 2, 3)
+    ]
