@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -927,7 +928,7 @@ def test_session_25_benchmark_clis_refuse_bad_input_clearly(capsys):
 def test_heldout_pruner_joins_peer_runs_across_seed_folders(tmp_path):
     from benchmarks import heldout_pruner
 
-    def write(folder: str, seeds: list[int]) -> object:
+    def write(folder: str, seeds: list[int]) -> Path:
         raw = tmp_path / folder / "raw"
         raw.mkdir(parents=True)
         runs = [
