@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -102,3 +103,24 @@ def write_report(
         out.write_text(text)
     print(text)
     return text
+
+
+def setting_command(
+    module: str, option: str, value: str, args: argparse.Namespace, methods: Collection[str]
+) -> str:
+    """The command that reruns one ``--option value`` of a setting benchmark (``--methods``
+    only when a subset ran)."""
+    command = (
+        f"python -m benchmarks.{module} --{option} {value} --seeds {args.seeds}"
+        f" --n-trials {args.n_trials}"
+    )
+    if parse_list(args.methods) != list(methods):
+        command += f" --methods {args.methods}"
+    return command
+
+
+def write_setting_results(out: Path, stem: str, runs: dict[str, list[Any]], text: str) -> None:
+    """``raw/<stem>.json`` (every method's runs) and ``<stem>.md`` (``text``), printed too."""
+    (out / "raw" / f"{stem}.json").write_text(json.dumps({"runs": runs}, separators=(",", ":")))
+    (out / f"{stem}.md").write_text(text)
+    print(text, flush=True)

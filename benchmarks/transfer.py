@@ -33,8 +33,7 @@ Run (a few minutes on one core):
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,14 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 
-from benchmarks._cli import add_setting_arguments, parse_ints, parse_list, parse_methods
+from benchmarks._cli import (
+    add_setting_arguments,
+    parse_ints,
+    parse_methods,
+    run_methods,
+    setting_command,
+    write_setting_results,
+)
 from benchmarks._tables import regret_table
 from benchmarks.objectives import scored_tasks, suggest_value
 from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna, timed_ask_tell
@@ -142,22 +148,14 @@ def main() -> None:
     contexts = make_contexts(SCENARIO, scored_tasks(SCENARIO), parse_ints(args.seeds))
     (args.out / "raw").mkdir(parents=True, exist_ok=True)
     for mode in modes:
-        runs: dict[str, list[dict[str, Any]]] = {}
-        for m in methods:
-            t0 = time.perf_counter()
-            runs[m] = [run_one(ctx, m, mode, args.n_trials) for ctx in contexts]
-            print(f"== {mode} {m} done in {time.perf_counter() - t0:.1f}s", flush=True)
-        stem = f"transfer_{SCENARIO}_{mode}"
-        raw = json.dumps({"runs": runs}, separators=(",", ":"))
-        (args.out / "raw" / f"{stem}.json").write_text(raw)
-        command = (
-            f"python -m benchmarks.transfer --modes {mode} --seeds {args.seeds}"
-            f" --n-trials {args.n_trials}"
-            + (f" --methods {args.methods}" if parse_list(args.methods) != list(METHODS) else "")
+        print(f"== {mode}", flush=True)
+        runs = run_methods(
+            methods, contexts, functools.partial(run_one, mode=mode, n_trials=args.n_trials)
         )
-        text = report(runs, mode, command)
-        (args.out / f"{stem}.md").write_text(text)
-        print(text, flush=True)
+        command = setting_command("transfer", "modes", mode, args, METHODS)
+        write_setting_results(
+            args.out, f"transfer_{SCENARIO}_{mode}", runs, report(runs, mode, command)
+        )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,10 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from benchmarks._cli import (
     add_setting_arguments,
     parse_ints,
-    parse_list,
     parse_methods,
     run_methods,
+    setting_command,
+    write_setting_results,
 )
 from benchmarks._tables import regret_table
 from benchmarks.objectives import scored_tasks, suggest_value
@@ -113,17 +113,9 @@ def main() -> None:
         runs = run_methods(
             methods, contexts, functools.partial(run_one, order=order, n_trials=args.n_trials)
         )
+        command = setting_command("unknown_params", "orders", order, args, METHODS)
         stem = f"unknown_params_{SCENARIO}_{order}"
-        raw = json.dumps({"runs": runs}, separators=(",", ":"))
-        (args.out / "raw" / f"{stem}.json").write_text(raw)
-        command = (
-            f"python -m benchmarks.unknown_params --orders {order} --seeds {args.seeds}"
-            f" --n-trials {args.n_trials}"
-            + (f" --methods {args.methods}" if parse_list(args.methods) != list(METHODS) else "")
-        )
-        text = report(runs, order, command)
-        (args.out / f"{stem}.md").write_text(text)
-        print(text, flush=True)
+        write_setting_results(args.out, stem, runs, report(runs, order, command))
 
 
 if __name__ == "__main__":
