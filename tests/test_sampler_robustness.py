@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 import optuna_meta.sampler._sampler as sampler_module
 from optuna_meta import MetaSampler
-from optuna_meta.sampler import ATTR_PREDICTED_FINAL, ATTR_SOURCE
+from optuna_meta.sampler import ATTR_PRED_MEAN, ATTR_PRED_STD, ATTR_PREDICTED_FINAL, ATTR_SOURCE
 from optuna_meta.surrogate import DeepKernelGP, SurrogateModel, resolve_model_path
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -801,3 +802,100 @@ def test_a_relative_model_path_survives_a_change_of_directory(
     assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta", "meta"]
     assert pruner._network() is not None
     assert pickle.loads(pickle.dumps(sampler))._model_file == str(tmp_path / "m.npz")
+
+
+def test_failed_and_value_less_pruned_trials_are_capped_as_fantasies(spy_propose) -> None:
+    # Under WilcoxonPruner or HyperbandPruner (no predicted finals) pruned trials pile up by
+    # the thousand, and each was a pending row of the GP: 1.2 s a trial with 2000 of them.
+    # The most recent MAX_DEAD_FANTASIES count; running trials always do.
+    dists = {
+        "lr": FloatDistribution(1e-4, 1e-1, log=True),
+        "batch_size": IntDistribution(16, 512, log=True),
+        "dropout": FloatDistribution(0.0, 0.5),
+    }
+    rng = np.random.default_rng(0)
+
+    def random_params() -> dict[str, Any]:
+        return {
+            "lr": float(10 ** rng.uniform(-4, -1)),
+            "batch_size": int(rng.integers(16, 513)),
+            "dropout": float(rng.uniform(0, 0.5)),
+        }
+
+    study = optuna.create_study(sampler=MetaSampler(seed=0, n_design_trials=0, **FAST))
+    trials = [
+        optuna.trial.create_trial(value=float(i), params=random_params(), distributions=dists)
+        for i in range(5)
+    ]
+    trials += [
+        optuna.trial.create_trial(
+            state=TrialState.PRUNED if i % 2 else TrialState.FAIL,
+            params=random_params(),
+            distributions=dists,
+            intermediate_values={1: 1.0} if i % 2 else None,
+        )
+        for i in range(3 * sampler_module.MAX_DEAD_FANTASIES)
+    ]
+    study.add_trials(trials)
+    running = study.ask(dict(dists))  # another worker's trial: always a fantasy
+    study.optimize(objective, n_trials=1)
+    assert len(spy_propose) == 2  # the running trial's proposal, then the new trial's
+    assert len(spy_propose[0]["pending"]) == sampler_module.MAX_DEAD_FANTASIES
+    assert len(spy_propose[1]["pending"]) == sampler_module.MAX_DEAD_FANTASIES + 1
+    assert running.number == 5 + 3 * sampler_module.MAX_DEAD_FANTASIES
+
+
+def test_a_storage_that_outlives_its_studies_does_not_keep_their_samplers() -> None:
+    # A sweep of studies on one InMemoryStorage (or JournalStorage): a finalizer holding a
+    # bound method kept every sampler, with its model and caches, alive with the storage.
+    import gc
+    import weakref
+
+    storage = optuna.storages.InMemoryStorage()
+    refs = []
+    for i in range(5):
+        sampler = MetaSampler(seed=i, **FAST)
+        study = optuna.create_study(storage=storage, study_name=f"s{i}", sampler=sampler)
+        study.optimize(objective, n_trials=2)
+        refs.append(weakref.ref(sampler))
+        del sampler, study
+    gc.collect()
+    assert [r() for r in refs] == [None] * 5
+
+
+def test_the_coverage_warning_is_given_once_per_study() -> None:
+    # One sampler, two studies it barely knows: each is told (the flag was the sampler's).
+    sampler = MetaSampler(seed=0, **FAST)
+
+    def xgboost(trial: optuna.Trial) -> float:
+        depth = trial.suggest_int("max_depth", 1, 15)
+        return (
+            depth
+            + trial.suggest_float("subsample", 0.1, 1.0)
+            + trial.suggest_float("eta", 1e-3, 0.3, log=True)
+        )
+
+    said = []
+    for name in ("a", "b"):
+        study = optuna.create_study(study_name=name, sampler=sampler)
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            study.optimize(xgboost, n_trials=3)
+        said.append(sum("too few to help" in str(w.message) for w in record))
+    assert said == [1, 1]
+
+
+def test_predictions_that_overflow_are_not_stored() -> None:
+    # Values near the float limit: the predicted mean came out -inf and was stored as
+    # `-Infinity`, which is not JSON (the dashboard reads these attrs).
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(seed=0, **FAST))
+
+    def huge(trial: optuna.Trial) -> float:
+        value = objective(trial)
+        return -1.7e308 if trial.number % 2 else 1e307 * value
+
+    study.optimize(huge, n_trials=12)
+    for t in study.trials:
+        for key in (ATTR_PRED_MEAN, ATTR_PRED_STD):
+            if key in t.user_attrs:
+                assert math.isfinite(t.user_attrs[key]), (t.number, key, t.user_attrs[key])

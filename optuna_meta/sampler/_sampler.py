@@ -109,6 +109,10 @@ MAD_TO_SD = 1.4826
 MAX_OBSERVATIONS = 256
 """Cap on the trials the GP conditions on (the best half and the most recent half are kept)."""
 
+MAX_DEAD_FANTASIES = 64
+"""Cap on the failed trials (and pruned ones without a predicted final) the GP takes as
+pending fantasies: the most recent ones. Running trials always count (one a worker)."""
+
 MIN_RANGE_COVERAGE = 0.5
 """A parameter goes to the fallback when less than this share of its range (in the model's
 scale: log for log parameters) lies inside the range the model was trained on. The
@@ -339,7 +343,7 @@ class MetaSampler(BaseSampler):
         self._local = threading.local()  # this thread's study: its name map
         self._encodings: dict[int, tuple[dict[str, Any], frozenset[str], np.ndarray | None]] = {}
         self._warned_multi = False
-        self._warned_coverage = False
+        self._warned_coverage: set[tuple[int, str] | None] = set()  # studies told (per study)
         self._warned_fixed = False
         self._model_failed = False  # the model could not be loaded (warned once)
         self._warned_ranges: set[str] = set()
@@ -353,6 +357,7 @@ class MetaSampler(BaseSampler):
         state["_leads"] = OrderedDict()
         state["_encodings"] = {}
         state["_name_maps"] = {}
+        state["_warned_coverage"] = set()  # keyed by storage ids of this process
         state["_model_failed"] = False  # another process may read the file
         state.pop("_name_map", None)
         state["_local"] = None
@@ -364,7 +369,8 @@ class MetaSampler(BaseSampler):
         model = state.get("model")
         if isinstance(model, tuple) and len(model) == 2 and model[0] == "__bytes__":
             state["model"] = SurrogateModel.from_bytes(model[1])
-        state.setdefault("_warned_coverage", False)  # pickled before the coverage rule
+        if not isinstance(state.get("_warned_coverage"), set):  # a bool before session 31
+            state["_warned_coverage"] = set()
         state.setdefault("fixed_params", None)  # pickled before fixed_params
         state.setdefault("_warned_fixed", False)
         state.setdefault("_name_maps", {})
@@ -698,13 +704,18 @@ class MetaSampler(BaseSampler):
         key = (id(storage), study.study_name)
         with self._lock:
             if key not in self._name_maps:
-                self._name_maps[key] = {}
                 # A dead storage's address may be reused by a new one: forget its studies.
-                try:
-                    weakref.finalize(storage, self._forget_storage, id(storage))
-                except TypeError:  # a storage type without weak references
-                    pass
+                # One finalizer a storage, holding the sampler weakly: a bound method kept
+                # every sampler a long-lived storage had served alive (a sweep of studies on
+                # one InMemoryStorage or JournalStorage leaked each sampler and its model).
+                if not any(k[0] == id(storage) for k in self._name_maps):
+                    try:
+                        weakref.finalize(storage, _forget_storage, weakref.ref(self), id(storage))
+                    except TypeError:  # a storage type without weak references
+                        pass
+                self._name_maps[key] = {}
             self._local.name_map = self._name_maps[key]
+            self._local.study_key = key
 
     def _forget_storage(self, storage_id: int) -> None:
         with self._lock:
@@ -806,8 +817,9 @@ class MetaSampler(BaseSampler):
         if n_obs >= 2:  # before that the standardisation does not know the user's units
             mean = shift + scale * proposal_mean(proposal)
             std = scale * proposal_std(proposal)
-            set_user_attr(study, trial, ATTR_PRED_MEAN, float(sign * mean))
-            set_user_attr(study, trial, ATTR_PRED_STD, float(std))
+            if math.isfinite(mean) and math.isfinite(std):  # JSON has no inf (the dashboard)
+                set_user_attr(study, trial, ATTR_PRED_MEAN, float(sign * mean))
+                set_user_attr(study, trial, ATTR_PRED_STD, float(std))
         return proposal
 
     def _compute_proposal(
@@ -820,6 +832,7 @@ class MetaSampler(BaseSampler):
         trials = study._get_trials(deepcopy=False, use_cache=False)
         sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
         X_obs, y_raw, margins, X_pending = [], [], [], []
+        X_dead = []  # failed trials, and pruned ones without a predicted final
         X_proposed = []  # proposals of trials other threads are sampling
         constrained = False
         # Each parameter's current distribution: this trial's, then the most recent trial's
@@ -862,8 +875,10 @@ class MetaSampler(BaseSampler):
                 continue
             y = _observed_value(t)
             if y is None:
-                if t.state in (*_ACTIVE, TrialState.FAIL) or (t.state == TrialState.PRUNED):
+                if t.state in _ACTIVE:
                     X_pending.append(x)
+                elif t.state in (TrialState.FAIL, TrialState.PRUNED):
+                    X_dead.append(x)
                 continue
             X_obs.append(x)
             y_raw.append(sign * y)
@@ -902,7 +917,12 @@ class MetaSampler(BaseSampler):
         feasibility = _feasibility(state, X, g) if constrained and len(y) else None
         box = state.box(self._user_space_in_model(state, served))
         rng = np.random.default_rng([self._base_seed, trial.number])
-        P = np.asarray(X_pending, dtype=float).reshape(len(X_pending), state.n_features)
+        # Failed and value-less pruned trials are fantasies too (no proposal near them), the
+        # most recent MAX_DEAD_FANTASIES only: under WilcoxonPruner or HyperbandPruner they pile
+        # up by the thousand, and each is a row of the GP (2000 of them: 1.2 s a trial). The
+        # duplicate check below still sees them all.
+        fantasies = X_pending + X_dead[max(0, len(X_dead) - MAX_DEAD_FANTASIES) :]
+        P = np.asarray(fantasies, dtype=float).reshape(len(fantasies), state.n_features)
         user_space = self._served_space(state, served)
         # Existing configurations, keyed on the served parameters each trial has: in a
         # conditional space (XGBoost's ``booster``) a trial lacks the parameters inactive on
@@ -920,7 +940,7 @@ class MetaSampler(BaseSampler):
             if own:
                 taken.setdefault(own, set()).add(_param_key(params, own))
 
-        near = np.asarray(X_obs + X_pending, dtype=float).reshape(-1, state.n_features)
+        near = np.asarray(X_obs + X_pending + X_dead, dtype=float).reshape(-1, state.n_features)
 
         def is_duplicate(x: np.ndarray) -> bool:
             # Two proposals that project onto the same user configuration waste a trial, and
@@ -1012,9 +1032,10 @@ class MetaSampler(BaseSampler):
         if len(known) >= min(MIN_KNOWN_PARAMS, math.ceil(len(names) / 2)):
             return False
         with self._lock:
-            if self._warned_coverage:
+            study_key = getattr(self._local, "study_key", None)
+            if study_key in self._warned_coverage:
                 return True
-            self._warned_coverage = True
+            self._warned_coverage.add(study_key)
         name = state.model.manifest.get("name", "the model")
         hint = ""
         outside = [k for k in names if k not in known and self._model_name(state, k) is not None]
@@ -1039,7 +1060,8 @@ class MetaSampler(BaseSampler):
         warnings.warn(
             f"MetaSampler's model {name!r} knows {len(known)} of this study's {len(names)} "
             f"parameters ({', '.join(known) or 'none'}), too few to help{why}, so "
-            f"{type(self._fallback).__name__} samples this study.{hint} Train a model on "
+            f"{type(self._fallback).__name__} samples this study (until its finished trials "
+            f"show more of the names the model knows).{hint} Train a model on "
             "studies like this one with `optuna-meta train`, or map names with "
             "`param_mapping`.",
             stacklevel=5,
@@ -1418,6 +1440,13 @@ def _check_count(name: str, value: object, minimum: int, optional: bool = True) 
         raise TypeError(f"{name} must be {kind}; got {value!r}.")
     if value < minimum:
         raise ValueError(f"{name} must be {kind}; got {value!r}.")
+
+
+def _forget_storage(ref: weakref.ref[MetaSampler], storage_id: int) -> None:
+    """A storage died: its studies' name maps go, if the sampler still lives."""
+    sampler = ref()
+    if sampler is not None:
+        sampler._forget_storage(storage_id)
 
 
 def _fresh_seed() -> int:
