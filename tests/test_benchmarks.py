@@ -954,3 +954,23 @@ def test_heldout_pruner_joins_peer_runs_across_seed_folders(tmp_path):
     assert sorted((r["task"], r["seed"]) for r in joined["runs"]) == [
         ("167168", s) for s in (0, 1, 2, 3)
     ]
+
+
+def test_prune_storage_times_each_pruner_on_both_storages(tmp_path, monkeypatch):
+    import sys
+
+    from benchmarks import prune_storage
+
+    monkeypatch.setattr(prune_storage, "N_TRIALS", 3)
+    monkeypatch.setattr(prune_storage, "N_STEPS", 5)
+    out = tmp_path / "t.md"
+    monkeypatch.setattr(sys, "argv", ["prune_storage", "--out", str(out)])
+    prune_storage.main()
+    rows = [
+        line for line in out.read_text().splitlines() if line.startswith("| ") and "ms" not in line
+    ]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| NopPruner",
+        "| MedianPruner()",
+        "| MetaPruner()",
+    ]
