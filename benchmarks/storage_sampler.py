@@ -1,0 +1,84 @@
+"""MetaSampler with a surrogate meta-trained from past studies in an Optuna storage.
+
+Why: the shipped surrogate learned from 2,000 YAHPO-sampled configurations per LCBench task,
+and from a design learned by querying those tasks. A user meta-trains from what they have:
+their past studies (``optuna-meta train --storage ...``), usually a hundred trials a task,
+which cannot be re-run, so the model has no learned design and its first trial is the best
+configuration under its meta-mean. The README recommends that path for tasks unlike the
+shipped model's; this benchmark measures it end to end on the sampler protocol, with the same
+5-fold task CV as the other sampler rows:
+
+1. Past studies: the journal file of ``benchmarks.storage_curve`` (one study per LCBench task,
+   YAHPO's test instances excluded, ``N_PAST_TRIALS`` random configurations each, seed
+   ``PAST_SEED``: not the shipped model's draws).
+2. Per fold: ``optuna-meta train --storage <journal> --study lcbench/<task> ...`` with the
+   fold's training tasks, the command a user runs (``optuna_meta.cli.main``).
+3. ``MetaSampler(model=<that file>)`` on the fold's held-out tasks, seeds 0-4, 100 trials.
+
+Run (writes ``benchmarks/results/raw/sampler_lcbench_meta_storage.json``)::
+
+    python -m benchmarks.run_samplers --scenario lcbench --full \\
+        --extra benchmarks.storage_sampler:STORAGE_METHODS
+
+The fold models are cached under ``benchmarks/results/cache/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from optuna.samplers import BaseSampler
+
+from benchmarks.meta_methods import (
+    MODEL_RECIPE,
+    SAMPLER_BEHAVIOUR,
+    disk_cached,
+    fold_training_tasks,
+)
+from benchmarks.protocol import BenchContext, Method
+from benchmarks.storage_curve import N_PAST_TRIALS, PAST_SEED, STORAGE_VERSION, past_studies
+from optuna_meta import MetaSampler
+from optuna_meta.surrogate import SurrogateModel
+
+
+def storage_fold_surrogate(train_tasks: tuple[str, ...]) -> SurrogateModel:
+    """The surrogate ``optuna-meta train`` writes from the fold's past studies (cached)."""
+    from optuna_meta.cli import main
+
+    tasks = fold_training_tasks("lcbench", train_tasks)
+    storage = past_studies()
+
+    def build(digest: str) -> SurrogateModel:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"storage-mlp-{digest}.npz"
+            argv = ["train", "--storage", str(storage), "--out", str(out)]
+            argv += ["--name", f"storage-mlp-cv-{digest}"]
+            for task in tasks:
+                argv += ["--study", f"lcbench/{task}"]
+            code = main(argv)
+            if code != 0:
+                raise RuntimeError(f"optuna-meta train failed with exit code {code}")
+            return SurrogateModel.load(out)
+
+    key = [tasks, N_PAST_TRIALS, PAST_SEED, STORAGE_VERSION, MODEL_RECIPE]
+    return disk_cached("storage_surrogate_lcbench", key, SurrogateModel.load, build)
+
+
+def _meta_storage(ctx: BenchContext) -> BaseSampler:
+    key = ("storage-surrogate", ctx.train_tasks)
+    if key not in ctx.cache:
+        ctx.cache[key] = storage_fold_surrogate(ctx.train_tasks)
+    return MetaSampler(model=ctx.cache[key], seed=ctx.seed)
+
+
+STORAGE_METHODS = [
+    Method(
+        "meta_storage",
+        _meta_storage,
+        label=f"MetaSampler(model=optuna-meta train on {N_PAST_TRIALS}-trial past studies) "
+        "[5-fold task CV]",
+        version=f"storage{STORAGE_VERSION}+recipe{MODEL_RECIPE}+sampler{SAMPLER_BEHAVIOUR}",
+    )
+]
+"""MetaSampler with a fold model trained by ``optuna-meta train --storage`` (session 31)."""
