@@ -998,7 +998,8 @@ class MetaSampler(BaseSampler):
         return state.encode({k: v for k, v in proposal.items() if not k.startswith("__")})
 
     def _another_kind(self, state: _ModelState, names: Collection[str]) -> bool:
-        """Whether a shipped model knows more of ``names`` than this one (by name).
+        """Whether a shipped model of another kind knows more of ``names`` than this one
+        (by name).
 
         Why: before a finished trial tells a study's names, a known name asked among unknown
         ones fits two studies: one whose known names come later (an MLP script asking
