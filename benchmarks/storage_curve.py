@@ -24,7 +24,9 @@ The storage and the fold models are cached under ``benchmarks/results/cache/`` (
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from optuna.samplers import TPESampler
 
@@ -34,6 +36,8 @@ from benchmarks.protocol import BenchContext
 from benchmarks.pruning import PrunerMethod
 from optuna_meta import MetaPruner
 from optuna_meta.curve import FEATURE_NAMES, CurveModel
+
+M = TypeVar("M")
 
 N_PAST_TRIALS = 100
 """Trials of each past study: one 5200-epoch random search without pruning."""
@@ -60,24 +64,32 @@ def past_studies(n_trials: int = N_PAST_TRIALS, seed: int = PAST_SEED) -> Path:
     return path
 
 
-def storage_fold_model(train_tasks: tuple[str, ...]) -> CurveModel:
-    """The curve model ``optuna-meta train-curve`` writes from the fold's past studies."""
+def train_on_past_studies(
+    command: str, tasks: list[str], name: str, load: Callable[[Path], M]
+) -> M:
+    """``optuna-meta <command> --storage <past studies> --study lcbench/<task> ...`` (the
+    command a user runs), its model file loaded with ``load``."""
     from optuna_meta.cli import main
 
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{name}.npz"
+        argv = [command, "--storage", str(past_studies()), "--out", str(out), "--name", name]
+        for task in tasks:
+            argv += ["--study", f"lcbench/{task}"]
+        code = main(argv)
+        if code != 0:
+            raise RuntimeError(f"optuna-meta {command} failed with exit code {code}")
+        return load(out)
+
+
+def storage_fold_model(train_tasks: tuple[str, ...]) -> CurveModel:
+    """The curve model ``optuna-meta train-curve`` writes from the fold's past studies."""
     tasks = fold_training_tasks("lcbench", train_tasks)
-    storage = past_studies()
 
     def build(digest: str) -> CurveModel:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / f"storage-curve-{digest}.npz"
-            argv = ["train-curve", "--storage", str(storage), "--out", str(out)]
-            argv += ["--name", f"storage-curve-cv-{digest}"]
-            for task in tasks:
-                argv += ["--study", f"lcbench/{task}"]
-            code = main(argv)
-            if code != 0:
-                raise RuntimeError(f"optuna-meta train-curve failed with exit code {code}")
-            return CurveModel.load(out)
+        return train_on_past_studies(
+            "train-curve", tasks, f"storage-curve-cv-{digest}", CurveModel.load
+        )
 
     key = [tasks, N_PAST_TRIALS, PAST_SEED, STORAGE_VERSION, list(FEATURE_NAMES), TRAINING_VERSION]
     return disk_cached("storage_curve_lcbench", key, CurveModel.load, build)

@@ -25,9 +25,6 @@ The fold models are cached under ``benchmarks/results/cache/`` (git-ignored).
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from optuna.samplers import BaseSampler
 
 from benchmarks.meta_methods import (
@@ -37,29 +34,24 @@ from benchmarks.meta_methods import (
     fold_training_tasks,
 )
 from benchmarks.protocol import BenchContext, Method
-from benchmarks.storage_curve import N_PAST_TRIALS, PAST_SEED, STORAGE_VERSION, past_studies
+from benchmarks.storage_curve import (
+    N_PAST_TRIALS,
+    PAST_SEED,
+    STORAGE_VERSION,
+    train_on_past_studies,
+)
 from optuna_meta import MetaSampler
 from optuna_meta.surrogate import SurrogateModel
 
 
 def storage_fold_surrogate(train_tasks: tuple[str, ...]) -> SurrogateModel:
     """The surrogate ``optuna-meta train`` writes from the fold's past studies (cached)."""
-    from optuna_meta.cli import main
-
     tasks = fold_training_tasks("lcbench", train_tasks)
-    storage = past_studies()
 
     def build(digest: str) -> SurrogateModel:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / f"storage-mlp-{digest}.npz"
-            argv = ["train", "--storage", str(storage), "--out", str(out)]
-            argv += ["--name", f"storage-mlp-cv-{digest}"]
-            for task in tasks:
-                argv += ["--study", f"lcbench/{task}"]
-            code = main(argv)
-            if code != 0:
-                raise RuntimeError(f"optuna-meta train failed with exit code {code}")
-            return SurrogateModel.load(out)
+        return train_on_past_studies(
+            "train", tasks, f"storage-mlp-cv-{digest}", SurrogateModel.load
+        )
 
     key = [tasks, N_PAST_TRIALS, PAST_SEED, STORAGE_VERSION, MODEL_RECIPE]
     return disk_cached("storage_surrogate_lcbench", key, SurrogateModel.load, build)
