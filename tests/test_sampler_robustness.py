@@ -899,3 +899,25 @@ def test_predictions_that_overflow_are_not_stored() -> None:
         for key in (ATTR_PRED_MEAN, ATTR_PRED_STD):
             if key in t.user_attrs:
                 assert math.isfinite(t.user_attrs[key]), (t.number, key, t.user_attrs[key])
+
+
+def test_an_objective_in_tiny_units_gets_the_same_proposals() -> None:
+    # A plateau whose values differ by 1e-7: in units of 1e-6 the spread fell under an
+    # absolute 1e-12 floor on the standard deviation and trial 2 went elsewhere.
+    def plateau(scale: float):
+        def f(trial: optuna.Trial) -> float:
+            return scale * (0.9 + 1e-7 * objective(trial))
+
+        return f
+
+    runs = []
+    for scale in (1.0, 1e-6):
+        study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+        study.optimize(plateau(scale), n_trials=6)
+        runs.append(study)
+    assert params_of(runs[0]) == params_of(runs[1])
+    std = [
+        t.user_attrs.get(ATTR_PRED_STD) for t in runs[1].trials if ATTR_PRED_STD in t.user_attrs
+    ]
+    ref = [t.user_attrs[ATTR_PRED_STD] for t in runs[0].trials if ATTR_PRED_STD in t.user_attrs]
+    assert std == pytest.approx([1e-6 * s for s in ref], rel=1e-6)

@@ -170,7 +170,8 @@ def test_non_numbers_cannot_go_into_numeric_distributions(value: Any) -> None:
         ("none", ["a", None], None),
         (None, ["a", None], None),
         (45, [16, 32, 64, 128], 32),
-        (48, [16, 32, 64, 128], 32),  # tie: the earlier choice
+        (48, [16, 32, 64, 128], 32),  # tie: the smaller value
+        (48, [128, 64, 32, 16], 32),  # whatever the order of the choices
         (100.0, [16, 32, 64, 128], 128),
         ("100", [16, 32, 64, 128], 128),
         (0.003, ["0.001", "0.01"], "0.001"),

@@ -71,8 +71,9 @@ RESID_FLOOR = 1e-3
 """Smallest residual standard deviation (``a`` units) before its log."""
 
 SCALE_FLOOR = 1e-9
-"""The study's scale is at least this fraction of its values' magnitude (relative, so a metric
-in any units is normalised alike; only a study of near-constant curves reaches it)."""
+"""The study's scale is at least this fraction of its values' largest distance from their
+median (relative, so a metric in any units and at any level is normalised alike; only a study
+of near-constant curves reaches it)."""
 
 RESID_PRIOR_WEIGHT = 2.0
 """Pseudo-observations of the finals' own variance in the line's residual variance: few
@@ -262,10 +263,13 @@ def build_context(
     pooled = np.concatenate([curves[i][1] for i in with_curve] + [F])
     q10, q90 = _quantiles(pooled, (0.1, 0.9))
     scale = max(top - centre, (q75 - q25) / 1.349, 0.05 * (q90 - q10))
-    # The floor is relative to the values' own magnitude: an absolute one swamped metrics
-    # whose spread is below 1e-9 (a loss in units of 1e-12), whose decisions then changed.
-    magnitude = max(abs(centre), float(np.max(np.abs(pooled))))
-    scale = max(float(scale), SCALE_FLOOR * magnitude, np.finfo(np.float64).tiny)
+    # The floor follows the values' own spread, and float resolution at their level: an
+    # absolute floor swamped metrics whose spread is below 1e-9 (a loss in units of 1e-12),
+    # and one set by their level made a constant added to every report change decisions.
+    spread = float(np.max(np.abs(pooled - centre)))
+    level = max(abs(centre), float(np.max(np.abs(pooled))))
+    resolution = 8 * np.finfo(np.float64).eps * level
+    scale = max(float(scale), SCALE_FLOOR * spread, resolution, np.finfo(np.float64).tiny)
     if len(with_curve) > MAX_CONTEXT_CURVES:
         half = MAX_CONTEXT_CURVES // 2
         rank = np.asarray(order if order is not None else np.arange(len(finals)))

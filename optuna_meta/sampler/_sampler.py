@@ -109,6 +109,10 @@ MAD_TO_SD = 1.4826
 MAX_OBSERVATIONS = 256
 """Cap on the trials the GP conditions on (the best half and the most recent half are kept)."""
 
+FLOAT_RESOLUTION = 8 * float(np.finfo(np.float64).eps)
+"""A spread below this fraction of the values' magnitude is rounding noise: the values count
+as equal (relative, so that an objective's units never change a proposal)."""
+
 MAX_DEAD_FANTASIES = 64
 """Cap on the failed trials (and pruned ones without a predicted final) the GP takes as
 pending fantasies: the most recent ones. Running trials always count (one a worker)."""
@@ -1621,12 +1625,13 @@ def _feasibility(state: _ModelState, X: np.ndarray, g: np.ndarray) -> Feasibilit
         # fresh seeds: ``benchmarks/README.md``, session 13).
         med = float(np.median(g))
         mad = MAD_TO_SD * float(np.median(np.abs(g - med)))
-        if mad > 1e-12:
+        if mad > FLOAT_RESOLUTION * float(np.max(np.abs(g))):
             g = med + mad * np.arcsinh((g - med) / mad)
     mu = float(np.mean(g))
     sd = float(np.std(g)) if len(g) > 1 else 0.0
-    if not sd > 1e-12:  # one observation, or all equal: their size sets the scale
-        sd = max(float(np.max(np.abs(g))), 1e-12)
+    magnitude = float(np.max(np.abs(g)))
+    if not sd > FLOAT_RESOLUTION * magnitude:  # one observation, or all equal: their size
+        sd = magnitude if magnitude > 0.0 else 1.0  # sets the scale (relative: any units)
     post = state.gp.condition(X, (g - mu) / sd, meta_mean=False)
     threshold = -mu / sd
 
@@ -1650,7 +1655,12 @@ def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
         unit = float(np.max(np.abs(y)))
         z, mu, sd = _standardise(y / unit)
         return z, mu * unit, sd * unit
-    sd = sd if sd > 1e-12 else 1.0
+    magnitude = float(np.max(np.abs(y))) if len(y) else 0.0
+    if not sd > FLOAT_RESOLUTION * magnitude:
+        # One value, all equal, or a spread below what floats resolve at this magnitude: the
+        # values' size sets the scale. (An absolute floor of 1e-12 made an objective in units
+        # of 1e-6 propose otherwise than the same objective in units of 1.)
+        sd = magnitude if magnitude > 0.0 else 1.0
     return (y - mu) / sd, mu, sd
 
 

@@ -20,7 +20,8 @@ Categorical user distributions:
        ``"none"`` -> ``None``).
     3. For numeric proposals (booleans excluded), the nearest numeric choice (choices that are
        numbers or numeric strings), by absolute difference, or by ratio when the model's
-       distribution is log-scaled and everything is positive. Ties go to the earlier choice.
+       distribution is log-scaled and everything is positive. Ties go to the smaller value
+       (never to the order of the choices).
     4. Otherwise :class:`ProjectionError` is raised, so the caller can fall back (for instance to
        its independent sampler). ``None`` is never returned as a failure signal because ``None``
        is a legitimate categorical choice.
@@ -136,7 +137,9 @@ def _project_categorical(
     def distance(n: float) -> float:
         return abs(math.log(n) - math.log(target)) if use_ratio else abs(n - target)
 
-    best_choice, _ = min(numeric, key=lambda pair: distance(pair[1]))
+    # A tie (16 halfway between 8 and 32 on a log scale) goes to the smaller value, not to the
+    # choice listed first: the order of `choices` must not change the proposal.
+    best_choice, _ = min(numeric, key=lambda pair: (distance(pair[1]), pair[1]))
     return best_choice
 
 
