@@ -973,4 +973,5 @@ def test_prune_storage_times_each_pruner_on_both_storages(tmp_path, monkeypatch)
         "| NopPruner",
         "| MedianPruner()",
         "| MetaPruner()",
+        "| MetaPruner(record_predictions=False)",
     ]

@@ -1045,3 +1045,31 @@ def test_a_completed_trial_with_an_infinite_value_does_not_trigger_the_uneven_wa
     with caplog.at_level("WARNING"):
         run_partial(study, BAD, STEPS[:15])
     assert not [r for r in caplog.records if "completed trials end at steps" in r.message]
+
+
+def test_predictions_can_be_recorded_only_when_a_trial_is_pruned():
+    # Three storage writes a check double a reported step's cost on SQLite; with
+    # record_predictions=False only pruning checks write them, and the decisions are the same.
+    def run(record: bool) -> tuple[list[bool], optuna.Study]:
+        study = make_study(MetaPruner(record_predictions=record), seed=1)
+        decisions = []
+        for final in (0.50, 0.97, 0.55, 0.88):
+            t = study.ask()
+            pruned = False
+            for s, v in zip(STEPS, acc_curve(final), strict=True):
+                t.report(float(v), int(s))
+                pruned = t.should_prune()
+                if pruned:
+                    break
+            decisions.append(pruned)
+            study.tell(t, state=TrialState.PRUNED) if pruned else study.tell(t, float(v))
+        return decisions, study
+
+    every, _ = run(True)
+    decisions, study = run(False)
+    assert decisions == every and any(decisions) and not all(decisions)
+    for t in study.trials[12:]:
+        recorded = {ATTR_PREDICTED_FINAL, ATTR_PREDICTED_FINAL_STD, ATTR_PROB_IMPROVEMENT}
+        assert (recorded <= set(t.user_attrs)) == (t.state == TrialState.PRUNED)
+    with pytest.raises(TypeError, match="record_predictions"):
+        MetaPruner(record_predictions="no")  # type: ignore[arg-type]

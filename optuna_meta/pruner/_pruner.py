@@ -445,6 +445,13 @@ class MetaPruner(BasePruner):
             samplers that learn from completed trials (TPE, MetaSampler, any other), off with
             RandomSampler, QMCSampler and GridSampler, whose proposals do not depend on them
             (module doc, "The starvation guard").
+        record_predictions: Write the prediction's user attrs at every check (the default:
+            the dashboard shows each running trial's latest prediction), or, with ``False``,
+            only when the check prunes. Why: that is three storage writes a check; on a
+            SQLite file a reported step then costs about twice MedianPruner's
+            (``benchmarks/prune_storage.py``). MetaSampler and the starvation guard read
+            them of pruned trials only, so both work either way, and the decisions are the
+            same.
 
     Example:
         .. code-block:: python
@@ -468,6 +475,7 @@ class MetaPruner(BasePruner):
         prune_non_finite: bool = True,
         calibrated: bool = True,
         max_expected_misses: float | None = None,
+        record_predictions: bool = True,
     ) -> None:
         if not isinstance(model, (str, os.PathLike, CurveModel)):
             raise TypeError(
@@ -535,7 +543,11 @@ class MetaPruner(BasePruner):
                 raise TypeError(f"max_resource must be None or a number, got {max_resource!r}.")
             if not (math.isfinite(max_resource) and max_resource > 0):
                 raise ValueError(f"max_resource must be a finite number > 0, got {max_resource}.")
-        for name, flag in (("prune_non_finite", prune_non_finite), ("calibrated", calibrated)):
+        for name, flag in (
+            ("prune_non_finite", prune_non_finite),
+            ("calibrated", calibrated),
+            ("record_predictions", record_predictions),
+        ):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {flag!r}.")
         self.model = model
@@ -551,6 +563,7 @@ class MetaPruner(BasePruner):
         self.max_resource = max_resource
         self.prune_non_finite = bool(prune_non_finite)
         self.calibrated = bool(calibrated)
+        self.record_predictions = bool(record_predictions)
         self.max_expected_misses = (
             None if max_expected_misses is None else float(max_expected_misses)
         )
@@ -581,6 +594,7 @@ class MetaPruner(BasePruner):
         state.setdefault("median_offset", 0)  # pickled before the offset existed: the median
         state.setdefault("_model_file", None)  # pickled before the construction-time check
         state.setdefault("max_expected_misses", math.inf)  # pickled before the guard: none
+        state.setdefault("record_predictions", True)
         self.__dict__.update(state)
         self._warned = weakref.WeakKeyDictionary()
         self._lock = threading.RLock()
@@ -620,9 +634,15 @@ class MetaPruner(BasePruner):
             return False
         if pred is None:
             return False
-        _set_attr(study, trial, ATTR_PREDICTED_FINAL, pred.mean)
-        _set_attr(study, trial, ATTR_PREDICTED_FINAL_STD, pred.std)
-        _set_attr(study, trial, ATTR_PROB_IMPROVEMENT, pred.prob_improvement)
+        pruned = self._decide(study, trial, step, pred)
+        if pruned or self.record_predictions:
+            _set_attr(study, trial, ATTR_PREDICTED_FINAL, pred.mean)
+            _set_attr(study, trial, ATTR_PREDICTED_FINAL_STD, pred.std)
+            _set_attr(study, trial, ATTR_PROB_IMPROVEMENT, pred.prob_improvement)
+        return pruned
+
+    def _decide(self, study: Study, trial: FrozenTrial, step: int, pred: CurvePrediction) -> bool:
+        """The rule (module doc, 3-4) applied to a prediction."""
         if pred.n_completed < max(self.n_startup_trials, 1):
             return False
         if step < self.n_warmup_steps or pred.fraction < self.min_fraction:
