@@ -58,8 +58,9 @@ reported only at the end, or less often) lends its final to the context but not 
 which before its first report would only repeat that report; with no completed curve begun
 by then there is no prediction.
 
-User attrs set at every check with a prediction (the Optuna dashboard shows them; MetaSampler
-reads ``optuna_meta:predicted_final`` of pruned trials as their value):
+User attrs set at every check with a prediction (with ``record_predictions=False``, only at
+the check that prunes; the Optuna dashboard shows them; MetaSampler reads
+``optuna_meta:predicted_final`` of pruned trials as their value):
 
 * ``optuna_meta:predicted_final``: the predicted final value (median of the predictive
   distribution), in the user's units;
