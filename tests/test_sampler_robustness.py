@@ -921,3 +921,24 @@ def test_an_objective_in_tiny_units_gets_the_same_proposals() -> None:
     ]
     ref = [t.user_attrs[ATTR_PRED_STD] for t in runs[0].trials if ATTR_PRED_STD in t.user_attrs]
     assert std == pytest.approx([1e-6 * s for s in ref], rel=1e-6)
+
+
+def test_warnings_point_at_the_users_line() -> None:
+    # A fixed stacklevel landed in Optuna's frames (`optuna/trial/_trial.py:170`), which says
+    # nothing of where the study asked and defeats filters on the user's module.
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-7, 1e-3, log=True)  # mostly outside the model's
+        return lr + trial.suggest_float("max_depth", 1, 10) + trial.suggest_float("eta", 0, 1)
+
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        study.optimize(objective, n_trials=3)
+    said = [w for w in record if issubclass(w.category, UserWarning)]
+    assert {"lies where the model knows", "too few to help"} <= {
+        key
+        for w in said
+        for key in ("lies where the model knows", "too few to help")
+        if key in str(w.message)
+    }
+    assert {w.filename for w in said} == {__file__}

@@ -23,6 +23,7 @@ from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
 from optuna_meta._blas import single_threaded_blas
 from optuna_meta._logging import get_logger
 from optuna_meta._model_io import check_model_source, model_source
+from optuna_meta._warnings import user_stacklevel
 from optuna_meta.sampler._proposal import (
     Box,
     Proposal,
@@ -475,7 +476,7 @@ class MetaSampler(BaseSampler):
                 warnings.warn(
                     "MetaSampler's surrogate is single-objective; this multi-objective study "
                     "is sampled by the fallback sampler.",
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
             return True
         limit = DEFAULT_N_META_TRIALS if self.n_meta_trials is None else self.n_meta_trials
@@ -623,7 +624,7 @@ class MetaSampler(BaseSampler):
                 warnings.warn(
                     f"fixed_params: the model does not know {user_name!r} (its parameters: "
                     f"{list(state.model.search_space)}); the value is ignored.",
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
                 continue
             try:
@@ -634,7 +635,7 @@ class MetaSampler(BaseSampler):
                 warnings.warn(
                     f"fixed_params: {user_name}={value!r} cannot be represented by the model's "
                     f"{target!r} ({e}); the model's default is assumed instead.",
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
         return out
 
@@ -669,7 +670,7 @@ class MetaSampler(BaseSampler):
         warnings.warn(
             f"Only {math.floor(100 * coverage)}% of the range of {name!r} lies where the model "
             f"knows {model_name!r} ({known}), {what}.",
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
 
     def _warn_fixed_and_suggested(self, state: _ModelState, names: Collection[str]) -> None:
@@ -681,7 +682,7 @@ class MetaSampler(BaseSampler):
         warnings.warn(
             f"fixed_params names {both}, which the study suggests: the suggested values are "
             "used for them (a first trial may take the fixed value before it is suggested).",
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
 
     def _served_range(
@@ -753,7 +754,7 @@ class MetaSampler(BaseSampler):
                             f"param_mapping sends {user_name!r} to {target!r}, which the model "
                             f"does not know (its parameters: {list(state.model.search_space)}); "
                             f"{user_name!r} is sampled by the fallback.",
-                            stacklevel=2,
+                            stacklevel=user_stacklevel(),
                         )
                     target = None
             else:
@@ -1069,7 +1070,7 @@ class MetaSampler(BaseSampler):
             f"show more of the names the model knows).{hint} Train a model on "
             "studies like this one with `optuna-meta train`, or map names with "
             "`param_mapping`.",
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
         return True
 
