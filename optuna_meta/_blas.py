@@ -18,9 +18,8 @@ from typing import Any
 _controller: Any = None
 _controller_lock = threading.Lock()
 _UNAVAILABLE = object()
-_active = 0  # blocks running now (nested ones included)
+_active = 0  # blocks running now in the main thread (nested ones included)
 _limiter: Any = None  # what restores the limits found when the outermost one began
-_active_lock = threading.Lock()
 
 
 def _get_controller() -> Any:
@@ -53,15 +52,14 @@ def single_threaded_blas() -> Iterator[None]:
     if controller is _UNAVAILABLE or threading.current_thread() is not threading.main_thread():
         yield
         return
-    with _active_lock:
-        if _active == 0:
-            _limiter = controller.limit(limits=1, user_api="blas")
-        _active += 1
+    # Only the main thread gets here, so the count needs no lock.
+    if _active == 0:
+        _limiter = controller.limit(limits=1, user_api="blas")
+    _active += 1
     try:
         yield
     finally:
-        with _active_lock:
-            _active -= 1
-            if _active == 0:
-                limiter, _limiter = _limiter, None
-                limiter.restore_original_limits()
+        _active -= 1
+        if _active == 0:
+            limiter, _limiter = _limiter, None
+            limiter.restore_original_limits()

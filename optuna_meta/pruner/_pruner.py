@@ -370,7 +370,7 @@ class _CacheEntry:
     """The storage (weakly)."""
     starts: np.ndarray
     """Each completed curve's first reported step (inf: none), in the study's order."""
-    late: bytes
+    late: np.ndarray
     """Which of them started after the checked step, left out of the context's curves."""
 
 
@@ -825,7 +825,11 @@ class MetaPruner(BasePruner):
                 # A freed storage's id was reused by a new one (in-memory studies in a loop,
                 # whose trial ids restart at 0): that entry is another study's.
                 hit = None
-            if hit is not None and hit.n == n and _late(hit.starts, step) == hit.late:
+            if (
+                hit is not None
+                and hit.n == n
+                and np.array_equal(_late(hit.starts, step), hit.late)
+            ):
                 self._contexts.move_to_end(key)
                 return hit.found
             # Completed trials never change: their cleaned curves are kept between rebuilds.
@@ -846,7 +850,7 @@ class MetaPruner(BasePruner):
             T = max(ends)  # of every completed curve, the late ones too
         empty = (np.empty(0), np.empty(0))
         ctx = build_context(
-            [empty if starts[i] > step else c for i, c in enumerate(curves)] if late else curves,
+            [empty if is_late else c for c, is_late in zip(curves, late, strict=True)],
             np.array([r[1] for r in rows], dtype=np.float64),
             sign,
             T,
@@ -928,13 +932,12 @@ MAX_RESOURCE_SLACK = 1.5
 is the common off-by-one of 0-based and 1-based epochs, not a unit mistake)."""
 
 
-def _late(starts: np.ndarray, step: float | None) -> bytes:
-    """Which completed curves (by their first reported step) begin after ``step``, packed;
-    empty when none does (or no step is given)."""
+def _late(starts: np.ndarray, step: float | None) -> np.ndarray:
+    """Which completed curves (by their first reported step) begin after ``step`` (none when
+    no step is given)."""
     if step is None:
-        return b""
-    late = np.isfinite(starts) & (starts > step)
-    return np.packbits(late).tobytes() if late.any() else b""
+        return np.zeros(len(starts), dtype=bool)
+    return np.isfinite(starts) & (starts > step)
 
 
 def _reference(obj: object) -> _Ref:

@@ -1629,10 +1629,7 @@ def _feasibility(state: _ModelState, X: np.ndarray, g: np.ndarray) -> Feasibilit
         if mad > FLOAT_RESOLUTION * float(np.max(np.abs(g))):
             g = med + mad * np.arcsinh((g - med) / mad)
     mu = float(np.mean(g))
-    sd = float(np.std(g)) if len(g) > 1 else 0.0
-    magnitude = float(np.max(np.abs(g)))
-    if not sd > FLOAT_RESOLUTION * magnitude:  # one observation, or all equal: their size
-        sd = magnitude if magnitude > 0.0 else 1.0  # sets the scale (relative: any units)
+    sd = _floored_sd(float(np.std(g)) if len(g) > 1 else 0.0, g)
     post = state.gp.condition(X, (g - mu) / sd, meta_mean=False)
     threshold = -mu / sd
 
@@ -1656,13 +1653,19 @@ def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
         unit = float(np.max(np.abs(y)))
         z, mu, sd = _standardise(y / unit)
         return z, mu * unit, sd * unit
-    magnitude = float(np.max(np.abs(y))) if len(y) else 0.0
-    if not sd > FLOAT_RESOLUTION * magnitude:
-        # One value, all equal, or a spread below what floats resolve at this magnitude: the
-        # values' size sets the scale. (An absolute floor of 1e-12 made an objective in units
-        # of 1e-6 propose otherwise than the same objective in units of 1.)
-        sd = magnitude if magnitude > 0.0 else 1.0
+    sd = _floored_sd(sd, y)
     return (y - mu) / sd, mu, sd
+
+
+def _floored_sd(sd: float, values: np.ndarray) -> float:
+    """``sd``, or the values' magnitude (1 for zeros) when ``sd`` is below what floats resolve
+    at that magnitude: one value, all equal, or rounding noise. Relative, so an objective's
+    units never change a proposal (an absolute floor of 1e-12 made one in units of 1e-6
+    propose otherwise than the same objective in units of 1)."""
+    magnitude = float(np.max(np.abs(values))) if len(values) else 0.0
+    if sd > FLOAT_RESOLUTION * magnitude:
+        return sd
+    return magnitude if magnitude > 0.0 else 1.0
 
 
 def _cap(X: np.ndarray, y: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
