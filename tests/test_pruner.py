@@ -509,6 +509,21 @@ def test_pickling_before_and_after_use():
     assert run_partial(study, BAD, STEPS[:15])[0] is True
 
 
+def test_a_broken_model_object_unpickles_into_a_pruner_that_prunes_nothing(caplog):
+    """A pickled pruner whose model object does not load again must not raise on unpickling
+    (Ray would lose the trial): the copy prunes nothing, says why once, and pickles on."""
+    good = CurveModel.load("lcbench-curve")
+    broken = CurveModel({k: v for k, v in good.weights.items() if k != "W3"}, good.manifest)
+    data = pickle.dumps(MetaPruner(broken))
+    with caplog.at_level("WARNING", logger="optuna.optuna_meta"):
+        clone = pickle.loads(data)
+        study = make_study(clone)
+        verdict = run_partial(study, BAD, STEPS[:15])[0]
+    assert verdict is False
+    assert caplog.text.count("cannot load its curve model") == 1
+    assert pickle.loads(pickle.dumps(clone))._model_failed  # still unusable, still no raise
+
+
 def _objective(trial: optuna.Trial) -> float:
     x = trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
     final = 0.95 - 0.4 * abs(math.log10(x) + 2.5) / 1.5

@@ -942,3 +942,22 @@ def test_warnings_point_at_the_users_line() -> None:
         if key in str(w.message)
     }
     assert {w.filename for w in said} == {__file__}
+
+
+def test_a_broken_model_object_unpickles_into_a_sampler_of_the_fallback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pickled sampler whose model object does not load again must not raise on unpickling
+    (Ray Tune would lose the searcher): the copy samples with the fallback and says why once."""
+    import dataclasses
+
+    good = SurrogateModel.load("lcbench-mlp")
+    weights = dict(list(good.weights.items())[1:])  # one array less
+    data = pickle.dumps(MetaSampler(model=dataclasses.replace(good, weights=weights), seed=0))
+    with caplog.at_level("WARNING", logger="optuna.optuna_meta"):
+        clone = pickle.loads(data)
+        study = optuna.create_study(sampler=clone)
+        study.optimize(objective, n_trials=3)
+    assert caplog.text.count("could not load its model") == 1
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"fallback"}
+    assert pickle.loads(pickle.dumps(clone))._model_failed  # still unusable, still no raise

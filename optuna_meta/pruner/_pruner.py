@@ -589,8 +589,12 @@ class MetaPruner(BasePruner):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         model = state.get("model")
+        error = None
         if isinstance(model, tuple) and len(model) == 2 and model[0] == "__bytes__":
-            state["model"] = CurveModel.from_bytes(model[1])
+            try:
+                state["model"] = CurveModel.from_bytes(model[1])
+            except Exception as e:  # raising here would lose a Ray trial: this copy
+                error = e  # prunes nothing and says why (the bytes pass on unchanged)
         state.setdefault("n_ramp_trials", 1)  # pickled before the ramp existed: none
         state.setdefault("median_offset", 0)  # pickled before the offset existed: the median
         state.setdefault("_model_file", None)  # pickled before the construction-time check
@@ -599,6 +603,8 @@ class MetaPruner(BasePruner):
         self.__dict__.update(state)
         self._warned = weakref.WeakKeyDictionary()
         self._lock = threading.RLock()
+        if error is not None:
+            self._model_unusable(error)
 
     # -- BasePruner API ------------------------------------------------------------------------
     def prune(self, study: Study, trial: FrozenTrial) -> bool:

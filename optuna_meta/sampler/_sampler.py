@@ -372,8 +372,12 @@ class MetaSampler(BaseSampler):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         model = state.get("model")
+        error = None
         if isinstance(model, tuple) and len(model) == 2 and model[0] == "__bytes__":
-            state["model"] = SurrogateModel.from_bytes(model[1])
+            try:
+                state["model"] = SurrogateModel.from_bytes(model[1])
+            except Exception as e:  # raising here would lose a Ray trial: this copy
+                error = e  # samples with the fallback and says why (the bytes pass on unchanged)
         if not isinstance(state.get("_warned_coverage"), set):  # a bool before session 31
             state["_warned_coverage"] = set()
         state.setdefault("fixed_params", None)  # pickled before fixed_params
@@ -390,6 +394,8 @@ class MetaSampler(BaseSampler):
         self.__dict__.update(state)
         self._lock = threading.RLock()
         self._local = threading.local()
+        if error is not None:
+            self._model_unusable(error)
 
     def reseed_rng(self) -> None:
         self._base_seed = _fresh_seed()
