@@ -510,6 +510,36 @@ def test_conditional_define_by_run_space() -> None:
     assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
 
 
+def _model_families(trial: optuna.Trial) -> float:
+    """A conditional study: an SVM branch the MLP model does not know, an MLP branch it does."""
+    if trial.suggest_categorical("classifier", ["svm", "mlp"]) == "svm":
+        c = trial.suggest_float("svm_c", 1e-3, 1e3, log=True)
+        return abs(math.log10(c)) + trial.suggest_float("svm_gamma", 1e-4, 1e1, log=True)
+    lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+    return abs(math.log10(lr) + 2.5) + trial.suggest_float("dropout", 0.0, 0.5)
+
+
+def test_a_trial_on_a_branch_no_finished_trial_took_is_judged_by_its_own_names() -> None:
+    """Trials 0-1 take the SVM branch (0 of 3 known names: the fallback's); trial 2 takes the
+    MLP branch, which no finished trial took: it is served by the model as trial 0 of an
+    MLP-only study is (the design's first entry), not sent to the fallback on the SVM trials'
+    account. Later SVM trials stay the fallback's."""
+    fallback = RecordingSampler()
+    study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
+    with pytest.warns(UserWarning, match="knows 0 of this study's 3 parameters"):
+        for branch in ("svm", "svm", "mlp", "svm", "mlp"):
+            study.enqueue_trial({"classifier": branch})  # one at a time: none waits
+            study.optimize(_model_families, n_trials=1)
+    sources = [t.user_attrs.get(ATTR_SOURCE) for t in study.trials]
+    assert sources == ["fallback", "fallback", "meta", "fallback", "meta"]
+    assert fallback.asked.count("lr") == 0 and fallback.asked.count("svm_c") == 3
+    mlp_only = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    mlp_only.enqueue_trial({"classifier": "mlp"})
+    mlp_only.optimize(_model_families, n_trials=1)
+    first = {k: v for k, v in mlp_only.trials[0].params.items() if k != "classifier"}
+    assert {k: study.trials[2].params[k] for k in first} == first
+
+
 def test_param_mapping_explicit_and_none(shipped: SurrogateModel) -> None:
     fallback = RecordingSampler()
     sampler = MetaSampler(

@@ -433,7 +433,7 @@ class MetaSampler(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         self._use_study(study)
-        if not self._use_fallback(study, trial):
+        if not self._use_fallback(study, trial, {param_name: param_distribution}):
             try:
                 value = self._sample_meta(study, trial, param_name, param_distribution)
             except Exception as e:  # never crash a user's study: fall back and say why
@@ -475,7 +475,13 @@ class MetaSampler(BaseSampler):
         self._fallback.after_trial(study, trial, state, values)
 
     # -- internals ----------------------------------------------------------------------------
-    def _use_fallback(self, study: Study, trial: FrozenTrial) -> bool:
+    def _use_fallback(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        asked: Mapping[str, BaseDistribution] | None = None,
+    ) -> bool:
+        """Whether the fallback samples ``trial`` (or, with ``asked``, that parameter of it)."""
         if study._is_multi_objective():
             if not self._warned_multi:
                 self._warned_multi = True
@@ -497,7 +503,7 @@ class MetaSampler(BaseSampler):
         if self._fallback_turn(study, trial, state, trials):
             return True
         done = sum(t.state == TrialState.COMPLETE for t in trials)
-        return done >= limit or self._barely_known(trials, trial)
+        return done >= limit or self._barely_known(trials, trial, asked)
 
     def _fallback_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         """The fallback's relative search space less the parameters the model serves.
@@ -574,27 +580,51 @@ class MetaSampler(BaseSampler):
             "trial. `optuna-meta models` lists the shipped models."
         )
 
-    def _barely_known(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> bool:
+    def _barely_known(
+        self,
+        trials: Sequence[FrozenTrial],
+        trial: FrozenTrial,
+        asked: Mapping[str, BaseDistribution] | None = None,
+    ) -> bool:
         """Whether the model knows too few of the parameters the study's other trials used.
 
         Then the fallback samples the whole study, relative sampling included (TPE is
-        multivariate by default since Optuna 5). The trial being sampled is judged again with
-        its own names in ``_compute_proposal``: trial 0 has no predecessors to judge by.
+        multivariate by default since Optuna 5), except a trial on a branch no finished trial
+        took (:meth:`_new_branch`). The trial being sampled is judged again with its own names
+        in ``_compute_proposal``: trial 0 has no predecessors to judge by.
         """
-        names: dict[str, BaseDistribution] = {}
-        for t in reversed(trials):
-            # A trial still running (this one, or another worker's) may have suggested only
-            # some of its parameters so far: judging by those would misjudge the study.
-            if t._trial_id != trial._trial_id and t.state.is_finished():
-                for k, d in t.distributions.items():
-                    names.setdefault(k, d)
+        names = _finished_names(trials, trial)
         if not names:
             return False
         try:
             state = self._model_state()
         except Exception:  # an unusable model: ``sample_independent`` falls back and says why
             return False
+        if asked and self._new_branch(state, names, trial, asked):
+            return False
         return self._too_few_known(state, names)
+
+    def _new_branch(
+        self,
+        state: _ModelState,
+        finished: Collection[str],
+        trial: FrozenTrial,
+        asked: Mapping[str, BaseDistribution],
+    ) -> bool:
+        """Whether ``trial`` asks a parameter the model serves that no finished trial asked.
+
+        Why: a conditional study is judged by the names of its finished trials. When they all
+        took a branch the model does not know (``classifier="svm"``), a trial that takes
+        another (``"mlp"``, asking ``learning_rate``, ``batch_size``, ...) would go to the
+        fallback on their account, and the design's first entry would wait for a later trial
+        on that branch. Such a trial is judged as trial 0 is, by the names it asks
+        (``_compute_proposal``); once it finishes its names judge the study with the others.
+        """
+        own = {**trial.distributions, **asked}
+        return any(
+            k not in finished and self._served_range(state, k, d, claim=False)
+            for k, d in own.items()
+        )
 
     def _model_state(self) -> _ModelState:
         with self._lock:
@@ -868,11 +898,14 @@ class MetaSampler(BaseSampler):
         # claims its entry (``_design_point``). A finished trial tells the study's names.
         others_running = False
         judged = False
+        finished_names: set[str] = set()
         for t in trials:
             if t._trial_id == trial._trial_id:
                 continue
             others_running |= t.state in _ACTIVE
-            judged |= t.state.is_finished() and bool(t.params)
+            if t.state.is_finished():
+                judged |= bool(t.params)
+                finished_names.update(t.distributions)
             # A trial another thread is sampling may have none or only some of its params in
             # the storage yet, but this sampler proposed all of them: pending there, so two
             # threads do not propose one point.
@@ -903,11 +936,12 @@ class MetaSampler(BaseSampler):
         # shipped model of another kind knows more of the names asked so far (an XGBoost
         # study asking ``booster``, ``nrounds``, then ``eta``; or ``n_estimators``, then
         # ``learning_rate``) does the name being asked go to the fallback, and the trial's
-        # next known name is judged again.
-        if judged:
+        # next known name is judged again. A trial on a branch no finished trial took is
+        # judged as trial 0 is, by its own names (``_new_branch``).
+        if judged and not self._new_branch(state, finished_names, trial, asked):
             if self._too_few_known(state, names):
                 return None, None
-        elif self._another_kind(state, names):
+        elif self._another_kind(state, {**trial.distributions, **asked} if judged else names):
             return _UNDECIDED, None
         if state.fixed and not self._warned_fixed:
             self._warn_fixed_and_suggested(state, names)
@@ -1073,7 +1107,8 @@ class MetaSampler(BaseSampler):
             f"MetaSampler's model {name!r} knows {len(known)} of this study's {len(names)} "
             f"parameters ({', '.join(known) or 'none'}), too few to help{why}, so "
             f"{type(self._fallback).__name__} samples this study (until its finished trials "
-            f"show more of the names the model knows).{hint} Train a model on "
+            "show more of the names the model knows; a trial asking known names they did not "
+            f"ask is judged by its own).{hint} Train a model on "
             "studies like this one with `optuna-meta train`, or map names with "
             "`param_mapping`.",
             stacklevel=user_stacklevel(),
@@ -1148,7 +1183,14 @@ class MetaSampler(BaseSampler):
         if racing:
             return self._take_entry(study, trial, state, entries, own_entry, seen)
         if observed is None:
-            return own
+            if number == 0:
+                return own
+            # Nothing finished to rank the entries by, yet trials before this one ran: on
+            # another branch (``_new_branch``), or they failed. The first entry they did not
+            # try, not the one of this trial's number, which would skip entries never run.
+            tried = is_duplicate or (lambda x: False)
+            untried = [i for i in on_branch if not tried(entries[i])]
+            return entries[untried[0]] if untried else own
         X, ys, feasibility = observed
         if number < state.design_fixed_trials and feasibility is None:
             # The fixed order serves unconstrained studies; in a study with constraints the
@@ -1424,6 +1466,22 @@ def range_coverage(user_dist: BaseDistribution, model_dist: BaseDistribution) ->
     f = math.log if log else float
     overlap = min(f(hi_u), f(hi_m)) - max(f(lo_u), f(lo_m))
     return max(0.0, min(1.0, overlap / (f(hi_u) - f(lo_u))))
+
+
+def _finished_names(
+    trials: Sequence[FrozenTrial], trial: FrozenTrial
+) -> dict[str, BaseDistribution]:
+    """The parameters of the finished trials other than ``trial`` (the latest distribution).
+
+    A trial still running (this one, or another worker's) may have suggested only some of
+    its parameters so far: judging a study by those would misjudge it.
+    """
+    names: dict[str, BaseDistribution] = {}
+    for t in reversed(trials):
+        if t._trial_id != trial._trial_id and t.state.is_finished():
+            for k, d in t.distributions.items():
+                names.setdefault(k, d)
+    return names
 
 
 def _trial_key(study: Study, trial: FrozenTrial) -> tuple[int, int]:
