@@ -67,6 +67,16 @@ N_COUNT_REF = 200.0
 MIN_RANK_CURVES = 3
 """Completed curves needed for a rank correlation and a line (fewer: neutral values)."""
 
+RANK_MIN_SPREAD = 0.01
+"""The completed curves' values at the trial's fraction must spread at least this share of
+their finals' spread (standard deviations, ``a`` units) to inform :func:`rank_context`.
+
+Why: below it their order at that fraction is noise, not a forecast. A Hugging Face
+``Trainer`` run with the same seed reports the same early losses to within float32 noise
+(1e-7), and every completed curve's plateau then read as a perfect rank correlation whose
+line, extrapolated to the new trial's value, put it below every completed final: trials
+identical to the completed ones so far were pruned at P = 0.005 (session 32 review)."""
+
 RESID_FLOOR = 1e-3
 """Smallest residual standard deviation (``a`` units) before its log."""
 
@@ -409,8 +419,9 @@ def rank_context(ctx: StudyContext, at_f: np.ndarray, a_last: float) -> np.ndarr
       gave a near-zero residual that the network never met with many curves in training, and
       it then pruned the study's next leader after two of 50 steps.
 
-    With fewer than :data:`MIN_RANK_CURVES` completed curves, or when ``at_f`` is constant, they
-    are 0, the finals' median and the log of their spread.
+    With fewer than :data:`MIN_RANK_CURVES` completed curves, or when ``at_f`` is constant (it
+    spreads less than :data:`RANK_MIN_SPREAD` of the finals), they are 0, the finals' median and
+    the log of their spread.
 
     On LCBench (task cross-validation, TPE, nine seeds) they lowered MetaPruner's regret at 520
     and 1040 epochs and left it level later; ``benchmarks/README.md``, "The early-rank inputs
@@ -421,7 +432,7 @@ def rank_context(ctx: StudyContext, at_f: np.ndarray, a_last: float) -> np.ndarr
     if len(fin) < MIN_RANK_CURVES:
         return st.neutral.copy()
     sx = float(at_f.std())
-    if sx <= 1e-9:
+    if sx <= max(1e-9, RANK_MIN_SPREAD * math.sqrt(st.var)):
         return st.neutral.copy()
     rx = average_ranks(at_f)
     srx = float(rx.std())
