@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 import optuna_meta.sampler._sampler as sampler_module
@@ -961,3 +961,126 @@ def test_a_broken_model_object_unpickles_into_a_sampler_of_the_fallback(
     assert caplog.text.count("could not load its model") == 1
     assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"fallback"}
     assert pickle.loads(pickle.dumps(clone))._model_failed  # still unusable, still no raise
+
+
+# -- partial enqueue_trial -----------------------------------------------------------------------
+def _lcbench_like(trial: optuna.Trial, lr_high: float = 1e-1) -> float:
+    """Seven names the shipped model knows (its ranges, but for ``lr_high``)."""
+    lr = trial.suggest_float("learning_rate", 1e-4, lr_high, log=True)
+    bs = trial.suggest_int("batch_size", 16, 512, log=True)
+    momentum = trial.suggest_float("momentum", 0.1, 0.99)
+    wd = trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True)
+    layers = trial.suggest_int("num_layers", 1, 5)
+    units = trial.suggest_int("max_units", 64, 1024, log=True)
+    dropout = trial.suggest_float("max_dropout", 0.0, 1.0)
+    return -(
+        (math.log10(lr) + 2.5) ** 2
+        + (math.log2(bs) - 6) ** 2 / 4
+        + (momentum - 0.9) ** 2
+        + (math.log10(wd) + 4) ** 2 / 4
+        + (layers - 2) ** 2 / 4
+        + (math.log2(units) - 8) ** 2 / 4
+        + dropout**2
+    )
+
+
+def _enqueue_each(
+    study: optuna.Study, values: dict[str, Any], n_trials: int, objective: Any = _lcbench_like
+) -> None:
+    for _ in range(n_trials):
+        study.enqueue_trial(values)
+        study.optimize(objective, n_trials=1)
+
+
+@pytest.mark.parametrize(("name", "value"), [("learning_rate", 0.003), ("num_layers", 3)])
+def test_a_partial_enqueue_before_each_trial_repeats_no_configuration(
+    name: str, value: Any
+) -> None:
+    # Optuna answers an enqueued name itself; proposals built as if the surrogate chose it
+    # too compared the design entry's own value with trials that ran the enqueued one, and
+    # expected improvement took one entry again and again (8 identical trials of 15).
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(seed=0, **FAST))
+    _enqueue_each(study, {name: value}, 15)
+    assert [t.params[name] for t in study.trials] == [value] * 15
+    assert len(set(params_of(study))) == 15
+
+
+def _assert_predicted_where_it_ran(sampler: MetaSampler, study: optuna.Study, number: int) -> None:
+    """Trial ``number``'s recorded prediction is the surrogate's at the parameters it ran,
+    conditioned on the trials completed before it (a maximised study)."""
+    state = sampler._model_state()
+    t = study.trials[number]
+    done = [u for u in study.trials[:number] if u.state == TrialState.COMPLETE]
+    X = np.array([sampler._encoded(state, u) for u in done])
+    ys, shift, scale = sampler_module._standardise(np.array([u.value for u in done]))
+    pred = state.gp.condition(X, ys).predict(sampler._encoded(state, t)[None, :])
+    mean, std = shift + scale * float(pred.mean[0]), scale * float(pred.std[0])
+    assert t.user_attrs[ATTR_PRED_MEAN] == pytest.approx(mean, rel=1e-6), number
+    assert t.user_attrs[ATTR_PRED_STD] == pytest.approx(std, rel=1e-6), number
+
+
+def test_the_prediction_of_a_partially_enqueued_trial_is_of_the_configuration_it_runs() -> None:
+    sampler = MetaSampler(seed=0, **FAST)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    _enqueue_each(study, {"learning_rate": 0.003}, 6)
+    for number in range(2, 6):  # trials 0 and 1 have no prediction in the user's units
+        assert study.trials[number].params["learning_rate"] == 0.003
+        _assert_predicted_where_it_ran(sampler, study, number)
+
+
+def test_a_retried_trial_is_predicted_at_the_parameters_it_took_over() -> None:
+    # RetryFailedTrialCallback creates the retry with the failed trial's parameters (not in
+    # `fixed_params`), here one that died after suggesting its learning rate.
+    sampler = MetaSampler(seed=0, **FAST)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(_lcbench_like, n_trials=3)
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params={"learning_rate": 0.003},
+            distributions={"learning_rate": FloatDistribution(1e-4, 1e-1, log=True)},
+            system_attrs={"failed_trial": 2, "retry_history": [2]},
+        )
+    )
+    study.optimize(_lcbench_like, n_trials=1)
+    assert study.trials[3].params["learning_rate"] == 0.003
+    _assert_predicted_where_it_ran(sampler, study, 3)
+
+
+@pytest.mark.parametrize(
+    ("dist", "value", "pinned"),
+    [
+        (FloatDistribution(1e-4, 1e-1, log=True), 0.5, FloatDistribution(0.5, 0.5, log=True)),
+        (FloatDistribution(0.0, 1.0, step=0.1), 0.25, FloatDistribution(0.25, 0.25, step=0.1)),
+        (IntDistribution(16, 512, log=True), 64.0, IntDistribution(64, 64, log=True)),
+        (CategoricalDistribution([32, 64]), 64, CategoricalDistribution([64])),
+        (FloatDistribution(1e-4, 1e-1, log=True), 0.0, None),  # no log scale holds it
+        (IntDistribution(1, 5), 0, IntDistribution(0, 0)),  # Optuna runs it, with a warning
+        (IntDistribution(1, 5, log=True), 0, None),
+        (FloatDistribution(0.0, 1.0), "high", None),
+        (FloatDistribution(0.0, 1.0), math.inf, None),
+        (CategoricalDistribution(["adam", "sgd"]), "rmsprop", None),
+    ],
+)
+def test_an_enqueued_value_is_pinned_as_optuna_records_it(
+    dist: Any, value: Any, pinned: Any
+) -> None:
+    assert sampler_module._pinned_distribution(dist, value) == pinned
+
+
+def test_a_partial_enqueue_of_an_unknown_name_and_of_a_value_outside_the_models_range() -> None:
+    # `label_smoothing` is no name of the model's; 0.15 lies inside the study's learning rates
+    # (90% of them inside the model's, so no warning) but above the model's 0.1: pinned at
+    # the model's edge, as the trials that ran it are encoded, it is still told apart.
+    def objective(trial: optuna.Trial) -> float:
+        return _lcbench_like(trial, lr_high=0.2) - trial.suggest_float("label_smoothing", 0, 0.3)
+
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(seed=0, **FAST))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        _enqueue_each(study, {"label_smoothing": 0.1, "learning_rate": 0.15}, 12, objective)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 12
+    assert {t.params["learning_rate"] for t in study.trials} == {0.15}
+    assert {t.params["label_smoothing"] for t in study.trials} == {0.1}
+    assert len(set(params_of(study))) == 12
+    assert [str(w.message) for w in record] == []  # no range or coverage warning

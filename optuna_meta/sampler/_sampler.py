@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.samplers import BaseSampler, PartialFixedSampler, TPESampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -172,6 +177,12 @@ turns just before it had learned the study: on LCBench with every parameter mirr
 synthetic bowls 1 gains more (``benchmarks/README.md``, session 17)."""
 
 _PROPOSAL_CACHE_SIZE = 256
+
+_OPTUNA_FIXED_PARAMS = "fixed_params"
+"""Optuna's system attr of the values ``study.enqueue_trial`` gives a trial (user's names)."""
+
+_OPTUNA_RETRY_HISTORY = "retry_history"
+"""Optuna's system attr of a trial ``RetryFailedTrialCallback`` created to retry a failed one."""
 
 _UNDECIDED: dict[str, Any] = {}
 """``_compute_proposal``'s answer while no finished trial tells the study's names and those
@@ -893,7 +904,15 @@ class MetaSampler(BaseSampler):
         # it does not know, they stay out of the encoding, the search box and the duplicate
         # checks, or proposals that differ only there would repeat the served parameters.
         unserved = self._unserved(state, seen)
-        served = {k: d for k, d in seen.items() if k not in unserved}
+        # Values enqueued for this trial (``enqueue_trial``, a retry) are Optuna's to answer,
+        # not the surrogate's: their names are pinned at those values in the search box, the
+        # design entries, the duplicate checks and the prediction (:func:`_pinned_space`).
+        # Which names the model serves is still judged by the study's ranges (``seen``): a
+        # value outside the model's range would otherwise read as a range it does not cover,
+        # warn, leave the other trials' encodings without that name and might hand the study
+        # to the fallback.
+        pinned = _pinned_space(trial, seen)
+        served = {k: pinned.get(k, d) for k, d in seen.items() if k not in unserved}
         # Other workers' trials: while any runs, the design keeps its order and each trial
         # claims its entry (``_design_point``). A finished trial tells the study's names.
         others_running = False
@@ -999,8 +1018,9 @@ class MetaSampler(BaseSampler):
             study,
             trial,
             state,
-            # The entry is clipped into the asked parameter's range or choices too.
-            {k: d for k, d in names.items() if k not in unserved},
+            # The entry is clipped into the asked parameter's range or choices too, and onto
+            # the enqueued values.
+            {k: pinned.get(k, d) for k, d in names.items() if k not in unserved},
             (X, ys, feasibility) if len(ys) and not others_running else None,
             is_duplicate if user_space and taken else None,
             racing=others_running,
@@ -1546,8 +1566,79 @@ def _seed_fallback(sampler: BaseSampler, base_seed: int, number: int) -> None:
 
 def _all_enqueued(trial: FrozenTrial) -> bool:
     """Whether every parameter of ``trial`` was fixed by ``enqueue_trial`` (no sampler's)."""
-    fixed = trial.system_attrs.get("fixed_params")
+    fixed = trial.system_attrs.get(_OPTUNA_FIXED_PARAMS)
     return isinstance(fixed, Mapping) and all(k in fixed for k in trial.params)
+
+
+def _enqueued_params(trial: FrozenTrial) -> dict[str, Any]:
+    """The values Optuna gives ``trial`` without asking the sampler (user's names, external
+    representation): those ``study.enqueue_trial`` stored in its ``fixed_params`` system attr,
+    and, for a trial ``RetryFailedTrialCallback`` created, the parameters it took over from the
+    failed one (created with them, so Optuna returns them to each ``suggest_*``).
+
+    Why: a partial enqueue (``{"learning_rate": 0.003}`` before each trial) leaves the other
+    parameters to the sampler, but a proposal made as if the surrogate chose all of them
+    describes a configuration the trial never runs: the design's pick by expected improvement
+    took one entry again and again (its own learning rate was never tried, so no check saw a
+    repeat: 8 identical trials in 15), and the recorded prediction was of the entry. Empty for
+    any other trial (a foreign attr that is not a mapping is ignored).
+    """
+    out: dict[str, Any] = {}
+    if _OPTUNA_RETRY_HISTORY in trial.system_attrs:
+        # Optuna 5's callback copies the failed trial's system attrs (its ``fixed_params``
+        # too, if it had them) but passes its parameters as the new trial's own: before its
+        # proposal is made such a trial holds those, and the fallback's relative samples of
+        # parameters the model does not serve (pinning those changes nothing).
+        out.update(trial.params)
+    fixed = trial.system_attrs.get(_OPTUNA_FIXED_PARAMS)
+    if isinstance(fixed, Mapping):
+        out.update((k, v) for k, v in fixed.items() if isinstance(k, str))
+    return out
+
+
+def _pinned_space(
+    trial: FrozenTrial, space: Mapping[str, BaseDistribution]
+) -> dict[str, BaseDistribution]:
+    """Single-valued distributions at ``trial``'s enqueued values (:func:`_enqueued_params`),
+    for the names of ``space`` (the study's current distributions) that have one.
+
+    A name that ``space`` lacks (asked by no trial yet, so its kind is unknown) or whose value
+    cannot form a distribution of its kind is left as it is.
+    """
+    out: dict[str, BaseDistribution] = {}
+    for name, value in _enqueued_params(trial).items():
+        dist = space.get(name)
+        pinned = None if dist is None else _pinned_distribution(dist, value)
+        if pinned is not None:
+            out[name] = pinned
+    return out
+
+
+def _pinned_distribution(dist: BaseDistribution, value: Any) -> BaseDistribution | None:
+    """A distribution of ``dist``'s kind that holds ``value`` alone, or None if none can.
+
+    Why: a single-valued distribution goes through the sampler's machinery as any other: the
+    search box pins that dimension at the value (design entries are clipped into it, the
+    surrogate proposes inside it), the duplicate checks project onto it, and the predicted
+    mean is the one of the configuration the trial runs. The value is the one Optuna records
+    (``dist``'s round trip through its internal representation: an int for an integer
+    distribution, the matching choice for a categorical), and it may lie outside ``dist``'s
+    range (Optuna runs it with a warning); outside the model's range the box takes the
+    nearest value inside, as for a trial that ran there. None when Optuna's representation or
+    constructor refuses the value (a choice ``dist`` lacks, a non-number, zero for a log scale)
+    or it is not finite.
+    """
+    try:
+        recorded = dist.to_external_repr(dist.to_internal_repr(value))
+        if isinstance(dist, CategoricalDistribution):
+            return CategoricalDistribution([recorded])
+        if isinstance(dist, (FloatDistribution, IntDistribution)) and math.isfinite(recorded):
+            if isinstance(dist, IntDistribution):
+                return IntDistribution(recorded, recorded, log=dist.log, step=dist.step)
+            return FloatDistribution(recorded, recorded, log=dist.log, step=dist.step)
+    except (ValueError, TypeError, OverflowError):
+        pass
+    return None
 
 
 def proposal_mean(p: Mapping[str, Any]) -> float:
