@@ -803,6 +803,16 @@ def test_a_sampler_reused_for_a_study_with_other_names_serves_it() -> None:
         ({"n_design_trials": -3}, ValueError, "n_design_trials must be None or an int >= 0"),
         ({"n_candidates": 0}, ValueError, "n_candidates must be an int >= 1"),
         ({"n_candidates": None}, TypeError, "n_candidates must be an int >= 1"),
+        (
+            {"fallback": optuna.samplers.TPESampler},
+            TypeError,
+            "fallback must be an Optuna sampler instance",
+        ),
+        (
+            {"fallback": optuna.samplers.GridSampler({"lr": [1e-3, 1e-2]})},
+            ValueError,
+            "GridSampler cannot be MetaSampler's fallback",
+        ),
     ],
 )
 def test_bad_arguments_are_clear_errors_at_construction(
@@ -844,7 +854,14 @@ def test_range_coverage_in_the_models_scale() -> None:
     assert range_coverage(FloatDistribution(0.05, 0.05), model_lr) == 1.0
     model_bs = IntDistribution(16, 512, log=True)
     assert range_coverage(CategoricalDistribution([8, 32, 64, 1024]), model_bs) == 0.5
-    assert range_coverage(CategoricalDistribution(["a", "b"]), model_bs) == 1.0
+    # choices the model cannot take are not covered: strings, booleans, None (a reviewer's
+    # scikit-learn study: learning_rate="constant" counted as served and took the model's name)
+    assert range_coverage(CategoricalDistribution(["a", "b"]), model_bs) == 0.0
+    assert range_coverage(CategoricalDistribution([True, False]), model_bs) == 0.0
+    assert range_coverage(CategoricalDistribution([None, "32", 64, 1e4]), model_bs) == 0.5
+    model_booster = CategoricalDistribution(["gbtree", "gblinear", "dart"])
+    assert range_coverage(CategoricalDistribution(["dart", "hist"]), model_booster) == 0.5
+    assert range_coverage(FloatDistribution(0.0, 1.0), model_booster) == 1.0
     model_m = FloatDistribution(0.1, 0.99)
     assert range_coverage(FloatDistribution(0.0, 0.99), model_m) == pytest.approx(0.89 / 0.99)
 

@@ -1084,3 +1084,65 @@ def test_a_partial_enqueue_of_an_unknown_name_and_of_a_value_outside_the_models_
     assert {t.params["label_smoothing"] for t in study.trials} == {0.1}
     assert len(set(params_of(study))) == 12
     assert [str(w.message) for w in record] == []  # no range or coverage warning
+
+
+class _AskedRecorder(optuna.samplers.RandomSampler):
+    """A fallback that records the names it samples independently."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.asked: list[str] = []
+
+    def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+        self.asked.append(name)
+        return super().sample_independent(study, trial, name, dist)
+
+
+def test_a_known_name_whose_choices_the_model_cannot_take_is_the_fallbacks() -> None:
+    """scikit-learn's ``learning_rate`` is a schedule ("constant", ...): it must not take the
+    model's learning rate (no value of it can be one), and ``learning_rate_init``, the step
+    size, must (it went to the fallback, the name already taken). One warning says so."""
+
+    def sklearn_mlp(trial: optuna.Trial) -> float:
+        schedule = trial.suggest_categorical("learning_rate", ["constant", "adaptive"])
+        lr = trial.suggest_float("learning_rate_init", 1e-4, 1e-1, log=True)
+        alpha = trial.suggest_float("alpha", 1e-5, 1e-1, log=True)
+        momentum = trial.suggest_float("momentum", 0.1, 0.99)
+        return (math.log10(lr) + 3) ** 2 + math.log10(alpha) ** 2 / 9 + momentum + len(schedule)
+
+    fallback = _AskedRecorder()
+    study = optuna.create_study(sampler=MetaSampler(fallback=fallback, seed=0, **FAST))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(sklearn_mlp, n_trials=4)
+    said = [str(w.message) for w in caught if "cannot take" in str(w.message)]
+    assert len(said) == 1 and "'learning_rate' takes choices ['constant', 'adaptive']" in said[0]
+    assert "learning_rate_init" not in fallback.asked
+    assert fallback.asked.count("learning_rate") == 4  # trial 0 included
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+
+
+def test_boolean_choices_of_a_known_name_never_make_the_surrogate_repeat_a_trial() -> None:
+    """``momentum`` in ``[True, False]`` is a switch, not the model's momentum: the fallback
+    samples it and the duplicate checks leave it out (11-12 repeated trials in 20 before)."""
+    space = {
+        "batch_size": [16, 64, 256],
+        "learning_rate": [1e-3, 1e-2, 1e-1],
+        "max_dropout": [0.0, 0.25, 0.5],
+        "momentum": [True, False],
+    }
+
+    def categorical(trial: optuna.Trial) -> float:
+        return sum(
+            (choices.index(trial.suggest_categorical(k, choices)) * 0.37 + len(k)) % 1.0
+            for k, choices in space.items()
+        )
+
+    for seed in (0, 1):
+        sampler = MetaSampler(seed=seed, fallback_every=0, **FAST)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study.optimize(categorical, n_trials=20)
+        keys = [tuple(sorted(t.params.items())) for t in study.trials]
+        assert len(set(keys)) == len(keys)

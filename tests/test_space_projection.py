@@ -277,3 +277,17 @@ def test_project_params_uses_model_space_for_categorical_distance() -> None:
     model_space = {"batch_size": IntDistribution(16, 512, log=True)}
     assert project_params(proposal, user, names=names) == {"bs": 64}
     assert project_params(proposal, user, names=names, model_space=model_space) == {"bs": 256}
+
+
+def test_can_represent_tells_names_that_mean_something_else() -> None:
+    from optuna_meta.space import can_represent
+
+    lr = FloatDistribution(1e-4, 1e-1, log=True)
+    booster = CategoricalDistribution(["gbtree", "gblinear", "dart"])
+    assert not can_represent(CategoricalDistribution(["constant", "adaptive"]), lr)
+    assert not can_represent(CategoricalDistribution([True, False]), lr)  # a switch
+    assert can_represent(CategoricalDistribution([None, "0.01"]), lr)  # one numeric string
+    assert can_represent(FloatDistribution(1.0, 10.0), lr)  # outside: the range rule's case
+    assert can_represent(CategoricalDistribution(["hist", "dart"]), booster)
+    assert not can_represent(CategoricalDistribution(["hist", "approx"]), booster)
+    assert not can_represent(FloatDistribution(0.0, 1.0), booster)

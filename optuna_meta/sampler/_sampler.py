@@ -20,7 +20,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.samplers import BaseSampler, PartialFixedSampler, TPESampler
+from optuna.samplers import BaseSampler, GridSampler, PartialFixedSampler, TPESampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -39,12 +39,14 @@ from optuna_meta.sampler._proposal import (
 from optuna_meta.space import (
     ProjectionError,
     SpaceEncoder,
+    can_represent,
     canonical_name,
     encode_value,
     map_names,
     normalize_name,
     project_value,
 )
+from optuna_meta.space._projection import _choice_number
 from optuna_meta.surrogate import DEFAULT_MODEL, SurrogateModel, shipped_models
 from optuna_meta.surrogate._model_file import (
     DESIGN_FIXED_TRIALS_KEY,
@@ -222,7 +224,8 @@ class MetaSampler(BaseSampler):
             here keeps its own streams: give one without a fixed seed to workers that share a
             study. Parameters the model does not serve go to its relative sampling when it has
             one (multivariate TPE, GPSampler, CmaEsSampler) and to its independent sampling
-            otherwise.
+            otherwise. Not a ``GridSampler`` (a ``ValueError``): it hands every trial a grid
+            point, and counts those the surrogate served instead as run.
         task: Optional task meta-features (e.g. ``{"n_samples": 50000}``); recorded, and used
             by models trained with meta-features.
         param_mapping: Explicit ``{user_name: model_name}`` (``None`` value: never map); wins
@@ -326,6 +329,18 @@ class MetaSampler(BaseSampler):
                 raise TypeError(
                     f"{name} must be a mapping, e.g. {example}; got {type(value).__name__}."
                 )
+        if fallback is not None and not isinstance(fallback, BaseSampler):
+            raise TypeError(
+                "fallback must be an Optuna sampler instance, e.g. TPESampler(); got "
+                f"{fallback!r}."
+            )
+        if isinstance(fallback, GridSampler):
+            raise ValueError(
+                "GridSampler cannot be MetaSampler's fallback: it assigns a grid point to every "
+                "trial, so the trials the surrogate serves off the grid count as grid points "
+                "run (some points never run, others run twice, and it stops the study early). "
+                "Run the grid with GridSampler alone, or pass another fallback."
+            )
         _check_count("n_meta_trials", n_meta_trials, minimum=0)
         _check_count("n_design_trials", n_design_trials, minimum=0)
         _check_count("fallback_every", fallback_every, minimum=0)
@@ -739,7 +754,7 @@ class MetaSampler(BaseSampler):
 
         ``claim=False`` leaves a name not matched yet unmatched (see :meth:`_model_name`).
         """
-        model_name = self._model_name(state, name, claim=claim)
+        model_name = self._model_name(state, name, claim=claim, dist=dist)
         if model_name is None:
             return False
         model_dist = state.model.search_space[model_name]
@@ -781,16 +796,30 @@ class MetaSampler(BaseSampler):
             name_map = self._local.name_map = {}
         return name_map
 
-    def _model_name(self, state: _ModelState, user_name: str, claim: bool = True) -> str | None:
+    def _model_name(
+        self,
+        state: _ModelState,
+        user_name: str,
+        claim: bool = True,
+        dist: BaseDistribution | None = None,
+    ) -> str | None:
         """Map a user parameter name to a model parameter (first come, first served).
 
         ``claim=False`` only looks: a name not matched yet stays free for the study's own
         suggestions to claim in their order (a fallback reused across studies may still name
-        another study's parameters).
+        another study's parameters). With ``dist``, a name whose values the model parameter
+        cannot take (:func:`~optuna_meta.space.can_represent`: scikit-learn's ``learning_rate``
+        schedule strings) maps to nothing, and leaves the model parameter free for another
+        of the study's names (``learning_rate_init``).
         """
         with self._lock:
             if user_name in self._name_map:
-                return self._name_map[user_name]
+                mapped = self._name_map[user_name]
+                if mapped is not None and not self._represents(state, user_name, mapped, dist):
+                    if claim:
+                        self._name_map[user_name] = None
+                    return None
+                return mapped
             target: str | None = None
             mapping = self.param_mapping or {}
             if user_name in mapping:
@@ -813,15 +842,44 @@ class MetaSampler(BaseSampler):
                 and mapping.get(user_name) != target
             ):
                 target = None
+            if target is not None and not self._represents(state, user_name, target, dist):
+                target = None
             if claim:
                 self._name_map[user_name] = target
             return target
+
+    def _represents(
+        self,
+        state: _ModelState,
+        user_name: str,
+        model_name: str,
+        dist: BaseDistribution | None,
+    ) -> bool:
+        """Whether ``model_name`` can take ``user_name``'s values (``dist``; None: unknown,
+        assumed so); warns once per name when it cannot."""
+        model_dist = state.model.search_space[model_name]
+        if dist is None or can_represent(dist, model_dist):
+            return True
+        with self._lock:
+            first = user_name not in self._warned_ranges
+            self._warned_ranges.add(user_name)
+        if first:
+            choices = getattr(dist, "choices", None)
+            values = f"choices {list(choices)!r}" if choices is not None else repr(dist)
+            warnings.warn(
+                f"{user_name!r} takes {values}, which the model's {model_name!r} cannot take "
+                f"({model_dist!r}), so {type(self._fallback).__name__} samples it as a "
+                "parameter the model does not know. If another of your names is the model's "
+                f"{model_name!r}, it is matched to it.",
+                stacklevel=user_stacklevel(),
+            )
+        return False
 
     def _sample_meta(
         self, study: Study, trial: FrozenTrial, name: str, dist: BaseDistribution
     ) -> tuple[Any] | None:
         state = self._model_state()
-        model_name = self._model_name(state, name)
+        model_name = self._model_name(state, name, dist=dist)
         if model_name is None:
             return None
         # Checked before the proposal: a parameter the fallback samples must not make the
@@ -1104,7 +1162,9 @@ class MetaSampler(BaseSampler):
             self._warned_coverage.add(study_key)
         name = state.model.manifest.get("name", "the model")
         hint = ""
-        outside = [k for k in names if k not in known and self._model_name(state, k) is not None]
+        outside = [
+            k for k, d in names.items() if k not in known and self._model_name(state, k, dist=d)
+        ]
         # Another model is suggested only if it knows more of the names this one could serve
         # at all: not the names the user sent to the fallback, nor those whose ranges lie
         # outside (a sibling with the same ranges would send the user straight back).
@@ -1315,14 +1375,15 @@ class MetaSampler(BaseSampler):
         return frozenset(
             k
             for k, d in space.items()
-            if self._model_name(state, k) is not None and not self._served_range(state, k, d)
+            if self._model_name(state, k, dist=d) is not None
+            and not self._served_range(state, k, d)
         )
 
     def _served_space(
         self, state: _ModelState, space: Mapping[str, BaseDistribution]
     ) -> dict[str, BaseDistribution]:
         """The parameters of ``space`` the model serves (under the study's own names)."""
-        return {k: d for k, d in space.items() if self._model_name(state, k) is not None}
+        return {k: d for k, d in space.items() if self._model_name(state, k, dist=d) is not None}
 
     def _distinct_entries(
         self,
@@ -1391,7 +1452,7 @@ class MetaSampler(BaseSampler):
         model_params = state.decode(x)
         out: dict[str, Any] = {}
         for user_name, dist in user_space.items():
-            model_name = self._model_name(state, user_name)
+            model_name = self._model_name(state, user_name, dist=dist)
             if model_name is None or model_name not in model_params:
                 continue
             try:
@@ -1419,7 +1480,7 @@ class MetaSampler(BaseSampler):
     ) -> dict[str, BaseDistribution]:
         out: dict[str, BaseDistribution] = {}
         for user_name, dist in seen.items():
-            model_name = self._model_name(state, user_name)
+            model_name = self._model_name(state, user_name, dist=dist)
             if model_name is not None:
                 out[model_name] = dist
         return out
@@ -1457,7 +1518,9 @@ def _shipped_spaces() -> tuple[tuple[str, Any, Mapping[str, BaseDistribution]], 
 def range_coverage(user_dist: BaseDistribution, model_dist: BaseDistribution) -> float:
     """The share of ``user_dist``'s range inside ``model_dist``'s, in the model's scale.
 
-    Numeric categorical choices count one each; other categoricals count as covered.
+    Categorical choices count one each: for a numeric model parameter, a number inside its
+    range counts as covered (not a boolean, a string or ``None``); for a categorical one, a
+    choice it matches.
 
     Example:
         >>> from optuna.distributions import FloatDistribution
@@ -1466,17 +1529,14 @@ def range_coverage(user_dist: BaseDistribution, model_dist: BaseDistribution) ->
         0.5
     """
     lo_m, hi_m = getattr(model_dist, "low", None), getattr(model_dist, "high", None)
+    if isinstance(user_dist, CategoricalDistribution):
+        if lo_m is None or hi_m is None:
+            one = CategoricalDistribution
+            return float(np.mean([can_represent(one([c]), model_dist) for c in user_dist.choices]))
+        numbers = [_choice_number(c) for c in user_dist.choices]
+        return float(np.mean([n is not None and lo_m <= n <= hi_m for n in numbers]))
     if lo_m is None or hi_m is None:
         return 1.0
-    if isinstance(user_dist, CategoricalDistribution):
-        numbers = [
-            float(c)
-            for c in user_dist.choices
-            if isinstance(c, (int, float, np.number)) and not isinstance(c, bool)
-        ]
-        if not numbers:
-            return 1.0
-        return float(np.mean([lo_m <= c <= hi_m for c in numbers]))
     lo_u, hi_u = getattr(user_dist, "low", None), getattr(user_dist, "high", None)
     if lo_u is None or hi_u is None:
         return 1.0

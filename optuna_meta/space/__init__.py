@@ -46,7 +46,12 @@ from optuna_meta.space._encoding import (
     encode_value,
     n_features_of,
 )
-from optuna_meta.space._projection import ProjectionError, project_params, project_value
+from optuna_meta.space._projection import (
+    ProjectionError,
+    can_represent,
+    project_params,
+    project_value,
+)
 from optuna_meta.space._vocabulary import (
     HYPERPARAMETER_ALIASES,
     canonical_name,
@@ -59,6 +64,7 @@ __all__ = [
     "Box",
     "ProjectionError",
     "SpaceEncoder",
+    "can_represent",
     "canonical_name",
     "decode_value",
     "encode_value",

@@ -178,6 +178,41 @@ def project_value(
     )
 
 
+def can_represent(user_dist: BaseDistribution, model_dist: BaseDistribution) -> bool:
+    """Whether any value of ``user_dist`` has a counterpart in ``model_dist``.
+
+    Why: a name can match a model's parameter while meaning something else. scikit-learn's
+    ``learning_rate`` is a schedule (``"constant"``, ``"invscaling"``, ``"adaptive"``), not the
+    model's float learning rate, and a ``momentum`` of ``[True, False]`` is a switch: such a
+    parameter must stay the fallback's, and must not take the model's name from a parameter
+    that is one (``learning_rate_init``). Numeric choices (numbers, numeric strings; not
+    booleans) fit a numeric model parameter; a categorical model parameter needs a choice it
+    matches.
+
+    Example:
+        >>> from optuna.distributions import CategoricalDistribution, FloatDistribution
+        >>> lr = FloatDistribution(1e-4, 1e-1, log=True)
+        >>> can_represent(CategoricalDistribution(["constant", "adaptive"]), lr)
+        False
+        >>> can_represent(CategoricalDistribution([1e-3, 1e-2]), lr)
+        True
+    """
+    if isinstance(model_dist, CategoricalDistribution):
+        values = getattr(user_dist, "choices", None)
+        if values is None:
+            values = (getattr(user_dist, "low", None), getattr(user_dist, "high", None))
+        for value in values:
+            try:
+                _project_categorical(value, model_dist, None)
+                return True
+            except ProjectionError:
+                continue
+        return False
+    if isinstance(user_dist, CategoricalDistribution):
+        return any(_choice_number(c) is not None for c in user_dist.choices)
+    return True
+
+
 def project_params(
     proposal: Mapping[str, Any],
     user_space: Mapping[str, BaseDistribution],
