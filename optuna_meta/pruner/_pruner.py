@@ -684,10 +684,14 @@ class MetaPruner(BasePruner):
         if not math.isfinite(limit):
             return False
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        last = max((t.number for t in trials if t.state == TrialState.COMPLETE), default=-1)
         missed = 0.0
-        for t in trials:
-            if t.state == TrialState.PRUNED and last < t.number < trial.number:
+        # Newest first (storages list a study's trials by number), back to the latest
+        # completion: a check reads the trials stopped since, not the whole study (with 5000
+        # pruned trials a scan of all cost 4 ms a check; session 32 review).
+        for t in reversed(trials):
+            if t.state == TrialState.COMPLETE:
+                break
+            if t.number < trial.number:
                 p = t.user_attrs.get(ATTR_PROB_IMPROVEMENT)
                 if isinstance(p, (int, float)) and math.isfinite(p):
                     missed += float(p)

@@ -370,6 +370,7 @@ class MetaSampler(BaseSampler):
         self._state: _ModelState | None = None
         self._proposals: OrderedDict[tuple[int, int], dict[str, Any] | None] = OrderedDict()
         self._leads: OrderedDict[tuple[int, int], bool] = OrderedDict()  # per trial, see below
+        self._histories: OrderedDict[tuple[int, int], _History] = OrderedDict()  # per trial
         self._name_maps: dict[tuple[int, str], dict[str, str | None]] = {}
         self._local = threading.local()  # this thread's study: its name map
         self._encodings: dict[int, tuple[dict[str, Any], frozenset[str], np.ndarray | None]] = {}
@@ -386,6 +387,7 @@ class MetaSampler(BaseSampler):
         state["_state"] = None
         state["_proposals"] = OrderedDict()
         state["_leads"] = OrderedDict()
+        state["_histories"] = OrderedDict()
         state["_encodings"] = {}
         state["_name_maps"] = {}
         state["_warned_coverage"] = set()  # keyed by storage ids of this process
@@ -415,6 +417,7 @@ class MetaSampler(BaseSampler):
         state.setdefault("fallback_every", 0)  # pickled before the interleaving: none
         state.setdefault("adaptive_fallback", False)  # pickled before it: the fixed schedule
         state.setdefault("_leads", OrderedDict())
+        state.setdefault("_histories", OrderedDict())
         state.setdefault("_own_fallback", False)  # pickled before per-trial seeding
         state.pop("_name_map", None)  # one map for every study, before session 14
         self.__dict__.update(state)
@@ -480,6 +483,7 @@ class MetaSampler(BaseSampler):
         with self._lock:  # a reused sampler: another storage's trial may have had this id
             self._proposals.pop(_trial_key(study, trial), None)
             self._leads.pop(_trial_key(study, trial), None)
+            self._histories.pop(_trial_key(study, trial), None)
             if self._own_fallback:
                 _seed_fallback(self._fallback, self._base_seed, trial.number)
         self._fallback.before_trial(study, trial)
@@ -494,6 +498,7 @@ class MetaSampler(BaseSampler):
         with self._lock:
             self._proposals.pop(_trial_key(study, trial), None)
             self._leads.pop(_trial_key(study, trial), None)
+            self._histories.pop(_trial_key(study, trial), None)
         if trial.params and ATTR_SOURCE not in trial.user_attrs and not _all_enqueued(trial):
             # Every parameter came from the fallback's relative sampling (the model serves
             # none of them), which does not label the trial while the surrogate may still.
@@ -528,8 +533,34 @@ class MetaSampler(BaseSampler):
         trials = study._get_trials(deepcopy=False, use_cache=True)
         if self._fallback_turn(study, trial, state, trials):
             return True
-        done = sum(t.state == TrialState.COMPLETE for t in trials)
-        return done >= limit or self._barely_known(trials, trial, asked)
+        history = self._history(study, trial, trials)
+        return history.n_complete >= limit or self._barely_known(history.names, trial, asked)
+
+    def _history(
+        self, study: Study, trial: FrozenTrial, trials: Sequence[FrozenTrial]
+    ) -> _History:
+        """The study's completed-trial count and finished trials' names, once per trial.
+
+        Why: :meth:`_use_fallback` asks for them at every parameter, and each pass reads every
+        trial and its distributions. A study whose trials mostly fail stays in the meta phase
+        (only completed trials count towards ``n_meta_trials``): at 2000 trials those passes
+        made a trial cost 4.8 times TPE's (session 32 review). ``trials`` is Optuna's view of
+        the study for the trial being sampled, fixed from ``ask`` on, as in
+        :meth:`_fallback_turn`.
+        """
+        key = _trial_key(study, trial)
+        with self._lock:
+            history = self._histories.get(key)
+        if history is None:
+            history = _History(
+                n_complete=sum(t.state == TrialState.COMPLETE for t in trials),
+                names=_finished_names(trials, trial),
+            )
+            with self._lock:
+                self._histories[key] = history
+                while len(self._histories) > _PROPOSAL_CACHE_SIZE:
+                    self._histories.popitem(last=False)
+        return history
 
     def _fallback_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         """The fallback's relative search space less the parameters the model serves.
@@ -608,18 +639,18 @@ class MetaSampler(BaseSampler):
 
     def _barely_known(
         self,
-        trials: Sequence[FrozenTrial],
+        names: Mapping[str, BaseDistribution],
         trial: FrozenTrial,
         asked: Mapping[str, BaseDistribution] | None = None,
     ) -> bool:
-        """Whether the model knows too few of the parameters the study's other trials used.
+        """Whether the model knows too few of ``names``, the parameters of the study's other
+        finished trials (:func:`_finished_names`).
 
         Then the fallback samples the whole study, relative sampling included (TPE is
         multivariate by default since Optuna 5), except a trial on a branch no finished trial
         took (:meth:`_new_branch`). The trial being sampled is judged again with its own names
         in ``_compute_proposal``: trial 0 has no predecessors to judge by.
         """
-        names = _finished_names(trials, trial)
         if not names:
             return False
         try:
@@ -1546,6 +1577,14 @@ def range_coverage(user_dist: BaseDistribution, model_dist: BaseDistribution) ->
     f = math.log if log else float
     overlap = min(f(hi_u), f(hi_m)) - max(f(lo_u), f(lo_m))
     return max(0.0, min(1.0, overlap / (f(hi_u) - f(lo_u))))
+
+
+@dataclass(frozen=True)
+class _History:
+    """What :meth:`MetaSampler._use_fallback` reads of a study's trials (once per trial)."""
+
+    n_complete: int
+    names: dict[str, BaseDistribution]
 
 
 def _finished_names(
