@@ -959,6 +959,8 @@ def test_a_broken_model_object_unpickles_into_a_sampler_of_the_fallback(
         study = optuna.create_study(sampler=clone)
         study.optimize(objective, n_trials=3)
     assert caplog.text.count("could not load its model") == 1
+    assert "could not load its model (a pickled model object)" in caplog.text
+    assert len(caplog.text) < 2000  # not the model's bytes (a 72 KB line)
     assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"fallback"}
     assert pickle.loads(pickle.dumps(clone))._model_failed  # still unusable, still no raise
 
@@ -1146,3 +1148,79 @@ def test_boolean_choices_of_a_known_name_never_make_the_surrogate_repeat_a_trial
             study.optimize(categorical, n_trials=20)
         keys = [tuple(sorted(t.params.items())) for t in study.trials]
         assert len(set(keys)) == len(keys)
+
+
+class _IndependentRecorder(optuna.samplers.TPESampler):
+    """A TPE fallback that records (trial number, name) of its independent samples."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.asked: list[tuple[int, str]] = []
+
+    def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+        self.asked.append((trial.number, name))
+        return super().sample_independent(study, trial, name, dist)
+
+
+def test_an_enqueued_value_the_model_cannot_take_does_not_unmap_the_name() -> None:
+    """XGBoost takes ``max_depth=None``: enqueued once in a study whose ``max_depth`` is
+    ``[None, 3, 6, 10]``, its pinned single choice must not decide what the name maps to (it
+    sent ``max_depth`` to the fallback for the rest of the study, without a word)."""
+
+    def xgboost(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("learning_rate", 1e-3, 1.0, log=True)
+        rounds = trial.suggest_int("n_estimators", 10, 2000, log=True)
+        depth = trial.suggest_categorical("max_depth", [None, 3, 6, 10])
+        return (math.log10(lr) + 1) ** 2 + (depth or 0) / 10 + math.log(rounds) / 10
+
+    fallback = _IndependentRecorder()
+    sampler = MetaSampler(
+        model="rbv2-xgboost", fallback=fallback, seed=0, fallback_every=0, **FAST
+    )
+    study = optuna.create_study(sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.optimize(xgboost, n_trials=3)
+        study.enqueue_trial({"max_depth": None})
+        study.optimize(xgboost, n_trials=3)
+    assert study.trials[3].params["max_depth"] is None
+    assert [n for n, name in fallback.asked if name == "max_depth"] == []
+
+
+def test_a_value_sampled_before_the_proposal_is_where_the_trial_is_predicted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trials 0-1 take an SVM branch the model does not know (with ``weight_decay``, which it
+    does); trial 2 takes the MLP branch: its ``weight_decay`` comes from the fallback before
+    the surrogate proposes the rest (``_new_branch``), so the proposal and its recorded
+    prediction must hold that value, not the surrogate's own."""
+
+    def families(trial: optuna.Trial) -> float:
+        wd = trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True)
+        if trial.suggest_categorical("classifier", ["svm", "mlp"]) == "svm":
+            c = trial.suggest_float("svm_c", 1e-3, 1e3, log=True)
+            return abs(math.log10(c)) + trial.suggest_float("svm_gamma", 1e-4, 1e1, log=True)
+        lr = trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)
+        return -((math.log10(lr) + 2.5) ** 2) - (math.log10(wd) + 4) ** 2
+
+    proposals: list[dict[str, Any]] = []
+    compute = MetaSampler._compute_proposal
+
+    def spy(self: MetaSampler, *args: Any, **kwargs: Any) -> Any:
+        proposal, pred = compute(self, *args, **kwargs)
+        proposals.append(dict(proposal or {}))
+        return proposal, pred
+
+    monkeypatch.setattr(MetaSampler, "_compute_proposal", spy)
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(seed=0, **FAST))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for branch in ("svm", "svm", "mlp"):
+            study.enqueue_trial({"classifier": branch})
+            study.optimize(families, n_trials=1)
+    mlp = study.trials[2]
+    # trial 0 asks weight_decay before the study is judged (a proposal); trial 1 is the
+    # fallback's; trial 2 gets the last proposal
+    assert mlp.user_attrs[ATTR_SOURCE] == "meta" and len(proposals) == 2
+    assert proposals[-1]["weight_decay"] == pytest.approx(mlp.params["weight_decay"], rel=1e-9)
+    assert proposals[-1]["learning_rate"] == pytest.approx(mlp.params["learning_rate"], rel=1e-9)

@@ -68,8 +68,9 @@ the check that prunes; the Optuna dashboard shows them; MetaSampler reads
 * ``optuna_meta:prob_improvement``: the probability used by the rule (0.0 for a non-finite
   report).
 
-At the final step the final is known: the first two are its report and 0, the probability
-1.0 or 0.0 (whether it beats the target).
+Once a trial reports the final step (``max_resource``, else the completed trials' largest last
+step) its final is known: the first two are that report and 0, the probability 1.0 or 0.0
+(whether it beats the target).
 
 A trial pruned for a NaN or infinite report gets ``null`` (``None``) in the first two: the
 prediction made before it diverged no longer holds. Code that reads them should expect it.

@@ -183,9 +183,6 @@ _PROPOSAL_CACHE_SIZE = 256
 _OPTUNA_FIXED_PARAMS = "fixed_params"
 """Optuna's system attr of the values ``study.enqueue_trial`` gives a trial (user's names)."""
 
-_OPTUNA_RETRY_HISTORY = "retry_history"
-"""Optuna's system attr of a trial ``RetryFailedTrialCallback`` created to retry a failed one."""
-
 _UNDECIDED: dict[str, Any] = {}
 """``_compute_proposal``'s answer while no finished trial tells the study's names and those
 asked so far look like another kind of study (:meth:`MetaSampler._another_kind`): the name
@@ -632,7 +629,7 @@ class MetaSampler(BaseSampler):
                 return
             self._model_failed = True
         _logger.warning(
-            f"MetaSampler could not load its model {self.model!r} "
+            f"MetaSampler could not load its model {_model_label(self.model)} "
             f"({type(error).__name__}: {error}); {type(self._fallback).__name__} samples every "
             "trial. `optuna-meta models` lists the shipped models."
         )
@@ -744,9 +741,15 @@ class MetaSampler(BaseSampler):
             state.fixed_values = values
 
     def _warn_range(
-        self, name: str, model_name: str, model_dist: BaseDistribution, coverage: float
+        self,
+        name: str,
+        model_name: str,
+        model_dist: BaseDistribution,
+        coverage: float,
+        choices: bool = False,
     ) -> None:
-        """Say once per parameter that its range reaches beyond what the model knows."""
+        """Say once per parameter that its range (or, with ``choices``, its categorical
+        choices) reaches beyond what the model knows."""
         with self._lock:
             if name in self._warned_ranges:
                 return
@@ -760,9 +763,14 @@ class MetaSampler(BaseSampler):
                 f"so during the meta phase {name!r} is proposed inside {known} only (the "
                 "fallback explores the rest after it)"
             )
+        share = math.floor(100 * coverage)
+        where = (
+            f"of the choices of {name!r} are values the model knows for"
+            if choices
+            else f"of the range of {name!r} lies where the model knows"
+        )
         warnings.warn(
-            f"Only {math.floor(100 * coverage)}% of the range of {name!r} lies where the model "
-            f"knows {model_name!r} ({known}), {what}.",
+            f"Only {share}% {where} {model_name!r} ({known}), {what}.",
             stacklevel=user_stacklevel(),
         )
 
@@ -918,7 +926,8 @@ class MetaSampler(BaseSampler):
         model_dist = state.model.search_space[model_name]
         coverage = range_coverage(dist, model_dist)
         if coverage < WARN_RANGE_COVERAGE:
-            self._warn_range(name, model_name, model_dist, coverage)
+            choices = isinstance(dist, CategoricalDistribution)
+            self._warn_range(name, model_name, model_dist, coverage, choices)
             if coverage < MIN_RANGE_COVERAGE:
                 return None
         proposal = self._proposal(study, trial, state, {name: dist})
@@ -993,9 +1002,10 @@ class MetaSampler(BaseSampler):
         # it does not know, they stay out of the encoding, the search box and the duplicate
         # checks, or proposals that differ only there would repeat the served parameters.
         unserved = self._unserved(state, seen)
-        # Values enqueued for this trial (``enqueue_trial``, a retry) are Optuna's to answer,
-        # not the surrogate's: their names are pinned at those values in the search box, the
-        # design entries, the duplicate checks and the prediction (:func:`_pinned_space`).
+        # Values this trial already holds (enqueued, a retry's, or suggested before the
+        # proposal) are not the surrogate's to choose: their names are pinned at those values
+        # in the search box, the design entries, the duplicate checks and the prediction
+        # (:func:`_pinned_space`).
         # Which names the model serves is still judged by the study's ranges (``seen``): a
         # value outside the model's range would otherwise read as a range it does not cover,
         # warn, leave the other trials' encodings without that name and might hand the study
@@ -1240,10 +1250,13 @@ class MetaSampler(BaseSampler):
 
         Trials ``0 .. n_design - 1`` take the design's entries; trial 0 takes entry 0 (the best
         single configuration on the training tasks), or the first entry on the study's branch of a
-        conditional space (:meth:`_ModelState.off_default_branch`). A model whose manifest sets
-        ``design_fixed_trials`` (:data:`DESIGN_FIXED_TRIALS_KEY`; 2 for a design that hedges
-        for short runs from its second entry) has that many trials take their entries in
-        order in a study without constraints. After them, with ``observed`` (the finished
+        conditional space (:meth:`_ModelState.off_default_branch`). A later trial with no
+        finished trial of the served parameters to rank the entries by (the earlier ones
+        failed, or took a branch the model does not serve) takes the first entry none of them
+        tried. A model whose manifest sets ``design_fixed_trials``
+        (:data:`DESIGN_FIXED_TRIALS_KEY`; 2 for a design that hedges for short runs from its
+        second entry) has that many trials take their entries in order in a study without
+        constraints. After them, with ``observed`` (the finished
         trials' encoded configurations and standardised values, given only while no other trial
         runs), a trial takes the untried entry with the highest expected improvement under the
         surrogate conditioned on them. The set of entries stays the one chosen to complement each
@@ -1301,7 +1314,11 @@ class MetaSampler(BaseSampler):
             # try, not the one of this trial's number, which would skip entries never run.
             tried = is_duplicate or (lambda x: False)
             untried = [i for i in on_branch if not tried(entries[i])]
-            return entries[untried[0]] if untried else own
+            if not untried or untried[0] == own_entry:
+                return own
+            if self._claim(study, trial, untried[0], own_entry):  # as an EI pick is
+                return entries[untried[0]]
+            return self._take_entry(study, trial, state, entries, own_entry, seen)
         X, ys, feasibility = observed
         if number < state.design_fixed_trials and feasibility is None:
             # The fixed order serves unconstrained studies; in a study with constraints the
@@ -1414,7 +1431,10 @@ class MetaSampler(BaseSampler):
         self, state: _ModelState, space: Mapping[str, BaseDistribution]
     ) -> dict[str, BaseDistribution]:
         """The parameters of ``space`` the model serves (under the study's own names)."""
-        return {k: d for k, d in space.items() if self._model_name(state, k, dist=d) is not None}
+        # No ``dist`` here: ``space`` may hold a trial's pinned values (``_pinned_space``),
+        # which must not decide what a name maps to; ``_unserved`` claimed each name with the
+        # study's own distribution first.
+        return {k: d for k, d in space.items() if self._model_name(state, k) is not None}
 
     def _distinct_entries(
         self,
@@ -1483,7 +1503,7 @@ class MetaSampler(BaseSampler):
         model_params = state.decode(x)
         out: dict[str, Any] = {}
         for user_name, dist in user_space.items():
-            model_name = self._model_name(state, user_name, dist=dist)
+            model_name = self._model_name(state, user_name)  # no pinned ``dist``: see above
             if model_name is None or model_name not in model_params:
                 continue
             try:
@@ -1511,7 +1531,7 @@ class MetaSampler(BaseSampler):
     ) -> dict[str, BaseDistribution]:
         out: dict[str, BaseDistribution] = {}
         for user_name, dist in seen.items():
-            model_name = self._model_name(state, user_name, dist=dist)
+            model_name = self._model_name(state, user_name)  # no pinned ``dist``: see above
             if model_name is not None:
                 out[model_name] = dist
         return out
@@ -1585,6 +1605,15 @@ class _History:
 
     n_complete: int
     names: dict[str, BaseDistribution]
+
+
+def _model_label(model: object) -> str:
+    """How a warning names ``model`` (a pickled model's bytes would fill the log)."""
+    if isinstance(model, tuple) and len(model) == 2 and model[0] == "__bytes__":
+        return "(a pickled model object)"
+    if isinstance(model, SurrogateModel):
+        return repr(model.manifest.get("name", "(a model object)"))
+    return repr(model)
 
 
 def _finished_names(
@@ -1669,26 +1698,23 @@ def _all_enqueued(trial: FrozenTrial) -> bool:
     return isinstance(fixed, Mapping) and all(k in fixed for k in trial.params)
 
 
-def _enqueued_params(trial: FrozenTrial) -> dict[str, Any]:
-    """The values Optuna gives ``trial`` without asking the sampler (user's names, external
+def _decided_params(trial: FrozenTrial) -> dict[str, Any]:
+    """The values ``trial`` holds before the surrogate proposes (user's names, external
     representation): those ``study.enqueue_trial`` stored in its ``fixed_params`` system attr,
-    and, for a trial ``RetryFailedTrialCallback`` created, the parameters it took over from the
-    failed one (created with them, so Optuna returns them to each ``suggest_*``).
+    and the parameters it already has: suggested earlier in the trial (a fallback's relative
+    sample at the start of a trial on a new branch, :meth:`MetaSampler._new_branch`; a known
+    name sent to the fallback before the study's kind was clear), or taken over from a failed
+    trial by ``RetryFailedTrialCallback`` (created with them, so Optuna returns them to each
+    ``suggest_*``).
 
     Why: a partial enqueue (``{"learning_rate": 0.003}`` before each trial) leaves the other
     parameters to the sampler, but a proposal made as if the surrogate chose all of them
     describes a configuration the trial never runs: the design's pick by expected improvement
     took one entry again and again (its own learning rate was never tried, so no check saw a
-    repeat: 8 identical trials in 15), and the recorded prediction was of the entry. Empty for
-    any other trial (a foreign attr that is not a mapping is ignored).
+    repeat: 8 identical trials in 15), and the recorded prediction was of the entry. A foreign
+    ``fixed_params`` attr that is not a mapping is ignored.
     """
-    out: dict[str, Any] = {}
-    if _OPTUNA_RETRY_HISTORY in trial.system_attrs:
-        # Optuna 5's callback copies the failed trial's system attrs (its ``fixed_params``
-        # too, if it had them) but passes its parameters as the new trial's own: before its
-        # proposal is made such a trial holds those, and the fallback's relative samples of
-        # parameters the model does not serve (pinning those changes nothing).
-        out.update(trial.params)
+    out: dict[str, Any] = dict(trial.params)
     fixed = trial.system_attrs.get(_OPTUNA_FIXED_PARAMS)
     if isinstance(fixed, Mapping):
         out.update((k, v) for k, v in fixed.items() if isinstance(k, str))
@@ -1698,14 +1724,14 @@ def _enqueued_params(trial: FrozenTrial) -> dict[str, Any]:
 def _pinned_space(
     trial: FrozenTrial, space: Mapping[str, BaseDistribution]
 ) -> dict[str, BaseDistribution]:
-    """Single-valued distributions at ``trial``'s enqueued values (:func:`_enqueued_params`),
+    """Single-valued distributions at ``trial``'s decided values (:func:`_decided_params`),
     for the names of ``space`` (the study's current distributions) that have one.
 
     A name that ``space`` lacks (asked by no trial yet, so its kind is unknown) or whose value
     cannot form a distribution of its kind is left as it is.
     """
     out: dict[str, BaseDistribution] = {}
-    for name, value in _enqueued_params(trial).items():
+    for name, value in _decided_params(trial).items():
         dist = space.get(name)
         pinned = None if dist is None else _pinned_distribution(dist, value)
         if pinned is not None:
