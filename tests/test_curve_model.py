@@ -384,3 +384,17 @@ def test_build_curve_model_refuses_curves_that_are_not_two_dimensional() -> None
         build_curve_model({"a": np.zeros(30)}, CurveTrainConfig(n_episodes=2))
     with pytest.raises(TypeError, match="config must be a CurveTrainConfig"):
         build_curve_model({"a": np.zeros((3, 30))}, {"n_episodes": 2})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("n_steps", [2, 3, 4])
+def test_training_on_curves_of_two_to_four_steps(n_steps: int) -> None:
+    """Studies that report once per cross-validation fold (2-4 steps) train: the sparse
+    reporting schedule drew up to 5 distinct steps and crashed (numpy: 'Cannot take a larger
+    sample than population')."""
+    pytest.importorskip("torch")
+    from optuna_meta.curve._train import CurveTrainConfig, build_curve_model
+
+    curves = {k: synthetic_curves(30, seed)[:, -n_steps:] for seed, k in enumerate("abc")}
+    cfg = CurveTrainConfig(n_episodes=60, queries_per_episode=4, hidden=8, epochs=1)
+    model = build_curve_model(curves, cfg, name="few-steps")
+    assert model.manifest["training_tasks"] == ["a", "b", "c"]

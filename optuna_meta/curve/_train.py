@@ -100,7 +100,9 @@ def _schedule(rng: np.random.Generator, n_steps: int) -> np.ndarray:
     elif u < 0.92:
         idx = np.nonzero(rng.random(n_steps) < rng.uniform(0.1, 0.6))[0]
     else:
-        idx = np.sort(rng.choice(n_steps, size=int(rng.integers(2, 6)), replace=False))
+        # at most every step: studies that report 2-4 times (once per cross-validation fold)
+        size = min(int(rng.integers(2, 6)), n_steps)
+        idx = np.sort(rng.choice(n_steps, size=size, replace=False))
     if len(idx) == 0:
         idx = np.array([n_steps - 1])
     return idx
