@@ -325,7 +325,7 @@ def test_train_says_which_studies_it_leaves_out_and_names_the_model_after_the_fi
     out = tmp_path / "my_model.npz"
     assert main(["train", "--storage", url, "--out", str(out), "--steps", "2"]) == 0
     captured = capsys.readouterr()
-    assert "optuna-meta: warning: Task 'tiny' is left out: 3 completed trials" in captured.err
+    assert "warning: Task 'tiny' is left out: 3 completed or pruned trials" in captured.err
     assert "optuna-meta: warning: Skipped multi-objective study 'two'" in captured.err
     assert "3 training tasks" in captured.out  # not 4: 'tiny' was left out
     model = SurrogateModel.load(out)
