@@ -312,6 +312,25 @@ def test_the_readmes_xgboost_study_gets_no_mlp_learning_rate_in_trial_0() -> Non
         assert study.trials[0].user_attrs[ATTR_SOURCE] == "fallback"
 
 
+def test_a_model_of_ones_own_is_not_second_guessed_by_the_shipped_ones(
+    shipped: SurrogateModel,
+) -> None:
+    # The same study with a model that is not a shipped one (here lcbench-mlp under another
+    # name, as `optuna-meta train` would name a user's): the user chose it for such studies,
+    # so trial 0 takes its design's learning rate although rbv2-xgboost knows more names.
+    def objective(trial: optuna.Trial) -> float:
+        n = trial.suggest_int("n_estimators", 50, 500)
+        lr = trial.suggest_float("learning_rate", 1e-3, 0.3, log=True)
+        return n / 500 + math.log10(lr) ** 2 + trial.suggest_int("max_depth", 2, 10)
+
+    own = dataclasses.replace(shipped, manifest={**shipped.manifest, "name": "my-mlp"})
+    fallback = RecordingSampler(seed=0)
+    study = optuna.create_study(sampler=MetaSampler(model=own, fallback=fallback, seed=0, **FAST))
+    study.optimize(objective, n_trials=1)
+    assert "learning_rate" not in fallback.asked
+    assert study.trials[0].user_attrs[ATTR_SOURCE] == "meta"
+
+
 def test_names_sent_to_the_fallback_do_not_make_another_model_look_better() -> None:
     # Fine-tuning with AdamW: `param_mapping={"learning_rate": None}` as the README advises.
     # lcbench-mlp-short knows `learning_rate` by name too, and counting it made (1) trial 0

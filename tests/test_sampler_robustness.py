@@ -1224,3 +1224,27 @@ def test_a_value_sampled_before_the_proposal_is_where_the_trial_is_predicted(
     assert mlp.user_attrs[ATTR_SOURCE] == "meta" and len(proposals) == 2
     assert proposals[-1]["weight_decay"] == pytest.approx(mlp.params["weight_decay"], rel=1e-9)
     assert proposals[-1]["learning_rate"] == pytest.approx(mlp.params["learning_rate"], rel=1e-9)
+
+
+def test_a_trial_none_of_whose_values_came_from_the_surrogate_is_not_labelled_its(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When no value of a proposal can be used (a reviewer's own model: its default kernel
+    not among the study's choices, its C inactive there), every parameter is the fallback's:
+    the trial must say ``fallback`` and carry no prediction (it said ``meta``, with the
+    prediction of a configuration it did not run)."""
+    study = optuna.create_study(sampler=MetaSampler(seed=0, **FAST))
+    study.optimize(objective, n_trials=3)  # served as usual
+    assert {t.user_attrs[ATTR_SOURCE] for t in study.trials} == {"meta"}
+
+    compute = MetaSampler._compute_proposal
+
+    def inactive_everywhere(self: MetaSampler, *args: Any, **kwargs: Any) -> Any:
+        proposal, pred = compute(self, *args, **kwargs)  # decoded without the study's names
+        return {k: v for k, v in (proposal or {}).items() if k.startswith("__")}, pred
+
+    monkeypatch.setattr(MetaSampler, "_compute_proposal", inactive_everywhere)
+    study.optimize(objective, n_trials=2)
+    for t in study.trials[3:]:
+        assert t.user_attrs[ATTR_SOURCE] == "fallback"
+        assert ATTR_PRED_MEAN not in t.user_attrs and ATTR_PRED_STD not in t.user_attrs

@@ -183,6 +183,13 @@ _PROPOSAL_CACHE_SIZE = 256
 _OPTUNA_FIXED_PARAMS = "fixed_params"
 """Optuna's system attr of the values ``study.enqueue_trial`` gives a trial (user's names)."""
 
+_PREDICTION = "__prediction__"
+"""Proposal key of ``(sign, scale, shift, n_obs)``: how its predicted mean and std map to the
+user's units (:meth:`MetaSampler._label_meta`)."""
+
+_LABELLED = "__labelled__"
+"""Proposal key set once the trial is labelled as the surrogate's."""
+
 _UNDECIDED: dict[str, Any] = {}
 """``_compute_proposal``'s answer while no finished trial tells the study's names and those
 asked so far look like another kind of study (:meth:`MetaSampler._another_kind`): the name
@@ -223,8 +230,9 @@ class MetaSampler(BaseSampler):
             one (multivariate TPE, GPSampler, CmaEsSampler) and to its independent sampling
             otherwise. Not a ``GridSampler`` (a ``ValueError``): it hands every trial a grid
             point, and counts those the surrogate served instead as run.
-        task: Optional task meta-features (e.g. ``{"n_samples": 50000}``); recorded, and used
-            by models trained with meta-features.
+        task: Optional task meta-features (e.g. ``{"n_samples": 50000}``), kept for models
+            trained with meta-features. No model reads them yet: the shipped models and those
+            ``optuna-meta train`` builds are trained without (an info log says so).
         param_mapping: Explicit ``{user_name: model_name}`` (``None`` value: never map); wins
             over the alias vocabulary.
         fixed_params: Values your objective uses for hyperparameters it does *not* suggest, in your
@@ -471,7 +479,8 @@ class MetaSampler(BaseSampler):
             if value is not None:
                 return value[0]
         with self._lock:  # `trial.user_attrs` is a stale snapshot: ask the proposal cache
-            served_by_meta = self._proposals.get(_trial_key(study, trial)) is not None
+            proposal = self._proposals.get(_trial_key(study, trial))
+            served_by_meta = proposal is not None and bool(proposal.get(_LABELLED))
         if not served_by_meta and ATTR_SOURCE not in trial.user_attrs:
             set_user_attr(study, trial, ATTR_SOURCE, "fallback")
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
@@ -937,7 +946,31 @@ class MetaSampler(BaseSampler):
             value = project_value(proposal[model_name], dist, state.model.search_space[model_name])
         except ProjectionError:
             return None
+        self._label_meta(study, trial, proposal)
         return (value,)
+
+    def _label_meta(self, study: Study, trial: FrozenTrial, proposal: dict[str, Any]) -> None:
+        """Record, once per trial, that the surrogate served it, with its prediction.
+
+        Only when a value of the proposal is used: a trial whose every parameter went to the
+        fallback (the model's choices projected onto none of the study's) was labelled
+        ``meta`` with a prediction of a configuration it did not run (session 32 review).
+        """
+        with self._lock:  # other threads read proposals (``_proposed_x``) under the lock
+            if proposal.get(_LABELLED):
+                return
+            proposal[_LABELLED] = True
+        pred = proposal.get(_PREDICTION)
+        set_user_attr(study, trial, ATTR_SOURCE, "meta")
+        if pred is None:
+            return
+        sign, scale, shift, n_obs = pred
+        if n_obs >= 2:  # before that the standardisation does not know the user's units
+            mean = shift + scale * proposal_mean(proposal)
+            std = scale * proposal_std(proposal)
+            if math.isfinite(mean) and math.isfinite(std):  # JSON has no inf (the dashboard)
+                set_user_attr(study, trial, ATTR_PRED_MEAN, float(sign * mean))
+                set_user_attr(study, trial, ATTR_PRED_STD, float(std))
 
     def _proposal(
         self,
@@ -957,19 +990,11 @@ class MetaSampler(BaseSampler):
             proposal, pred = self._compute_proposal(study, trial, state, asked)
             if proposal is _UNDECIDED:
                 return None
+            if proposal is not None and pred is not None:
+                proposal[_PREDICTION] = pred  # recorded by `_label_meta` once a value is used
             self._proposals[key] = proposal
             while len(self._proposals) > _PROPOSAL_CACHE_SIZE:
                 self._proposals.popitem(last=False)
-        if proposal is None or pred is None:
-            return None
-        sign, scale, shift, n_obs = pred
-        set_user_attr(study, trial, ATTR_SOURCE, "meta")
-        if n_obs >= 2:  # before that the standardisation does not know the user's units
-            mean = shift + scale * proposal_mean(proposal)
-            std = scale * proposal_std(proposal)
-            if math.isfinite(mean) and math.isfinite(std):  # JSON has no inf (the dashboard)
-                set_user_attr(study, trial, ATTR_PRED_MEAN, float(sign * mean))
-                set_user_attr(study, trial, ATTR_PRED_STD, float(std))
         return proposal
 
     def _compute_proposal(
@@ -1173,10 +1198,15 @@ class MetaSampler(BaseSampler):
         known name of 2, which the coverage rule alone would serve), where an MLP's learning
         rate is a poor ``eta``. The names asked so far tell them apart when a shipped model of
         that other kind knows them. Names ``param_mapping`` sends to the fallback count for no
-        model. Measured on LCBench with two unknown names asked first
+        model. A model that is not a shipped one (``optuna-meta train`` on the user's own
+        studies) is never second-guessed: it was chosen for such studies, and a shipped
+        XGBoost model knowing one more name sent trial 0 to the fallback without a word
+        (session 32 review). Measured on LCBench with two unknown names asked first
         (``benchmarks/unknown_params.py``) and on rbv2_xgboost with the MLP model
         (``benchmarks/README.md``, session 31).
         """
+        if not _is_shipped(state.model):
+            return False  # a model of the user's own is never second-guessed by ours
         own = sum(self._model_name(state, k, claim=False) is not None for k in names)
         better = _best_shipped_model(self._not_excluded(names), exclude=state.model)
         return better is not None and better[1] > own
@@ -1550,6 +1580,12 @@ def _best_shipped_model(names: Collection[str], exclude: SurrogateModel) -> tupl
         if best is None or n > best[1]:
             best = (name, n)
     return best
+
+
+def _is_shipped(model: SurrogateModel) -> bool:
+    """Whether ``model`` is one of the shipped surrogates (by manifest name and parameters)."""
+    name, own = model.manifest.get("name"), set(model.search_space)
+    return any(n == name and set(space) == own for _, n, space in _shipped_spaces())
 
 
 @functools.cache
