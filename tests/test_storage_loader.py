@@ -506,3 +506,33 @@ def test_training_arrays_keep_pruned_and_diverged_trials() -> None:
     # maximisation-oriented: -value; the pruned trial's last report 0.4; inf -> worst finite (0.4)
     np.testing.assert_allclose(y, [-0.3, -0.2, -0.1, -0.15, -0.4, -0.4, -0.4, -0.12])
     assert np.all(np.isfinite(X))
+
+
+def test_the_trained_space_keeps_a_step_the_studies_share() -> None:
+    """Past studies that all searched ``hidden_size`` in steps of 32 (and a float in steps of
+    0.25): the model's space keeps the step, so its defaults are values a study can run (it
+    dropped the step: a default of 253). Grids that do not align give up the step."""
+    from optuna_meta.data import MetaDataset, TaskData
+    from optuna_meta.surrogate._build import model_space
+
+    def task(name: str, low: int, frac_low: float) -> TaskData:
+        space = {
+            "hidden_size": IntDistribution(low, low + 224, step=32),
+            "frac": FloatDistribution(frac_low, frac_low + 0.5, step=0.25),
+        }
+        return TaskData(
+            name=name,
+            search_space=space,
+            params=[{"hidden_size": low, "frac": frac_low}],
+            values=np.array([1.0]),
+            states=np.array([TrialState.COMPLETE.value], dtype=np.int8),
+            steps=np.zeros(0),
+            curves=np.zeros((1, 0)),
+            direction="minimize",
+        )
+
+    space = model_space(MetaDataset([task("a", 32, 0.0), task("b", 64, 0.25)]))
+    assert space["hidden_size"] == IntDistribution(32, 288, step=32)
+    assert space["frac"] == FloatDistribution(0.0, 0.75, step=0.25)
+    misaligned = model_space(MetaDataset([task("a", 32, 0.0), task("c", 48, 0.1)]))
+    assert misaligned["hidden_size"].step == 1 and misaligned["frac"].step is None
