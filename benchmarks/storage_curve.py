@@ -24,7 +24,7 @@ The storage and the fold models are cached under ``benchmarks/results/cache/`` (
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -65,10 +65,14 @@ def past_studies(n_trials: int = N_PAST_TRIALS, seed: int = PAST_SEED) -> Path:
 
 
 def train_on_past_studies(
-    command: str, tasks: list[str], name: str, load: Callable[[Path], M]
+    command: str,
+    tasks: list[str],
+    name: str,
+    load: Callable[[Path], M],
+    extra: Sequence[str] = (),
 ) -> M:
-    """``optuna-meta <command> --storage <past studies> --study lcbench/<task> ...`` (the
-    command a user runs), its model file loaded with ``load``."""
+    """``optuna-meta <command> --storage <past studies> --study lcbench/<task> ... <extra>``
+    (the command a user runs), its model file loaded with ``load``."""
     from optuna_meta.cli import main
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,6 +80,7 @@ def train_on_past_studies(
         argv = [command, "--storage", str(past_studies()), "--out", str(out), "--name", name]
         for task in tasks:
             argv += ["--study", f"lcbench/{task}"]
+        argv += list(extra)
         code = main(argv)
         if code != 0:
             raise RuntimeError(f"optuna-meta {command} failed with exit code {code}")

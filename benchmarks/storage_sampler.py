@@ -44,33 +44,55 @@ from optuna_meta import MetaSampler
 from optuna_meta.surrogate import SurrogateModel
 
 
-def storage_fold_surrogate(train_tasks: tuple[str, ...]) -> SurrogateModel:
-    """The surrogate ``optuna-meta train`` writes from the fold's past studies (cached)."""
+def storage_fold_surrogate(train_tasks: tuple[str, ...], observed: int = 0) -> SurrogateModel:
+    """The surrogate ``optuna-meta train --observed-design <observed>`` writes from the fold's
+    past studies (cached). ``observed=0`` is session 31's model (the meta-mean's best guess
+    opens a study), the control of session 32's default."""
     tasks = fold_training_tasks("lcbench", train_tasks)
+    extra = ["--observed-design", str(observed)]
 
     def build(digest: str) -> SurrogateModel:
         return train_on_past_studies(
-            "train", tasks, f"storage-mlp-cv-{digest}", SurrogateModel.load
+            "train", tasks, f"storage-mlp-cv-{digest}", SurrogateModel.load, extra
         )
 
     key = [tasks, N_PAST_TRIALS, PAST_SEED, STORAGE_VERSION, MODEL_RECIPE]
+    if observed:
+        key.append(f"observed{observed}")
     return disk_cached("storage_surrogate_lcbench", key, SurrogateModel.load, build)
 
 
-def _meta_storage(ctx: BenchContext) -> BaseSampler:
-    key = ("storage-surrogate", ctx.train_tasks)
-    if key not in ctx.cache:
-        ctx.cache[key] = storage_fold_surrogate(ctx.train_tasks)
-    return MetaSampler(model=ctx.cache[key], seed=ctx.seed)
+def _storage_method(observed: int) -> Method:
+    def factory(ctx: BenchContext) -> BaseSampler:
+        key = ("storage-surrogate", observed, ctx.train_tasks)
+        if key not in ctx.cache:
+            ctx.cache[key] = storage_fold_surrogate(ctx.train_tasks, observed)
+        return MetaSampler(model=ctx.cache[key], seed=ctx.seed)
 
-
-STORAGE_METHODS = [
-    Method(
-        "meta_storage",
-        _meta_storage,
-        label=f"MetaSampler(model=optuna-meta train on {N_PAST_TRIALS}-trial past studies) "
-        "[5-fold task CV]",
-        version=f"storage{STORAGE_VERSION}+recipe{MODEL_RECIPE}+sampler{SAMPLER_BEHAVIOUR}",
+    version = f"storage{STORAGE_VERSION}+recipe{MODEL_RECIPE}+sampler{SAMPLER_BEHAVIOUR}"
+    if not observed:
+        return Method(
+            "meta_storage",
+            factory,
+            label=f"MetaSampler(model=optuna-meta train on {N_PAST_TRIALS}-trial past studies, "
+            "--observed-design 0) [5-fold task CV]",
+            version=version,
+        )
+    return Method(
+        f"meta_storage_obs{observed}",
+        factory,
+        label=f"MetaSampler(model=optuna-meta train on {N_PAST_TRIALS}-trial past studies, "
+        f"--observed-design {observed}) [5-fold task CV]",
+        version=f"{version}+observed{observed}",
     )
-]
-"""MetaSampler with a fold model trained by ``optuna-meta train --storage`` (session 31)."""
+
+
+STORAGE_METHODS = [_storage_method(0)]
+"""MetaSampler with a fold model trained by ``optuna-meta train --storage`` (session 31; the
+meta-mean's best guess opens each study, ``--observed-design 0``)."""
+
+OBSERVED_1 = _storage_method(1)
+OBSERVED_5 = _storage_method(5)
+OBSERVED_METHODS = [OBSERVED_1, OBSERVED_5]
+"""The same with the past studies' best run configuration (``--observed-design 1``) or five
+of them opening each study (session 32; worse at 1 trial, so not the default)."""

@@ -89,6 +89,23 @@ def test_train_on_a_storage_then_sample_with_the_model(
     assert study.trials[0].params["learning_rate"] == pytest.approx(
         model.defaults["learning_rate"]
     )
+    # `--observed-design 1`: a configuration the past studies ran opens new studies
+    observed = fast_dir / "observed.npz"
+    assert main(["train", "--storage", url, "--out", str(observed), "--steps", "30",
+                 "--observed-design", "1"]) == 0  # fmt: skip
+    model = SurrogateModel.load(observed)
+    assert model.manifest["initial_design_source"] == "observed"
+    (entry,) = model.initial_design
+    ran = [
+        (t.params.get("lr", t.params.get("learning_rate")), t.params["dropout"])
+        for name in optuna.get_all_study_names(url)
+        for t in optuna.load_study(study_name=name, storage=url).trials
+    ]
+    assert (entry["learning_rate"], entry["dropout"]) in ran
+    assert entry["learning_rate"] == model.defaults["learning_rate"]
+    study = optuna.create_study(sampler=MetaSampler(model=observed, seed=0, n_candidates=64))
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].params["learning_rate"] == pytest.approx(entry["learning_rate"])
 
 
 def test_train_on_small_studies(fast_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,7 +114,17 @@ def test_train_on_small_studies(fast_dir: Path, capsys: pytest.CaptureFixture[st
     out = fast_dir / "small.npz"
     code = main(["train", "--storage", url, "--out", str(out), "--steps", "5"])
     assert code == 0, capsys.readouterr().err
-    assert SurrogateModel.load(out).manifest["n_training_trials"] == 60
+    model = SurrogateModel.load(out)
+    assert model.manifest["n_training_trials"] == 60
+    assert model.initial_design == [] and model.manifest["initial_design_source"] is None
+    # three observed configurations open a study; none: the meta-mean's best guess
+    for n, source in ((3, "observed"), (0, None)):
+        out = fast_dir / f"small{n}.npz"
+        args = ["train", "--storage", url, "--out", str(out), "--steps", "5"]
+        assert main([*args, "--observed-design", str(n)]) == 0
+        model = SurrogateModel.load(out)
+        assert len(model.initial_design) == n
+        assert model.manifest["initial_design_source"] == source
 
 
 @pytest.mark.skipif(

@@ -40,6 +40,7 @@ from typing import Any
 from optuna.exceptions import OptunaError
 
 from optuna_meta.data import MetaDataset
+from optuna_meta.surrogate._build import DEFAULT_OBSERVED_DESIGN
 from optuna_meta.surrogate._design import DEFAULT_DESIGN_LENGTH
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)\S*@")
@@ -190,6 +191,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         design_first_budget=first_budget,
         design_hedging=args.design_hedging,
         task_optima=args.task_optima,
+        observed_design=args.observed_design if args.yahpo is None else 0,
     )
     path = model.save(args.out)
     n_tasks = len(model.manifest.get("training_tasks", []))
@@ -339,6 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_DESIGN_LENGTH,
         help="YAHPO: configurations of the learned initial design (0: none)",
+    )
+    p.add_argument(
+        "--observed-design",
+        type=int,
+        default=DEFAULT_OBSERVED_DESIGN,
+        help="--storage/--dataset: open new studies with this many configurations the past "
+        "studies ran, a greedy portfolio across them (default "
+        f"{DEFAULT_OBSERVED_DESIGN}: the meta-mean's best guess opens them)",
     )
     p.add_argument(
         "--task-optima",

@@ -187,10 +187,30 @@ _GRID_TOLERANCE = 1e-9
 """How far (in steps) two float grids' origins may differ and still count as one grid."""
 
 
+DEFAULT_OBSERVED_DESIGN = 0
+"""``optuna-meta train --storage`` opens a new study with the meta-mean's best guess, not with
+configurations the past studies ran (:func:`observed_portfolio`, ``--observed-design``).
+Measured in session 32 (``benchmarks/README.md``): on LCBench's past studies of 100 random
+trials, one observed configuration opened studies worse (0.1071 against 0.0760 regret at 1
+trial); on a reviewer's family whose meta-mean peaked at a range edge, far better (0.32
+against 0.91). Neither wins everywhere, so the default stays as it was."""
+
+MIN_TASK_TRIALS = 8
+"""Trials with a value a task needs to be trained on (:func:`task_arrays`)."""
+
+
 def task_arrays(
-    dataset: MetaDataset, encoder: SpaceEncoder, *, min_trials: int = 8
+    dataset: MetaDataset, encoder: SpaceEncoder, *, min_trials: int = MIN_TASK_TRIALS
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """Per task: unit-encoded configurations and maximisation-oriented values.
+    """Per task: unit-encoded configurations and maximisation-oriented values
+    (:func:`_task_rows` without the configurations)."""
+    return [(name, X, y) for name, X, y, _ in _task_rows(dataset, encoder, min_trials)]
+
+
+def _task_rows(
+    dataset: MetaDataset, encoder: SpaceEncoder, min_trials: int = MIN_TASK_TRIALS
+) -> list[tuple[str, np.ndarray, np.ndarray, list[dict[str, Any]]]]:
+    """Per task: unit-encoded configurations, maximisation-oriented values, configurations.
 
     Completed trials, and pruned ones with their last reported value
     (:meth:`~optuna_meta.data.TaskData.final_values`): a study run with a pruner keeps only its
@@ -216,14 +236,54 @@ def task_arrays(
             continue
         y = np.where(finite, oriented, np.min(oriented[finite]))[usable]
         params = [p for p, keep in zip(task.params, usable, strict=True) if keep]
-        X = encoder.encode([_fit_params(p, encoder.search_space) for p in params])
+        configs = [_fit_params(p, encoder.search_space) for p in params]
+        X = encoder.encode(configs)
         X = np.where(np.isnan(X), 0.5, X)
-        out.append((task.name, X, y))
+        out.append((task.name, X, y, configs))
     if not out:
         raise ValueError(
             f"No task has {min_trials} or more completed or pruned trials with a value."
         )
     return out
+
+
+def observed_portfolio(
+    gp: DeepKernelGP,
+    rows: Sequence[tuple[str, np.ndarray, np.ndarray, list[dict[str, Any]]]],
+    length: int,
+) -> list[dict[str, Any]]:
+    """A greedy portfolio of ``length`` configurations the past studies ran.
+
+    Why: a model trained from storages has no objective to query for a learned design, and
+    the best of random configurations under its meta-mean sits where the mean extrapolates
+    (a reviewer's family: a learning rate of 0.64 against optima of 0.03-0.08). Configurations
+    that were run are where the data is. Each task's values for every candidate come from the
+    meta-trained GP conditioned on that task's own trials (standardised), as normalised
+    regret within the task; each pick lowers the tasks' mean best regret most.
+    """
+    X_all = np.vstack([X for _, X, _, _ in rows])
+    configs = [c for _, _, _, cs in rows for c in cs]
+    _, keep = np.unique(np.round(X_all, 9), axis=0, return_index=True)
+    keep = np.sort(keep)
+    X_all = X_all[keep]
+    configs = [configs[i] for i in keep]
+    regrets = []
+    for _, X, y, _ in rows:
+        sd = float(np.std(y))
+        ys = (y - np.mean(y)) / (sd if sd > 0 else 1.0)
+        mean = gp.condition(X, ys).predict(X_all).mean
+        span = float(np.max(mean) - np.min(mean))
+        regrets.append((np.max(mean) - mean) / (span if span > 0 else 1.0))
+    R = np.asarray(regrets)
+    best = np.ones(len(R))
+    chosen: list[int] = []
+    for _ in range(min(length, len(configs))):
+        score = np.minimum(best[:, None], R).mean(axis=0)
+        score[chosen] = np.inf
+        pick = int(np.argmin(score))
+        chosen.append(pick)
+        best = np.minimum(best, R[:, pick])
+    return [dict(configs[i]) for i in chosen]
 
 
 def _fit_params(params: Mapping[str, Any], space: Mapping[str, BaseDistribution]) -> dict:
@@ -263,6 +323,7 @@ def build_model(
     design_first_budget: int | None = None,
     design_hedging: int | None = None,
     task_optima: bool = False,
+    observed_design: int = 0,
 ) -> SurrogateModel:
     """Meta-train a :class:`SurrogateModel` on every task of ``dataset`` (needs torch).
 
@@ -273,12 +334,14 @@ def build_model(
     study does not tune; ``design_first_budget`` and ``design_hedging`` are
     :func:`learn_initial_design`'s ``first_budget`` and ``n_hedging``. Without one (e.g.
     training from past studies, which cannot be re-run), the first trial is the best of random
-    configurations under the meta-mean. With ``task_optima`` as well, the model also carries
-    each training task's own optimum (:func:`learn_task_optima`), which the design trials after
-    the first may pick instead of a design entry; with ``design_first_budget`` they are learned
-    at that budget alone, as the first entry is: like it, they bet on the benchmark's own
-    regime, and the hedging entries cover the others (session 29: with ``design_hedging=1``,
-    0.0015-0.0033 less regret from 3 to 30 trials on LCBench, ``benchmarks/README.md``).
+    configurations under the meta-mean, or, with ``observed_design`` > 0, the design is that
+    many of the configurations the studies ran (:func:`observed_portfolio`). With
+    ``task_optima`` as well, the model also carries each training task's own optimum
+    (:func:`learn_task_optima`), which the design trials after the first may pick instead of a
+    design entry; with ``design_first_budget`` they are learned at that budget alone, as the
+    first entry is: like it, they bet on the benchmark's own regime, and the hedging entries
+    cover the others (session 29: with ``design_hedging=1``, 0.0015-0.0033 less regret from 3
+    to 30 trials on LCBench, ``benchmarks/README.md``).
 
     Raises:
         ValueError: ``design_hedging`` without ``design_first_budget``, or negative.
@@ -296,11 +359,17 @@ def build_model(
     canonical = canonicalize(dataset)
     space = model_space(canonical)
     encoder = SpaceEncoder(space)
-    arrays = task_arrays(canonical, encoder)
+    rows = _task_rows(canonical, encoder, MIN_TASK_TRIALS)
+    arrays = [(name, X, y) for name, X, y, _ in rows]
     weights, stats = train_surrogate([(X, y) for _, X, y in arrays], cfg, log=log)
     defaults = _best_average_config(DeepKernelGP(weights), encoder, cfg.seed)
     design: list[dict[str, Any]] = []
-    if design_objective is not None and design_length > 0:
+    if design_objective is None and observed_design > 0:
+        design = observed_portfolio(DeepKernelGP(weights), rows, observed_design)
+        defaults.update(design[0])
+        if log is not None:
+            log(f"chose an initial design of {len(design)} observed configurations")
+    elif design_objective is not None and design_length > 0:
         design = _learn_design(
             dataset,
             space,
@@ -338,7 +407,9 @@ def build_model(
         "train_config": {k: v for k, v in vars(cfg).items()},
         "train_stats": stats,
         "meta_features": [],
-        "initial_design_source": "objective" if design else None,
+        "initial_design_source": (
+            ("objective" if design_objective is not None else "observed") if design else None
+        ),
     }
     if design and design_first_budget is not None:
         # The second entry hedges for the budgets the first does not serve: a study tries it
