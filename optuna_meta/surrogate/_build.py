@@ -385,11 +385,11 @@ def build_model(
         if log is not None:
             log(f"learned an initial design of {len(design)} configurations")
     optima: list[dict[str, Any]] = []
-    if design and task_optima:
+    if design and task_optima and design_objective is not None:  # an objective to query
         optima = _learn_task_optima(
             dataset,
             space,
-            design_objective,  # type: ignore[arg-type]  # set whenever `design` is
+            design_objective,
             seed=cfg.seed,
             tasks=[name for name, _, _ in arrays],
             exclude=design,
