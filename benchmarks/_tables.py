@@ -48,12 +48,19 @@ def median_ms(runs: Sequence[Mapping[str, Any]]) -> str:
 def regret_table(
     title: str,
     runs: Mapping[str, Sequence[Mapping[str, Any]]],
-    regrets: Mapping[str, np.ndarray],
+    curve: Callable[[Mapping[str, Any]], np.ndarray],
     budgets: Sequence[int],
     command: str,
     columns: Sequence[Column] = (("ms/trial", median_ms),),
 ) -> str:
-    """Mean regret per method and budget, extra columns, paired differences and the command."""
+    """Mean regret per method and budget, extra columns, paired differences and the command.
+
+    ``curve(run)`` is a run's regret after each trial; ``budgets`` beyond the longest run are
+    left out.
+    """
+    regrets = {m: np.array([curve(r) for r in rs]) for m, rs in runs.items()}
+    n = max(len(r["values"]) for rs in runs.values() for r in rs)
+    budgets = [b for b in budgets if b <= n]
     head = "| method | runs | " + " | ".join(f"@{b}" for b in budgets)
     head += "".join(f" | {name}" for name, _ in columns) + " |"
     lines = [title, "", head, "|---" * (len(budgets) + 2 + len(columns)) + "|"]

@@ -154,16 +154,13 @@ def report(
     quantile: float = TIME_QUANTILE,
     scenario: str = "lcbench",
 ) -> str:
-    n = max(len(r["values"]) for rs in runs.values() for r in rs)
-    budgets = [b for b in BUDGETS if b <= n]
-    regrets = {m: np.array([regret_curve(r) for r in rs]) for m, rs in runs.items()}
     title = (
         f"Constrained {scenario} (`{OUTPUTS[scenario][1]}` <= the task's {quantile:.0%} "
         f"quantile over {N_REFERENCE:,} random configurations), mean normalised regret of the "
         "best feasible trial; 5-fold task CV for MetaSampler."
     )
     columns = (("feasible trials", _feasible_share), ("ms/trial", median_ms))
-    return regret_table(title, runs, regrets, budgets, command, columns)
+    return regret_table(title, runs, regret_curve, BUDGETS, command, columns)
 
 
 def _feasible_share(runs: Sequence[dict[str, Any]]) -> str:

@@ -145,9 +145,6 @@ def regret_curve(run: dict[str, Any]) -> np.ndarray:
 
 
 def report(runs: dict[str, list[dict[str, Any]]], command: str, scenario: str) -> str:
-    n = max(len(r["values"]) for rs in runs.values() for r in rs)
-    budgets = [b for b in BUDGETS if b <= n]
-    regrets = {m: np.array([regret_curve(r) for r in rs]) for m, rs in runs.items()}
     constant = (f"{k}={v}" for k, v in CONSTANT_FIXED[scenario].items())
     fixed = ", ".join([*RANDOM_FIXED[scenario], *constant])
     title = (
@@ -155,7 +152,7 @@ def report(runs: dict[str, list[dict[str, Any]]], command: str, scenario: str) -
         f"value is given), mean normalised regret against {N_REFERENCE:,} random "
         "configurations of the same subspace; 5-fold task CV for MetaSampler."
     )
-    return regret_table(title, runs, regrets, budgets, command)
+    return regret_table(title, runs, regret_curve, BUDGETS, command)
 
 
 def main() -> None:

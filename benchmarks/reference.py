@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,13 @@ def normalised_regret(
     """Regret of the best value so far after each of ``values`` (maximisation), in [0, 1]."""
     best = np.maximum.accumulate(np.asarray(values, dtype=float))
     return regret_of(best, float(ref["max"]), float(ref["min"]))
+
+
+def shared_regret_curve(scenario: str) -> Callable[[Mapping[str, Any]], np.ndarray]:
+    """A run's :func:`normalised_regret` after each trial under ``scenario``'s shared per-task
+    normalisation (the setting benchmarks' tables)."""
+    reference = load_reference(scenario)
+    return lambda run: normalised_regret(run["values"], reference[run["task"]])
 
 
 def regret_of(best: np.ndarray | float, ref_max: float, ref_min: float) -> np.ndarray:

@@ -38,7 +38,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 
@@ -53,7 +52,7 @@ from benchmarks._cli import (
 from benchmarks._tables import regret_table
 from benchmarks.objectives import scored_tasks, suggest_value
 from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna, timed_ask_tell
-from benchmarks.reference import normalised_regret
+from benchmarks.reference import shared_regret_curve
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SCENARIO = "lcbench"
@@ -119,20 +118,13 @@ def run_one(ctx: BenchContext, method: str, mode: str, n_trials: int) -> dict[st
 
 
 def report(runs: dict[str, list[dict[str, Any]]], mode: str, command: str) -> str:
-    n = max(len(r["values"]) for rs in runs.values() for r in rs)
-    budgets = [b for b in BUDGETS if b <= n]
-    reference = make_contexts(SCENARIO, scored_tasks(SCENARIO), [0])[0].reference
-    regrets = {
-        m: np.array([normalised_regret(r["values"], reference[r["task"]]) for r in rs])
-        for m, rs in runs.items()
-    }
     names = MIRRORED[mode]
     mirrored = "all seven" if names is None else ", ".join(names) or "nothing (control)"
     title = (
         f"LCBench with mirrored parameters ({mirrored}), mean normalised regret (the shared "
         "per-task normalisation); 5-fold task CV for MetaSampler."
     )
-    return regret_table(title, runs, regrets, budgets, command)
+    return regret_table(title, runs, shared_regret_curve(SCENARIO), BUDGETS, command)
 
 
 def main() -> None:

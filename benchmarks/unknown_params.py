@@ -31,7 +31,6 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
@@ -46,7 +45,7 @@ from benchmarks._cli import (
 from benchmarks._tables import regret_table
 from benchmarks.objectives import scored_tasks, suggest_value
 from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna, timed_ask_tell
-from benchmarks.reference import normalised_regret
+from benchmarks.reference import shared_regret_curve
 from benchmarks.transfer import METHODS as TRANSFER_METHODS
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -83,19 +82,12 @@ def run_one(ctx: BenchContext, method: str, order: str, n_trials: int) -> dict[s
 
 
 def report(runs: dict[str, list[dict[str, Any]]], order: str, command: str) -> str:
-    n = max(len(r["values"]) for rs in runs.values() for r in rs)
-    budgets = [b for b in BUDGETS if b <= n]
-    reference = make_contexts(SCENARIO, scored_tasks(SCENARIO), [0])[0].reference
-    regrets = {
-        m: np.array([normalised_regret(r["values"], reference[r["task"]]) for r in rs])
-        for m, rs in runs.items()
-    }
     title = (
         f"LCBench with two parameters the model does not know suggested {order} "
         f"({', '.join(UNKNOWN)}; the objective ignores them), mean normalised regret (the "
         "shared per-task normalisation); 5-fold task CV for MetaSampler."
     )
-    return regret_table(title, runs, regrets, budgets, command)
+    return regret_table(title, runs, shared_regret_curve(SCENARIO), BUDGETS, command)
 
 
 def main() -> None:
