@@ -360,12 +360,13 @@ def build_model(
     space = model_space(canonical)
     encoder = SpaceEncoder(space)
     rows = _task_rows(canonical, encoder, MIN_TASK_TRIALS)
-    arrays = [(name, X, y) for name, X, y, _ in rows]
-    weights, stats = train_surrogate([(X, y) for _, X, y in arrays], cfg, log=log)
-    defaults = _best_average_config(DeepKernelGP(weights), encoder, cfg.seed)
+    weights, stats = train_surrogate([(X, y) for _, X, y, _ in rows], cfg, log=log)
+    gp = DeepKernelGP(weights)
+    tasks = [name for name, _, _, _ in rows]
+    defaults = _best_average_config(gp, encoder, cfg.seed)
     design: list[dict[str, Any]] = []
     if design_objective is None and observed_design > 0:
-        design = observed_portfolio(DeepKernelGP(weights), rows, observed_design)
+        design = observed_portfolio(gp, rows, observed_design)
         defaults.update(design[0])
         if log is not None:
             log(f"chose an initial design of {len(design)} observed configurations")
@@ -376,7 +377,7 @@ def build_model(
             design_objective,
             length=design_length,
             seed=cfg.seed,
-            tasks=[name for name, _, _ in arrays],
+            tasks=tasks,
             n_starts=N_REFINE_STARTS,
             first_budget=design_first_budget,
             n_hedging=design_hedging,
@@ -391,7 +392,7 @@ def build_model(
             space,
             design_objective,
             seed=cfg.seed,
-            tasks=[name for name, _, _ in arrays],
+            tasks=tasks,
             exclude=design,
             budget=design_first_budget,
         )
@@ -402,8 +403,8 @@ def build_model(
         "kind": "deep-kernel-gp",
         "optuna_meta_version": optuna_meta.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "training_tasks": [t for t, _, _ in arrays],
-        "n_training_trials": int(sum(len(y) for _, _, y in arrays)),
+        "training_tasks": tasks,
+        "n_training_trials": int(sum(len(y) for _, _, y, _ in rows)),
         "train_config": {k: v for k, v in vars(cfg).items()},
         "train_stats": stats,
         "meta_features": [],
