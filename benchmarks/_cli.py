@@ -119,6 +119,49 @@ def setting_command(
     return command
 
 
+def run_setting(
+    module: str,
+    description: str,
+    option: str,
+    choices: Collection[str],
+    methods: Collection[str],
+    run_one: Callable[..., Any],
+    report: Callable[[dict[str, list[Any]], str, str], str],
+    out: Path,
+    scenario: str = "lcbench",
+    n_trials: int = 50,
+) -> None:
+    """The command line of a setting benchmark run under several ``--<option>`` values (its
+    ``modes``): for each, ``run_one(ctx, method, <option singular>=value, n_trials=...)`` on
+    ``scenario``'s scored tasks, then ``report(runs, value, command)`` written as
+    ``<module>_<scenario>_<value>``."""
+    from benchmarks.objectives import scored_tasks
+    from benchmarks.protocol import make_contexts, quiet_optuna
+
+    parser = argparse.ArgumentParser(description=description)
+    add_setting_arguments(parser, [scenario], methods)
+    parser.add_argument(f"--{option}", default=",".join(choices), help="comma-separated")
+    parser.add_argument("--out", type=Path, default=out)
+    parser.set_defaults(n_trials=n_trials)
+    args = parser.parse_args()
+    quiet_optuna()
+    chosen = parse_methods(parser, args.methods, methods)
+    values = parse_methods(parser, getattr(args, option), choices)
+    contexts = make_contexts(scenario, scored_tasks(scenario), parse_ints(args.seeds))
+    (args.out / "raw").mkdir(parents=True, exist_ok=True)
+    keyword = option.removesuffix("s")
+    for value in values:
+        print(f"== {value}", flush=True)
+        runs = run_methods(
+            chosen,
+            contexts,
+            lambda ctx, m, v=value: run_one(ctx, m, **{keyword: v}, n_trials=args.n_trials),
+        )
+        command = setting_command(module, option, value, args, methods)
+        text = report(runs, value, command)
+        write_setting_results(args.out, f"{module}_{scenario}_{value}", runs, text)
+
+
 def write_setting_results(out: Path, stem: str, runs: dict[str, list[Any]], text: str) -> None:
     """``raw/<stem>.json`` (every method's runs) and ``<stem>.md`` (``text``), printed too."""
     (out / "raw" / f"{stem}.json").write_text(json.dumps({"runs": runs}, separators=(",", ":")))

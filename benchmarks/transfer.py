@@ -32,8 +32,6 @@ Run (a few minutes on one core):
 
 from __future__ import annotations
 
-import argparse
-import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,17 +39,10 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 
-from benchmarks._cli import (
-    add_setting_arguments,
-    parse_ints,
-    parse_methods,
-    run_methods,
-    setting_command,
-    write_setting_results,
-)
+from benchmarks._cli import run_setting
 from benchmarks._tables import regret_table
-from benchmarks.objectives import scored_tasks, suggest_value
-from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna, timed_ask_tell
+from benchmarks.objectives import suggest_value
+from benchmarks.protocol import BenchContext, timed_ask_tell
 from benchmarks.reference import shared_regret_curve
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -128,26 +119,18 @@ def report(runs: dict[str, list[dict[str, Any]]], mode: str, command: str) -> st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_setting_arguments(parser, [SCENARIO], METHODS)
-    parser.add_argument("--modes", default=",".join(MIRRORED), help="comma-separated")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
-    parser.set_defaults(n_trials=100)
-    args = parser.parse_args()
-    quiet_optuna()
-    methods = parse_methods(parser, args.methods, METHODS)
-    modes = parse_methods(parser, args.modes, MIRRORED)
-    contexts = make_contexts(SCENARIO, scored_tasks(SCENARIO), parse_ints(args.seeds))
-    (args.out / "raw").mkdir(parents=True, exist_ok=True)
-    for mode in modes:
-        print(f"== {mode}", flush=True)
-        runs = run_methods(
-            methods, contexts, functools.partial(run_one, mode=mode, n_trials=args.n_trials)
-        )
-        command = setting_command("transfer", "modes", mode, args, METHODS)
-        write_setting_results(
-            args.out, f"transfer_{SCENARIO}_{mode}", runs, report(runs, mode, command)
-        )
+    description = __doc__.splitlines()[0]
+    run_setting(
+        "transfer",
+        description,
+        "modes",
+        MIRRORED,
+        METHODS,
+        run_one,
+        report,
+        RESULTS_DIR,
+        n_trials=100,
+    )
 
 
 if __name__ == "__main__":

@@ -26,25 +26,16 @@ Run (a few minutes on one core):
 
 from __future__ import annotations
 
-import argparse
-import functools
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
-from benchmarks._cli import (
-    add_setting_arguments,
-    parse_ints,
-    parse_methods,
-    run_methods,
-    setting_command,
-    write_setting_results,
-)
+from benchmarks._cli import run_setting
 from benchmarks._tables import regret_table
-from benchmarks.objectives import scored_tasks, suggest_value
-from benchmarks.protocol import BenchContext, make_contexts, quiet_optuna, timed_ask_tell
+from benchmarks.objectives import suggest_value
+from benchmarks.protocol import BenchContext, timed_ask_tell
 from benchmarks.reference import shared_regret_curve
 from benchmarks.transfer import METHODS as TRANSFER_METHODS
 
@@ -91,23 +82,10 @@ def report(runs: dict[str, list[dict[str, Any]]], order: str, command: str) -> s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_setting_arguments(parser, [SCENARIO], METHODS)
-    parser.add_argument("--orders", default=",".join(ORDERS), help="comma-separated")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
-    args = parser.parse_args()
-    quiet_optuna()
-    methods = parse_methods(parser, args.methods, METHODS)
-    orders = parse_methods(parser, args.orders, ORDERS)
-    contexts = make_contexts(SCENARIO, scored_tasks(SCENARIO), parse_ints(args.seeds))
-    (args.out / "raw").mkdir(parents=True, exist_ok=True)
-    for order in orders:
-        runs = run_methods(
-            methods, contexts, functools.partial(run_one, order=order, n_trials=args.n_trials)
-        )
-        command = setting_command("unknown_params", "orders", order, args, METHODS)
-        stem = f"unknown_params_{SCENARIO}_{order}"
-        write_setting_results(args.out, stem, runs, report(runs, order, command))
+    description = __doc__.splitlines()[0]
+    run_setting(
+        "unknown_params", description, "orders", ORDERS, METHODS, run_one, report, RESULTS_DIR
+    )
 
 
 if __name__ == "__main__":
