@@ -19,6 +19,7 @@ from optuna_meta.cli import main
 from optuna_meta.data import default_yahpo_dir
 from optuna_meta.sampler import ATTR_SOURCE
 from optuna_meta.surrogate import SurrogateModel
+from optuna_meta.surrogate._build import DEFAULT_OBSERVED_DESIGN
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPO = Path(__file__).resolve().parents[1]
@@ -81,31 +82,37 @@ def test_train_on_a_storage_then_sample_with_the_model(
         dropout = trial.suggest_float("dropout", 0.0, 0.5)
         return (math.log10(lr / 3e-3)) ** 2 + (dropout - 0.2) ** 2
 
-    study = optuna.create_study(sampler=MetaSampler(model=out, seed=0, n_candidates=64))
-    study.optimize(objective, n_trials=5)
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
-    # no design (past studies cannot be re-run): every 5th trial is the fallback's from the start
-    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 4 + ["fallback"]
-    assert study.trials[0].params["learning_rate"] == pytest.approx(
-        model.defaults["learning_rate"]
-    )
-    # `--observed-design 1`: a configuration the past studies ran opens new studies
-    observed = fast_dir / "observed.npz"
-    assert main(["train", "--storage", url, "--out", str(observed), "--steps", "30",
-                 "--observed-design", "1"]) == 0  # fmt: skip
-    model = SurrogateModel.load(observed)
+    # By default five configurations the past studies ran open new studies (a model trained
+    # from storages has no objective to query for a learned design)
     assert model.manifest["initial_design_source"] == "observed"
-    (entry,) = model.initial_design
+    assert len(model.initial_design) == DEFAULT_OBSERVED_DESIGN == 5
     ran = [
         (t.params.get("lr", t.params.get("learning_rate")), t.params["dropout"])
         for name in optuna.get_all_study_names(url)
         for t in optuna.load_study(study_name=name, storage=url).trials
     ]
-    assert (entry["learning_rate"], entry["dropout"]) in ran
-    assert entry["learning_rate"] == model.defaults["learning_rate"]
-    study = optuna.create_study(sampler=MetaSampler(model=observed, seed=0, n_candidates=64))
-    study.optimize(objective, n_trials=1)
-    assert study.trials[0].params["learning_rate"] == pytest.approx(entry["learning_rate"])
+    assert all((e["learning_rate"], e["dropout"]) in ran for e in model.initial_design)
+    assert model.initial_design[0]["learning_rate"] == model.defaults["learning_rate"]
+    study = optuna.create_study(sampler=MetaSampler(model=out, seed=0, n_candidates=64))
+    study.optimize(objective, n_trials=5)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 5
+    assert study.trials[0].params["learning_rate"] == pytest.approx(
+        model.initial_design[0]["learning_rate"]
+    )
+    # `--observed-design 0`: the meta-mean's best guess opens new studies, and with no design
+    # every 5th trial is the fallback's from the start
+    guess = fast_dir / "guess.npz"
+    assert main(["train", "--storage", url, "--out", str(guess), "--steps", "30",
+                 "--observed-design", "0"]) == 0  # fmt: skip
+    model = SurrogateModel.load(guess)
+    assert model.initial_design == [] and model.manifest["initial_design_source"] is None
+    study = optuna.create_study(sampler=MetaSampler(model=guess, seed=0, n_candidates=64))
+    study.optimize(objective, n_trials=5)
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 4 + ["fallback"]
+    assert study.trials[0].params["learning_rate"] == pytest.approx(
+        model.defaults["learning_rate"]
+    )
 
 
 def test_train_on_small_studies(fast_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,7 +123,7 @@ def test_train_on_small_studies(fast_dir: Path, capsys: pytest.CaptureFixture[st
     assert code == 0, capsys.readouterr().err
     model = SurrogateModel.load(out)
     assert model.manifest["n_training_trials"] == 60
-    assert model.initial_design == [] and model.manifest["initial_design_source"] is None
+    assert len(model.initial_design) == DEFAULT_OBSERVED_DESIGN
     # three observed configurations open a study; none: the meta-mean's best guess
     for n, source in ((3, "observed"), (0, None)):
         out = fast_dir / f"small{n}.npz"

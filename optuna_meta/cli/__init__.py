@@ -347,8 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_OBSERVED_DESIGN,
         help="--storage/--dataset: open new studies with this many configurations the past "
-        "studies ran, a greedy portfolio across them (default "
-        f"{DEFAULT_OBSERVED_DESIGN}: the meta-mean's best guess opens them)",
+        f"studies ran, a greedy portfolio across them (default {DEFAULT_OBSERVED_DESIGN}; "
+        "0: the best guess of the meta-mean opens them)",
     )
     p.add_argument(
         "--task-optima",

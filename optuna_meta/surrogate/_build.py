@@ -187,13 +187,25 @@ _GRID_TOLERANCE = 1e-9
 """How far (in steps) two float grids' origins may differ and still count as one grid."""
 
 
-DEFAULT_OBSERVED_DESIGN = 0
-"""``optuna-meta train --storage`` opens a new study with the meta-mean's best guess, not with
-configurations the past studies ran (:func:`observed_portfolio`, ``--observed-design``).
-Measured in session 32 (``benchmarks/README.md``): on LCBench's past studies of 100 random
-trials, one observed configuration opened studies worse (0.1071 against 0.0760 regret at 1
-trial); on a reviewer's family whose meta-mean peaked at a range edge, far better (0.32
-against 0.91). Neither wins everywhere, so the default stays as it was."""
+DEFAULT_OBSERVED_DESIGN = 5
+"""``optuna-meta train --storage`` opens a new study with this many configurations the past
+studies ran (:func:`observed_portfolio`, ``--observed-design``); 0 opens it with the best of
+random configurations under the meta-mean instead. Measured in session 33
+(``benchmarks/README.md``): on LCBench's past studies of 100 random trials, over three
+training seeds, 5 was level at 1 trial (0.1112 against 0.1116 regret) and ahead from 10 on
+(0.0043 against 0.0062 at 50, se 0.0011); session 32's 0.0760 for 0 was one lucky draw of
+its candidates (0.1096 and 0.1493 with the other seeds). On a reviewer's family whose
+meta-mean peaks at a range edge, 5 was far ahead at every budget (0.38 against 0.86 at 1
+trial, 0.17 against 0.27 at 30, means of the three seeds)."""
+
+MAX_PORTFOLIO_CANDIDATES = 4000
+"""Run configurations :func:`observed_portfolio` scores at most: each task's best ones first,
+in turn. Its cost grows with candidates times trials; 30 studies of 1,000 trials took 61 s
+and 785 MB scoring all 30,000 (session 33)."""
+
+MAX_PORTFOLIO_CONTEXT = 500
+"""Trials of a task the GP is conditioned on in :func:`observed_portfolio` at most (a random
+subset beyond that): the Cholesky factor grows with their cube."""
 
 MIN_TASK_TRIALS = 8
 """Trials with a value a task needs to be trained on (:func:`task_arrays`)."""
@@ -261,14 +273,13 @@ def observed_portfolio(
     meta-trained GP conditioned on that task's own trials (standardised), as normalised
     regret within the task; each pick lowers the tasks' mean best regret most.
     """
-    X_all = np.vstack([X for _, X, _, _ in rows])
-    configs = [c for _, _, _, cs in rows for c in cs]
-    _, keep = np.unique(np.round(X_all, 9), axis=0, return_index=True)
-    keep = np.sort(keep)
-    X_all = X_all[keep]
-    configs = [configs[i] for i in keep]
+    X_all, configs = _portfolio_candidates(rows)
     regrets = []
+    rng = np.random.default_rng(0)
     for _, X, y, _ in rows:
+        if len(y) > MAX_PORTFOLIO_CONTEXT:
+            keep = np.sort(rng.choice(len(y), MAX_PORTFOLIO_CONTEXT, replace=False))
+            X, y = X[keep], y[keep]
         sd = float(np.std(y))
         ys = (y - np.mean(y)) / (sd if sd > 0 else 1.0)
         mean = gp.condition(X, ys).predict(X_all).mean
@@ -284,6 +295,30 @@ def observed_portfolio(
         chosen.append(pick)
         best = np.minimum(best, R[:, pick])
     return [dict(configs[i]) for i in chosen]
+
+
+def _portfolio_candidates(
+    rows: Sequence[tuple[str, np.ndarray, np.ndarray, list[dict[str, Any]]]],
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """The distinct run configurations, at most :data:`MAX_PORTFOLIO_CANDIDATES` of them:
+    every task's best, then every task's second best, and so on (in the tasks' order)."""
+    order = [np.argsort(-y, kind="stable") for _, _, y, _ in rows]
+    X_out: list[np.ndarray] = []
+    configs: list[dict[str, Any]] = []
+    seen: set[bytes] = set()
+    for rank in range(max(len(o) for o in order)):
+        if len(configs) >= MAX_PORTFOLIO_CANDIDATES:
+            break
+        for (_, X, _, cs), o in zip(rows, order, strict=True):
+            if rank >= len(o) or len(configs) >= MAX_PORTFOLIO_CANDIDATES:
+                continue
+            x = np.round(X[o[rank]], 9)
+            key = x.tobytes()
+            if key not in seen:
+                seen.add(key)
+                X_out.append(X[o[rank]])
+                configs.append(cs[o[rank]])
+    return np.asarray(X_out), configs
 
 
 def _fit_params(params: Mapping[str, Any], space: Mapping[str, BaseDistribution]) -> dict:
@@ -323,7 +358,7 @@ def build_model(
     design_first_budget: int | None = None,
     design_hedging: int | None = None,
     task_optima: bool = False,
-    observed_design: int = 0,
+    observed_design: int = DEFAULT_OBSERVED_DESIGN,
 ) -> SurrogateModel:
     """Meta-train a :class:`SurrogateModel` on every task of ``dataset`` (needs torch).
 
@@ -333,9 +368,10 @@ def build_model(
     which a new study tries first; its first entry also supplies the defaults of parameters a
     study does not tune; ``design_first_budget`` and ``design_hedging`` are
     :func:`learn_initial_design`'s ``first_budget`` and ``n_hedging``. Without one (e.g.
-    training from past studies, which cannot be re-run), the first trial is the best of random
-    configurations under the meta-mean, or, with ``observed_design`` > 0, the design is that
-    many of the configurations the studies ran (:func:`observed_portfolio`). With
+    training from past studies, which cannot be re-run), the design is ``observed_design`` of
+    the configurations the studies ran (:func:`observed_portfolio`; default
+    :data:`DEFAULT_OBSERVED_DESIGN`), or with ``observed_design=0`` none: the first trial is
+    then the best of random configurations under the meta-mean. With
     ``task_optima`` as well, the model also carries each training task's own optimum
     (:func:`learn_task_optima`), which the design trials after the first may pick instead of a
     design entry; with ``design_first_budget`` they are learned at that budget alone, as the
