@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -1212,3 +1213,53 @@ def test_fallback_every_is_checked():
         MetaSampler(fallback_every="5")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="fallback_every"):
         MetaSampler(fallback_every=-1)
+
+
+def _xgb_booster(choices: Sequence[str]) -> Callable[[optuna.Trial], float]:
+    def objective(trial: optuna.Trial) -> float:
+        booster = trial.suggest_categorical("booster", list(choices))
+        rounds = trial.suggest_int("n_estimators", 7, 2981, log=True)
+        lam = trial.suggest_float("reg_lambda", 9.1e-4, 1097.0, log=True)
+        eta = trial.suggest_float("eta", 1e-4, 1.0, log=True)
+        return math.log(rounds) + math.log(lam) ** 2 / 10 + math.log(eta) ** 2 + (booster == "dart")
+
+    return objective
+
+
+def test_design_entries_for_a_choice_the_study_does_not_offer_are_skipped() -> None:
+    # The study's boosters leave out gblinear: the design's gblinear entries are not run
+    # with their booster swapped (a configuration no one chose), as the README says.
+    model = SurrogateModel.load("rbv2-xgboost")
+    linear = {
+        (e["n_estimators"], round(e["reg_lambda"], 6), round(e["learning_rate"], 6))
+        for e in model.initial_design
+        if e["booster"] == "gblinear"
+    }
+    assert linear
+    trials = _run(
+        MetaSampler(model=model, seed=0, **FAST),
+        _xgb_booster(["gbtree", "dart"]),
+        n=len(model.initial_design),
+    )
+    tried = {
+        (t.params["n_estimators"], round(t.params["reg_lambda"], 6), round(t.params["eta"], 6))
+        for t in trials
+    }
+    assert not linear & tried
+
+
+def test_an_enqueued_choice_takes_a_design_entry_made_for_it() -> None:
+    # Trial 0 is enqueued on gblinear: it takes a gblinear entry, not entry 0 (dart) with its
+    # booster swapped.
+    model = SurrogateModel.load("rbv2-xgboost")
+    linear = {
+        (e["n_estimators"], round(e["reg_lambda"], 6))
+        for e in model.initial_design
+        if e["booster"] == "gblinear"
+    }
+    study = optuna.create_study(sampler=MetaSampler(model=model, seed=0, **FAST))
+    study.enqueue_trial({"booster": "gblinear"})
+    study.optimize(_xgb_booster(["gbtree", "gblinear", "dart"]), n_trials=1)
+    (trial,) = study.trials
+    assert trial.params["booster"] == "gblinear"
+    assert (trial.params["n_estimators"], round(trial.params["reg_lambda"], 6)) in linear

@@ -1328,7 +1328,9 @@ class MetaSampler(BaseSampler):
         # parameters it does not tune) count once, or two workers deciding at the same moment
         # would run one configuration twice; they are dropped before the `limit` cut, so
         # `n_design_trials` design trials try that many distinct configurations.
-        other = state.off_default_branch(raw, tuned)
+        # Entries for a choice the study does not offer (or not the value enqueued) are
+        # skipped too, not run with the choice swapped.
+        other = state.off_default_branch(raw, tuned) | box.off_choices(raw)
         on_branch = self._distinct_entries(
             state, entries, [i for i in range(len(design)) if i not in other], seen
         )[:limit]
@@ -1366,6 +1368,7 @@ class MetaSampler(BaseSampler):
             # design's entries (in the claim attr as well).
             optima = box.clip(state.task_optima)
             off = state.off_default_branch(state.task_optima, tuned)
+            off |= box.off_choices(state.task_optima)
             on_branch += [len(design) + j for j in range(len(optima)) if j not in off]
             entries = np.vstack([entries, optima])
         free = [i for i in on_branch if is_duplicate is None or not is_duplicate(entries[i])]

@@ -49,6 +49,19 @@ class Box:
             X[np.arange(n), rng.choice(allowed, n)] = 1.0
         return X
 
+    def off_choices(self, X: np.ndarray) -> set[int]:
+        """Rows of ``X`` whose choice in some categorical group is not an allowed one.
+
+        :meth:`clip` would move such a row onto the first allowed choice and keep its other
+        values: a configuration made for another choice (a design entry for ``rmsprop`` run
+        with ``adam``), which no one chose.
+        """
+        out: set[int] = set()
+        for all_idx, allowed in self.groups:
+            chosen = all_idx[np.argmax(X[:, all_idx], axis=1)]
+            out.update(np.flatnonzero(~np.isin(chosen, allowed)).tolist())
+        return out
+
     def clip(self, X: np.ndarray) -> np.ndarray:
         """Project rows into the box: numeric features clipped, one allowed choice per group.
 
