@@ -1221,7 +1221,8 @@ def _xgb_booster(choices: Sequence[str]) -> Callable[[optuna.Trial], float]:
         rounds = trial.suggest_int("n_estimators", 7, 2981, log=True)
         lam = trial.suggest_float("reg_lambda", 9.1e-4, 1097.0, log=True)
         eta = trial.suggest_float("eta", 1e-4, 1.0, log=True)
-        return math.log(rounds) + math.log(lam) ** 2 / 10 + math.log(eta) ** 2 + (booster == "dart")
+        penalty = 1.0 if booster == "dart" else 0.0
+        return math.log(rounds) + math.log(lam) ** 2 / 10 + math.log(eta) ** 2 + penalty
 
     return objective
 
