@@ -780,7 +780,9 @@ def test_a_study_with_constraints_ranks_the_entries_from_the_second_trial() -> N
 def test_while_other_trials_run_each_takes_its_own_entry_or_leaves_a_claimed_one() -> None:
     """Workers that decide at the same moment see the same history, so with other trials
     running, trial k takes entry k (numbers are unique), and leaves an entry that a running
-    trial has claimed (``optuna_meta:design_entry``) to that trial."""
+    trial has claimed (``optuna_meta:design_entry``) to that trial: it takes the first entry
+    no trial has tried or claimed instead (until session 33 it took none, and an entry was
+    never run)."""
     sampler = MetaSampler(seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(_lcbench_like, n_trials=2)
@@ -793,11 +795,11 @@ def test_while_other_trials_run_each_takes_its_own_entry_or_leaves_a_claimed_one
     running = [study.ask() for _ in range(3, 10)]  # trials 3..9, all running at once
     for trial in running:
         _lcbench_like(trial)
+    free = min(i for i in range(len(design)) if i not in tried and i not in (3, 4, 5))
     for trial in running:
         if trial.number == 5:
-            with pytest.raises(AssertionError):
-                _design_index(trial.params, design)
-            assert study.trials[5].user_attrs[ATTR_SOURCE] == "meta"  # a surrogate proposal
+            assert _design_index(trial.params, design) == free
+            assert study.trials[5].system_attrs[ATTR_DESIGN_ENTRY] == free
         elif trial.number not in tried:
             assert _design_index(trial.params, design) == trial.number
     params = [tuple(sorted(t.params.items())) for t in study.trials if t.params]
@@ -933,3 +935,24 @@ def test_observed_portfolio_caps_its_candidates_and_contexts(monkeypatch):
             and entry["learning_rate"] == pytest.approx(b["learning_rate"])
             for b in best
         )
+
+
+def test_a_trial_racing_one_that_picked_by_ei_still_takes_an_untried_entry() -> None:
+    """A trial that decides alone picks an entry by expected improvement and may claim the
+    entry of a later trial's number; when that trial starts while the first runs, it takes
+    the first entry no trial has tried or claimed, so every entry is run (a reviewer's two
+    workers ran 4 of 5 entries in 5 design trials)."""
+    shipped = SurrogateModel.load("lcbench-mlp")
+    model = dataclasses.replace(shipped, task_optima=[])
+    design = model.initial_design
+    study = optuna.create_study(direction="maximize", sampler=MetaSampler(model=model, seed=0))
+    study.optimize(_lcbench_like, n_trials=2)
+    while len(study.trials) < len(design):
+        alone = study.ask()  # decides alone: picks by expected improvement
+        value = _lcbench_like(alone)
+        if len(study.trials) < len(design):
+            racing = study.ask()  # starts while `alone` runs
+            study.tell(racing, _lcbench_like(racing))
+        study.tell(alone, value)
+    ran = sorted(_design_index(t.params, design) for t in study.trials)
+    assert ran == list(range(len(design)))

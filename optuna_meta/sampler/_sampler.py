@@ -1300,9 +1300,10 @@ class MetaSampler(BaseSampler):
         Parallel workers never take the same entry. While other trials run (``racing``), trial
         ``k`` takes the ``k``-th entry on the study's branch (numbers are unique), unless a
         running trial claims it or one alike (their ``optuna_meta:design_entry`` system attrs,
-        :meth:`_take_entry`). A trial that picks by EI claims its entry first, then looks
+        :meth:`_take_entry`) or a trial tried it: then the first entry none has
+        (:meth:`_take_free_entry`). A trial that picks by EI claims its entry first, then looks
         again: a trial that started meanwhile may not have seen the claim and takes the entry
-        of its own number, so this one then takes its own number's too.
+        of its own number, so this one then takes its own number's, or the first free one.
         ``is_duplicate`` marks entries already tried. In a study with constraints the
         entries are ranked by expected improvement times their probability of being feasible
         (that alone while no trial is feasible), and the design is left for the surrogate's
@@ -1337,7 +1338,9 @@ class MetaSampler(BaseSampler):
         own_entry = on_branch[number] if number < len(on_branch) else None
         own = None if own_entry is None else entries[own_entry]
         if racing:
-            return self._take_entry(study, trial, state, entries, own_entry, seen)
+            return self._take_free_entry(
+                study, trial, state, entries, own_entry, on_branch, seen, is_duplicate
+            )
         if observed is None:
             if number == 0:
                 return own
@@ -1350,7 +1353,9 @@ class MetaSampler(BaseSampler):
                 return own
             if self._claim(study, trial, untried[0], own_entry):  # as an EI pick is
                 return entries[untried[0]]
-            return self._take_entry(study, trial, state, entries, own_entry, seen)
+            return self._take_free_entry(
+                study, trial, state, entries, own_entry, on_branch, seen, is_duplicate
+            )
         X, ys, feasibility = observed
         if number < state.design_fixed_trials and feasibility is None:
             # The fixed order serves unconstrained studies; in a study with constraints the
@@ -1387,7 +1392,40 @@ class MetaSampler(BaseSampler):
         if best == own_entry or self._claim(study, trial, best, own_entry):
             return entries[best]
         # Another trial started meanwhile: this one takes its own entry as racing trials do.
-        return self._take_entry(study, trial, state, entries, own_entry, seen)
+        return self._take_free_entry(
+            study, trial, state, entries, own_entry, on_branch, seen, is_duplicate
+        )
+
+    def _take_free_entry(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: _ModelState,
+        entries: np.ndarray,
+        own_entry: int | None,
+        on_branch: list[int],
+        seen: Mapping[str, BaseDistribution],
+        is_duplicate: Callable[[np.ndarray], bool] | None,
+    ) -> np.ndarray | None:
+        """The trial's own entry (by number) if no trial has tried or claimed it, else the
+        first entry of ``on_branch`` none has (:meth:`_take_entry` claims it), else None.
+
+        Why: a trial that picked by expected improvement (it decided alone) may have claimed
+        the entry of a later trial's number, and that trial may start while it runs; taking
+        nothing then left an entry untried for good (a reviewer's two workers: 5 design trials
+        ran 4 of the 5 entries, session 33).
+        """
+        if own_entry is None:
+            return None
+        tried = is_duplicate or (lambda x: False)
+        order = [own_entry] + [i for i in on_branch if i != own_entry]
+        for i in order:
+            if tried(entries[i]):
+                continue
+            taken = self._take_entry(study, trial, state, entries, i, seen)
+            if taken is not None:
+                return taken
+        return None
 
     def _take_entry(
         self,
