@@ -82,10 +82,12 @@ def test_train_on_a_storage_then_sample_with_the_model(
         dropout = trial.suggest_float("dropout", 0.0, 0.5)
         return (math.log10(lr / 3e-3)) ** 2 + (dropout - 0.2) ** 2
 
-    # By default five configurations the past studies ran open new studies (a model trained
-    # from storages has no objective to query for a learned design)
+    # By default up to five configurations the past studies ran open new studies (a model
+    # trained from storages has no objective to query for a learned design); with three
+    # studies the portfolio may end sooner, once each has its best configuration
     assert model.manifest["initial_design_source"] == "observed"
-    assert len(model.initial_design) == DEFAULT_OBSERVED_DESIGN == 5
+    n = len(model.initial_design)
+    assert 1 <= n <= DEFAULT_OBSERVED_DESIGN == 5
     ran = [
         (t.params.get("lr", t.params.get("learning_rate")), t.params["dropout"])
         for name in optuna.get_all_study_names(url)
@@ -94,9 +96,9 @@ def test_train_on_a_storage_then_sample_with_the_model(
     assert all((e["learning_rate"], e["dropout"]) in ran for e in model.initial_design)
     assert model.initial_design[0]["learning_rate"] == model.defaults["learning_rate"]
     study = optuna.create_study(sampler=MetaSampler(model=out, seed=0, n_candidates=64))
-    study.optimize(objective, n_trials=5)
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
-    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * 5
+    study.optimize(objective, n_trials=n)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * n
+    assert [t.user_attrs[ATTR_SOURCE] for t in study.trials] == ["meta"] * n
     assert study.trials[0].params["learning_rate"] == pytest.approx(
         model.initial_design[0]["learning_rate"]
     )
@@ -123,14 +125,14 @@ def test_train_on_small_studies(fast_dir: Path, capsys: pytest.CaptureFixture[st
     assert code == 0, capsys.readouterr().err
     model = SurrogateModel.load(out)
     assert model.manifest["n_training_trials"] == 60
-    assert len(model.initial_design) == DEFAULT_OBSERVED_DESIGN
-    # three observed configurations open a study; none: the meta-mean's best guess
+    assert 1 <= len(model.initial_design) <= DEFAULT_OBSERVED_DESIGN
+    # up to three observed configurations open a study; none: the meta-mean's best guess
     for n, source in ((3, "observed"), (0, None)):
         out = fast_dir / f"small{n}.npz"
         args = ["train", "--storage", url, "--out", str(out), "--steps", "5", "--task-optima"]
         assert main([*args, "--observed-design", str(n)]) == 0  # no optima without YAHPO
         model = SurrogateModel.load(out)
-        assert len(model.initial_design) == n
+        assert (1 <= len(model.initial_design) <= n) if n else not model.initial_design
         assert model.manifest["initial_design_source"] == source
 
 
