@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from optuna_meta import MetaSampler
 from optuna_meta.cli import main
-from optuna_meta.data import default_yahpo_dir
+from optuna_meta.data import MetaDataset, default_yahpo_dir
 from optuna_meta.sampler import ATTR_SOURCE
 from optuna_meta.surrogate import SurrogateModel
 from optuna_meta.surrogate._build import DEFAULT_OBSERVED_DESIGN
@@ -561,3 +561,27 @@ def test_a_reader_that_stops_early_is_no_error() -> None:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert b"Broken pipe" not in err and b"Error" not in err, err
+
+
+def test_source_options_that_would_be_ignored_are_refused(
+    fast_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second --storage was dropped without a word (argparse keeps the last), --task with
+    --storage read every study, and a negative --observed-design meant no design; a name
+    given twice to --study is one study."""
+    a, b = f"sqlite:///{fast_dir / 'a.db'}", f"sqlite:///{fast_dir / 'b.db'}"
+    _past_studies(a, n_trials=12)
+    other = optuna.create_study(study_name="other", storage=b)
+    other.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=9)
+    out = str(fast_dir / "d.npz")
+    with pytest.raises(SystemExit):
+        main(["dataset", "--storage", a, "--storage", b, "--out", out])
+    assert "--storage given twice" in capsys.readouterr().err
+    assert main(["dataset", "--storage", a, "--task", "past-0", "--out", out]) == 2
+    assert "--task selects YAHPO tasks" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--storage", a, "--out", out, "--observed-design", "-1"])
+    assert "must be at least 0" in capsys.readouterr().err
+    assert main(["dataset", "--storage", a, "--study", "past-0", "--study", "past-0",
+                 "--out", out]) == 0  # fmt: skip
+    assert MetaDataset.load(out).task_names == ["past-0"]

@@ -105,6 +105,10 @@ def _load_dataset(args: argparse.Namespace) -> MetaDataset:
         raise ValueError("give exactly one of --storage, --yahpo, --dataset")
     if args.study and args.storage is None:
         raise ValueError("--study selects studies of --storage; give --storage too")
+    if args.task and args.yahpo is None:
+        raise ValueError("--task selects YAHPO tasks; studies of a storage are chosen by --study")
+    if args.study:  # a name given twice is one study (the dataset refuses duplicate tasks)
+        args.study = list(dict.fromkeys(args.study))
     renames = {}
     for item in args.rename or ():
         old, sep, new = item.partition("=")
@@ -131,11 +135,33 @@ def _read_source(args: argparse.Namespace) -> MetaDataset:
     return MetaDataset.load(args.dataset)
 
 
+class _Once(argparse.Action):
+    """``store`` that refuses a second value: argparse keeps the last one, and the studies of
+    a first ``--storage`` were left out without a word."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice: give one source")
+        setattr(namespace, self.dest, values)
+
+
 def _add_source(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("source (exactly one)")
-    g.add_argument("--storage", help="Optuna storage URL or journal file: every study a task")
-    g.add_argument("--yahpo", choices=["lcbench", "rbv2_xgboost"], help="YAHPO scenario")
-    g.add_argument("--dataset", help="a meta-dataset .npz written by `optuna-meta dataset`")
+    g.add_argument(
+        "--storage", action=_Once, help="Optuna storage URL or journal file: every study a task"
+    )
+    g.add_argument(
+        "--yahpo", action=_Once, choices=["lcbench", "rbv2_xgboost"], help="YAHPO scenario"
+    )
+    g.add_argument(
+        "--dataset", action=_Once, help="a meta-dataset .npz written by `optuna-meta dataset`"
+    )
     p.add_argument("--study", action="append", help="--storage: only this study (repeatable)")
     p.add_argument(
         "--rename",
@@ -338,13 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=3000, help="meta-training steps")
     p.add_argument(
         "--design-length",
-        type=int,
+        type=_non_negative_int,
         default=DEFAULT_DESIGN_LENGTH,
         help="YAHPO: configurations of the learned initial design (0: none)",
     )
     p.add_argument(
         "--observed-design",
-        type=int,
+        type=_non_negative_int,
         default=DEFAULT_OBSERVED_DESIGN,
         help="--storage/--dataset: open new studies with this many configurations the past "
         f"studies ran, a greedy portfolio across them (default {DEFAULT_OBSERVED_DESIGN}; "
@@ -402,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write a meta-dataset into an Optuna storage")
     p.add_argument("dataset", help="meta-dataset .npz")
-    p.add_argument("--storage", required=True, help="storage URL or journal file")
+    p.add_argument("--storage", action=_Once, required=True, help="storage URL or journal file")
     p.add_argument("--prefix", default="", help="prefix of the study names")
     p.add_argument("--overwrite", action="store_true", help="replace studies of the same name")
     p.set_defaults(func=_cmd_export)
