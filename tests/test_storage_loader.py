@@ -536,3 +536,56 @@ def test_the_trained_space_keeps_a_step_the_studies_share() -> None:
     assert space["frac"] == FloatDistribution(0.0, 0.75, step=0.25)
     misaligned = model_space(MetaDataset([task("a", 32, 0.0), task("c", 48, 0.1)]))
     assert misaligned["hidden_size"].step == 1 and misaligned["frac"].step is None
+
+
+def test_an_older_schema_lacking_tables_is_refused_and_left_unchanged(tmp_path: Path) -> None:
+    # RDBStorage creates the tables a newer schema added before its version check refuses
+    # the file: an Optuna 2.3 file got three tables written into it although it was only read.
+    import hashlib
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    optuna.create_study(study_name="s", storage=f"sqlite:///{path}").optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    with sqlite3.connect(path) as con:
+        con.execute("DROP TABLE trial_heartbeats")
+        con.execute("UPDATE alembic_version SET version_num = 'v2.4.0.a'")
+    con.close()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    for storage in (path, f"sqlite:///{path}"):
+        with pytest.raises(ValueError, match="optuna storage upgrade"):
+            load_from_storage(storage)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_export_refuses_files_that_are_no_optuna_storage_and_leaves_them_unchanged(
+    loaded: MetaDataset, tmp_path: Path
+) -> None:
+    # A `.log` is taken for a journal by its name: exporting into a training log appended
+    # journal records to it, then failed inside Optuna; another program's SQLite database
+    # got Optuna's tables.
+    import sqlite3
+
+    log = tmp_path / "train.log"
+    log.write_text("epoch 1/10: 100%|##########| loss=0.31")
+    app = tmp_path / "app.db"
+    with sqlite3.connect(app) as con:
+        con.execute("CREATE TABLE users (x INTEGER)")
+    con.close()
+    app_bytes = app.read_bytes()
+    with pytest.raises(ValueError, match="not an Optuna journal file"):
+        export_to_storage(loaded, log)
+    with pytest.raises(ValueError, match="not an Optuna journal file"):
+        load_from_storage(log)
+    assert log.read_text() == "epoch 1/10: 100%|##########| loss=0.31"
+    for storage in (app, f"sqlite:///{app}"):
+        with pytest.raises(ValueError, match="not an Optuna storage"):
+            export_to_storage(loaded, storage)
+    assert app.read_bytes() == app_bytes
+    # an empty file, or a journal, is still written to
+    empty = tmp_path / "new.log"
+    empty.touch()
+    export_to_storage(loaded, empty)
+    export_to_storage(loaded, empty, prefix="again/")
+    assert len(load_from_storage(empty)) == 2 * len(loaded)

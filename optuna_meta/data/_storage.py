@@ -35,6 +35,7 @@ Reading conventions (:func:`load_from_storage`):
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
@@ -61,6 +62,8 @@ META_FEATURES_KEY = "optuna_meta:meta_features"
 
 _JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_JOURNAL_PEEK_BYTES = 1 << 20
+"""How much of a journal file's first line is read to check it is one (a record is short)."""
 _METRIC_NAMES_KEY = "study:metric_names"  # Optuna's system attr behind Study.metric_names
 
 
@@ -78,6 +81,10 @@ def _resolve_storage(
     if isinstance(storage, str) and "://" in text:
         if not create:
             _require_sqlite_file(text)
+        else:
+            path = sqlite_file(text)
+            if path is not None and path.is_file() and path.stat().st_size > 0:
+                _require_optuna_tables(path)
         return _rdb(text), True
     path = Path(text).expanduser()
     suffix = path.suffix.lower()
@@ -92,9 +99,10 @@ def _resolve_storage(
     if suffix in _JOURNAL_SUFFIXES:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+        _require_journal(path)
         return JournalStorage(JournalFileBackend(str(path))), True
-    if not create:
-        _require_optuna_tables(path)
+    if not create or (path.is_file() and path.stat().st_size > 0):
+        _require_optuna_tables(path)  # an export into another program's database too
     return _rdb(f"sqlite:///{path}"), True
 
 
@@ -155,9 +163,50 @@ def _require_optuna_tables(path: Path) -> None:
             con.close()
     except sqlite3.Error as e:
         raise ValueError(f"{path} is not a readable SQLite database ({e}).") from e
-    if not {"studies", "trials", "alembic_version"} <= {r[0] for r in rows}:
+    tables = {r[0] for r in rows}
+    if not {"studies", "trials", "alembic_version"} <= tables:
         raise ValueError(
             f"{path} is not an Optuna storage (it has no Optuna tables); it was not changed."
+        )
+    missing = _optuna_tables() - tables
+    if missing:
+        # An older Optuna's schema: ``RDBStorage`` would create the missing tables before its
+        # version check refuses the file, so the file would change although it is only read.
+        raise ValueError(
+            f"{path} was written by an older Optuna (it lacks the tables "
+            f"{', '.join(sorted(missing))}); upgrade a copy with `optuna storage upgrade "
+            f"--storage sqlite:///<copy>` and read that. The file was not changed."
+        )
+
+
+def _optuna_tables() -> set[str]:
+    """The tables of this Optuna's RDB schema (empty if its private module moved)."""
+    try:
+        from optuna.storages._rdb import models
+    except ImportError:  # pragma: no cover - a future Optuna
+        return set()
+    return set(models.BaseModel.metadata.tables)
+
+
+def _require_journal(path: Path) -> None:
+    """Refuse a file that is not empty and does not start with a journal record.
+
+    Why: any ``.log`` file is taken for a journal by its name. Exporting into a training
+    log appended journal records to it and then failed inside Optuna, and reading one gave
+    messages such as ``'op_code'``.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as f:
+        first = f.readline(_JOURNAL_PEEK_BYTES)
+    try:
+        record = json.loads(first)
+    except ValueError:  # not JSON, or not UTF-8
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise ValueError(
+            f"{path} is not an Optuna journal file (its first line is not a journal record); "
+            "it was not changed."
         )
 
 
