@@ -589,3 +589,56 @@ def test_export_refuses_files_that_are_no_optuna_storage_and_leaves_them_unchang
     export_to_storage(loaded, empty)
     export_to_storage(loaded, empty, prefix="again/")
     assert len(load_from_storage(empty)) == 2 * len(loaded)
+
+
+def _constrained_study(storage: optuna.storages.BaseStorage, name: str, seed: int) -> None:
+    def objective(trial: optuna.Trial) -> float:
+        units = trial.suggest_int("n_units", 16, 1024)
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        trial.set_constraint("size", units - 128)  # feasible up to 128 units
+        return units / 1024 + 0.1 * (math.log10(lr) + 2) ** 2  # larger is better
+
+    study = optuna.create_study(
+        study_name=name, storage=storage, direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=seed),
+    )  # fmt: skip
+    study.optimize(objective, n_trials=30)
+
+
+def test_constraints_are_read_kept_and_written_back(tmp_path: Path) -> None:
+    storage = optuna.storages.InMemoryStorage()
+    _constrained_study(storage, "c", seed=0)
+    optuna.create_study(study_name="plain", storage=storage).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=3
+    )
+    data = load_from_storage(storage)
+    trials = optuna.load_study(study_name="c", storage=storage).trials
+    assert data["c"].feasible.tolist() == [t.params["n_units"] <= 128 for t in trials]
+    assert data["plain"].feasible is None
+    assert 0 < data["c"].feasible.sum() < 30
+    path = data.save(tmp_path / "d.npz")
+    assert MetaDataset.load(path) == data
+    assert MetaDataset.load(path)["c"].feasible.tolist() == data["c"].feasible.tolist()
+    journal = tmp_path / "back.log"
+    export_to_storage(data, journal)
+    back = load_from_storage(journal)
+    assert back == data
+    assert data["c"].subset([0, 1]).feasible.tolist() == data["c"].feasible[:2].tolist()
+
+
+def test_training_ranks_infeasible_trials_below_feasible_ones(tmp_path: Path) -> None:
+    """The past studies' best values were infeasible (many units where 128 were allowed):
+    the design made of their best trials was infeasible throughout."""
+    from optuna_meta.surrogate import build_model
+    from optuna_meta.surrogate._train import TrainConfig
+
+    storage = optuna.storages.InMemoryStorage()
+    for k in range(3):
+        _constrained_study(storage, f"c{k}", seed=k)
+    data = load_from_storage(storage)
+    assert not data["c2"].feasible.any()  # this one ran none within its constraint
+    with pytest.warns(UserWarning, match="'c2' is left out: none of its trials met"):
+        model = build_model(data, config=TrainConfig(steps=20), observed_design=3)
+    assert model.manifest["training_tasks"] == ["c0", "c1"]
+    assert model.initial_design
+    assert all(e["hidden_size"] <= 128 for e in model.initial_design)

@@ -25,6 +25,9 @@ field              type                  meaning
 ``direction``      ``StudyDirection``    MINIMIZE or MAXIMIZE (strings accepted)
 ``meta_features``  ``dict[str, float|str]``  optional task descriptors
 ``objective``      ``str``               name of the objective (default ``"value"``)
+``feasible``       ``(n,) bool`` or None  per trial, whether it met the study's constraints
+                                         (``trial.set_constraint`` or a sampler's
+                                         ``constraints_func``); None: no constraints
 =================  ====================  ========================================================
 
 Numbers keep the user's direction; :attr:`TaskData.sign` (+1 maximise, -1 minimise) turns any
@@ -36,9 +39,10 @@ read with ``allow_pickle=False``. It holds ``manifest`` (UTF-8 JSON as a ``uint8
 ``{"format": "optuna-meta/meta-dataset", "version": 1, "tasks": [...]}`` where each task entry
 has its name, direction, objective, meta-features, parameter names and the search space through
 :func:`optuna.distributions.distribution_to_json`) and, for task ``i``, the arrays
-``t{i}.values``, ``t{i}.states``, ``t{i}.steps``, ``t{i}.curves`` and ``t{i}.params``. The last
-is an ``(n, p)`` float64 matrix of Optuna's internal representation (categorical: index of the
-choice) with NaN for absent parameters, in the order of the manifest's ``param_names``.
+``t{i}.values``, ``t{i}.states``, ``t{i}.steps``, ``t{i}.curves``, ``t{i}.params`` and, for a
+task with constraints, ``t{i}.feasible``. The params array is an ``(n, p)`` float64 matrix of
+Optuna's internal representation (categorical: index of the choice) with NaN for absent
+parameters, in the order of the manifest's ``param_names``.
 
 Example:
     .. code-block:: python
@@ -174,6 +178,7 @@ class TaskData:
     direction: StudyDirection
     meta_features: dict[str, float | str] = field(default_factory=dict)
     objective: str = "value"
+    feasible: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         name = self.name
@@ -235,6 +240,16 @@ class TaskData:
         self.meta_features = _meta_features(name, self.meta_features or {})
         if not isinstance(self.objective, str) or not self.objective:
             raise ValueError(f"{where}: objective must be a non-empty str.")
+        if self.feasible is not None:
+            feasible = np.asarray(self.feasible)
+            if feasible.shape != (n,) or not (
+                feasible.dtype == bool or np.isin(feasible, (0, 1)).all()
+            ):
+                raise ValueError(
+                    f"{where}: feasible must be None or {n} booleans, got shape "
+                    f"{feasible.shape} of {feasible.dtype}."
+                )
+            self.feasible = feasible.astype(bool)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -328,6 +343,7 @@ class TaskData:
             direction=self.direction,
             meta_features=dict(self.meta_features),
             objective=self.objective,
+            feasible=None if self.feasible is None else self.feasible[idx],
         )
 
     def trials(self) -> Iterator[TrialRecord]:
@@ -359,6 +375,10 @@ class TaskData:
         for a, b in zip(self.params, other.params, strict=True):
             if a.keys() != b.keys() or not all(_same(v, b[k]) for k, v in a.items()):
                 return False
+        if (self.feasible is None) != (other.feasible is None):
+            return False
+        if self.feasible is not None and not np.array_equal(self.feasible, other.feasible):
+            return False
         return all(_same(getattr(self, f), getattr(other, f)) for f in _ARRAYS[:4])
 
     __hash__ = None  # type: ignore[assignment]
@@ -560,6 +580,8 @@ class MetaDataset:
             arrays[f"t{i}.steps"] = task.steps
             arrays[f"t{i}.curves"] = task.curves
             arrays[f"t{i}.params"] = task.to_arrays(names)
+            if task.feasible is not None:
+                arrays[f"t{i}.feasible"] = task.feasible
         manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "tasks": entries}
         text = json.dumps(manifest, allow_nan=True).encode("utf-8")
         arrays["manifest"] = np.frombuffer(text, dtype=np.uint8)
@@ -604,6 +626,8 @@ class MetaDataset:
             try:
                 for i, entry in enumerate(manifest["tasks"]):
                     arrays = {a: _read(archive, f"t{i}.{a}", path) for a in _ARRAYS}
+                    if f"t{i}.feasible" in archive.files:  # a task with constraints
+                        arrays["feasible"] = _read(archive, f"t{i}.feasible", path)
                     tasks.append(_task_from_entry(entry, arrays))
             except (KeyError, TypeError, IndexError, ValueError) as e:
                 raise ValueError(f"{path}: corrupt MetaDataset file ({e!s}).") from e
@@ -654,4 +678,5 @@ def _task_from_entry(entry: Mapping[str, Any], arrays: Mapping[str, np.ndarray])
         direction=entry["direction"],
         meta_features=entry.get("meta_features", {}),
         objective=entry.get("objective", "value"),
+        feasible=arrays.get("feasible"),
     )

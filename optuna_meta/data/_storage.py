@@ -21,6 +21,10 @@ Reading conventions (:func:`load_from_storage`):
   last intermediate value, which stays in the curve). Infinite values and intermediate values are
   kept as they are. A NaN intermediate value reads as "not reported" (NaN in ``curves``, and a
   step where every trial reported NaN is not in ``steps``), so export -> load is lossless.
+* Constraints (``trial.set_constraint``, a sampler's ``constraints_func``): ``feasible`` per
+  trial, True when every constraint value is 0 or less (a trial without values counts as
+  feasible); None for a study without constraints. Export writes them back as one constraint,
+  ``feasible``, of 0 or 1.
 * Objective name: the study's metric name (:meth:`optuna.study.Study.set_metric_names`), else
   ``"value"``.
 * Meta-features: if the study has a user attr ``"optuna_meta:meta_features"`` holding a dict,
@@ -394,6 +398,12 @@ def _task_from_trials(
     for i, inter in enumerate(reported):
         for s, v in inter.items():
             curves[i, col[s]] = v
+    constraints = [t.constraints for t in trials]
+    feasible = None
+    if any(constraints):  # trials without constraint values (failed ones) count as feasible
+        feasible = np.array(
+            [all(float(c) <= 0.0 for c in cs.values()) for cs in constraints], dtype=bool
+        )  # NaN is infeasible, as Optuna's own check has it
     return TaskData(
         name=name,
         search_space=space,
@@ -405,6 +415,7 @@ def _task_from_trials(
         direction=direction,
         meta_features=meta_features,
         objective=objective,
+        feasible=feasible,
     )
 
 
@@ -477,6 +488,12 @@ def _frozen_trials(task: TaskData) -> list[FrozenTrial]:
                 params=rec.params,
                 distributions={k: task.search_space[k] for k in rec.params},
                 intermediate_values=rec.intermediate_values,
+                # the dataset keeps feasibility, not the constraint values: 0 or 1 restores it
+                constraints=(
+                    None
+                    if task.feasible is None
+                    else {"feasible": 0.0 if task.feasible[rec.index] else 1.0}
+                ),
             )
         )
     return out

@@ -87,6 +87,7 @@ def canonicalize(dataset: MetaDataset) -> MetaDataset:
                 direction=task.direction,
                 meta_features=task.meta_features,
                 objective=task.objective,
+                feasible=task.feasible,
             )
         )
     return MetaDataset(tasks)
@@ -234,8 +235,11 @@ def _task_rows(
     first trial of new tasks, 0.28 with their last values; session 32). A value that is not
     finite (a diverged trial's ``inf``) becomes the task's worst finite value, as MetaSampler
     treats a study's own trials: dropped, it left the model blind to the region that diverges
-    (1.88 regret at 1 trial against 0.31). Inactive parameters are filled with the unit
-    midpoint so the network sees finite inputs.
+    (1.88 regret at 1 trial against 0.31). A trial that broke the study's constraints
+    (:attr:`~optuna_meta.data.TaskData.feasible`) takes the worst feasible value too, as an
+    infeasible trial ranks below every feasible one: a reviewer's studies whose best values
+    were infeasible (976 units where 128 were allowed) gave a design of infeasible entries.
+    Inactive parameters are filled with the unit midpoint so the network sees finite inputs.
     """
     out = []
     for task in dataset:
@@ -243,12 +247,26 @@ def _task_rows(
         usable = ~np.isnan(oriented)  # FAIL trials and pruned ones that reported nothing: NaN
         finite = usable & np.isfinite(oriented)
         if usable.sum() < min_trials or not finite.any():
+            why = (
+                f"fewer than {min_trials}"
+                if usable.sum() < min_trials
+                else "and none of the values is finite"
+            )
             warnings.warn(
                 f"Task {task.name!r} is left out: {int(usable.sum())} completed or pruned "
-                f"trials with a value, fewer than {min_trials} (or none finite).",
+                f"trials with a value, {why}.",
                 stacklevel=2,
             )
             continue
+        if task.feasible is not None:
+            finite = finite & task.feasible
+            if not finite.any():
+                warnings.warn(
+                    f"Task {task.name!r} is left out: none of its trials met its constraints, "
+                    "so its values say nothing of where good feasible configurations are.",
+                    stacklevel=2,
+                )
+                continue
         y = np.where(finite, oriented, np.min(oriented[finite]))[usable]
         params = [p for p, keep in zip(task.params, usable, strict=True) if keep]
         configs = [_fit_params(p, encoder.search_space) for p in params]
@@ -310,8 +328,15 @@ def _portfolio_candidates(
     rows: Sequence[tuple[str, np.ndarray, np.ndarray, list[dict[str, Any]]]],
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """The distinct run configurations, at most :data:`MAX_PORTFOLIO_CANDIDATES` of them:
-    every task's best, then every task's second best, and so on (in the tasks' order)."""
-    order = [np.argsort(-y, kind="stable") for _, _, y, _ in rows]
+    every task's best, then every task's second best, and so on (in the tasks' order).
+
+    A task's trials at its worst value are left out: the diverged and the infeasible ones
+    take that value (:func:`_task_rows`), and none should open a new study.
+    """
+    order = [
+        np.array([i for i in np.argsort(-y, kind="stable") if y[i] > np.min(y)] or [0])
+        for _, _, y, _ in rows
+    ]
     X_out: list[np.ndarray] = []
     configs: list[dict[str, Any]] = []
     seen: set[bytes] = set()
