@@ -642,3 +642,60 @@ def test_training_ranks_infeasible_trials_below_feasible_ones(tmp_path: Path) ->
     assert model.manifest["training_tasks"] == ["c0", "c1"]
     assert model.initial_design
     assert all(e["hidden_size"] <= 128 for e in model.initial_design)
+
+
+def test_step_grids_that_disagree_are_merged_so_every_value_fits(tmp_path: Path) -> None:
+    # Optuna accepts a study whose `suggest_int("units", 32, 512, step=32)` later became
+    # `(16, 512, step=32)`: the merged IntDistribution(16, 496, step=32) held neither 32, 256
+    # nor 512, which training moved or dropped, and export failed half-way.
+    from optuna.trial import create_trial
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name="grid", storage=storage)
+    grids = [
+        (32, IntDistribution(32, 512, step=32)),
+        (512, IntDistribution(32, 512, step=32)),
+        (48, IntDistribution(16, 512, step=32)),
+        (64, IntDistribution(64, 512)),
+    ]
+    for units, dist in grids:
+        trial = create_trial(params={"units": units}, distributions={"units": dist}, value=1.0)
+        study.add_trial(trial)
+    f = optuna.create_study(study_name="f", storage=storage)
+    for x, dist in (
+        (0.1, FloatDistribution(0, 1, step=0.1)),
+        (1.05, FloatDistribution(0.05, 1.05, step=0.1)),
+    ):
+        f.add_trial(create_trial(params={"x": x}, distributions={"x": dist}, value=1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no parameter dropped from any trial
+        data = load_from_storage(storage)
+    assert [p["units"] for p in data["grid"].params] == [32, 512, 48, 64]
+    assert data["grid"].search_space["units"] == IntDistribution(16, 512)
+    assert data["f"].search_space["x"] == FloatDistribution(0.0, 1.05)
+    assert (
+        load_from_storage(export_to_storage(data, tmp_path / "g.log") and tmp_path / "g.log")
+        == data
+    )
+
+
+def test_export_checks_every_trial_before_it_replaces_a_study(tmp_path: Path) -> None:
+    # A value outside its distribution failed the export half-way, after `overwrite` had
+    # deleted the study it was to replace.
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    optuna.create_study(study_name="t", storage=url).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=3
+    )
+    bad = TaskData(
+        name="t",
+        search_space={"x": FloatDistribution(0, 1)},
+        params=[{"x": 0.5}, {"x": 2.0}],  # 2.0 is outside
+        values=np.array([1.0, 2.0]),
+        states=np.array([TrialState.COMPLETE] * 2),
+        steps=None,
+        curves=None,
+        direction="minimize",
+    )
+    with pytest.raises(ValueError):
+        export_to_storage(MetaDataset([bad]), url, overwrite=True)
+    assert len(optuna.load_study(study_name="t", storage=url).trials) == 3

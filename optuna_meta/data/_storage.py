@@ -31,10 +31,10 @@ Reading conventions (:func:`load_from_storage`):
   its number and string entries; otherwise every study user attr whose value is a number
   (bools become 0.0/1.0) or a string. Other values (lists, dicts, None) are ignored.
 * Search space: the union of the trials' distributions. When trials disagree on a parameter,
-  distributions of the same kind, ``log`` and ``step`` are widened (``low``/``high`` to the
-  extremes; categorical choices to their union, in order of first appearance); otherwise the
-  latest trial's distribution wins, a warning is issued, and the parameter is dropped from the
-  trials whose value does not fit it.
+  distributions of the same kind and ``log`` are widened (``low``/``high`` to the extremes; a
+  ``step`` kept when both grids agree, else none; categorical choices to their union, in order
+  of first appearance); otherwise the latest trial's distribution wins, a warning is issued,
+  and the parameter is dropped from the trials whose value does not fit it.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ META_FEATURES_KEY = "optuna_meta:meta_features"
 
 _JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_GRID_TOLERANCE = 1e-9
+"""How far (in steps) two step grids' origins may differ and still count as one grid."""
 _JOURNAL_PEEK_BYTES = 1 << 20
 """How much of a journal file's first line is read to check it is one (a record is short)."""
 _METRIC_NAMES_KEY = "study:metric_names"  # Optuna's system attr behind Study.metric_names
@@ -325,11 +327,23 @@ def _widen(a: BaseDistribution, b: BaseDistribution) -> BaseDistribution | None:
         return CategoricalDistribution(a.choices + extra)
     if type(a) is type(b) and isinstance(a, (FloatDistribution, IntDistribution)):
         assert isinstance(b, (FloatDistribution, IntDistribution))
-        if a.log != b.log or a.step != b.step:
+        if a.log != b.log:
             return None
+        low, high, step = min(a.low, b.low), max(a.high, b.high), a.step
+        if a.step != b.step or (
+            step is not None
+            and any(
+                abs((d.low - low) / step - round((d.low - low) / step)) > _GRID_TOLERANCE
+                for d in (a, b)
+            )
+        ):
+            # Two steps, or two grids that do not align (32, 64, ... and 16, 48, ...): no
+            # grid holds both sets of values, and one set would fall outside the merged
+            # distribution (dropped from its trials, or a failed export).
+            step = 1 if isinstance(a, IntDistribution) else None
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a step grid may shift `high`; checked later
-            return type(a)(min(a.low, b.low), max(a.high, b.high), log=a.log, step=a.step)
+            warnings.simplefilter("ignore")  # a step grid may shift `high`
+            return type(a)(low, high, log=a.log, step=step)
     return None
 
 
@@ -452,7 +466,11 @@ def export_to_storage(
                 f"Studies {clash} already exist in the storage; pass overwrite=True "
                 "(optuna-meta export: --overwrite) to replace them, or choose another prefix."
             )
-        for task, study_name in zip(dataset, names, strict=True):
+        # Every trial is built (and checked by Optuna) before anything is written or deleted:
+        # a value outside its distribution once failed half-way, after `overwrite` had
+        # deleted the study it was to replace.
+        prepared = [_frozen_trials(task) for task in dataset]
+        for task, study_name, trials in zip(dataset, names, prepared, strict=True):
             if study_name in existing:
                 optuna.delete_study(study_name=study_name, storage=backend)
             study = optuna.create_study(
@@ -464,7 +482,7 @@ def export_to_storage(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     study.set_metric_names([task.objective])
-            study.add_trials(_frozen_trials(task))
+            study.add_trials(trials)
     finally:
         if owned:
             _dispose(backend)
