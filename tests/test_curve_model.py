@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import numpy as np
+import optuna
 import pytest
 
 from optuna_meta.curve import (
@@ -398,3 +400,28 @@ def test_training_on_curves_of_two_to_four_steps(n_steps: int) -> None:
     cfg = CurveTrainConfig(n_episodes=60, queries_per_episode=4, hidden=8, epochs=1)
     model = build_curve_model(curves, cfg, name="few-steps")
     assert model.manifest["training_tasks"] == ["a", "b", "c"]
+
+
+def test_curves_left_out_are_counted_in_the_warning() -> None:
+    """Runs that diverged (an inf report) or stopped early are not complete curves: the
+    warning says how many, where it only counted the complete ones."""
+    from optuna_meta.curve._curves import curves_from_dataset
+    from optuna_meta.data import load_from_storage
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name="s", storage=storage)
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        for step in range(1, 11):
+            diverged = trial.number % 4 == 0 and step > 6
+            stopped = trial.number % 4 == 1 and step > 5
+            if stopped:
+                break
+            trial.report(math.inf if diverged else x / step, step)
+        return x
+
+    study.optimize(objective, n_trials=12)
+    with pytest.warns(UserWarning, match=r"6 complete .*; 3 diverged .*; 3 end before it"):
+        with pytest.raises(ValueError, match="No task has 20"):
+            curves_from_dataset(load_from_storage(storage))

@@ -67,17 +67,28 @@ def curves_from_dataset(
         n_grid = min(grid_size, len(steps))
         grid = T * np.arange(1, n_grid + 1) / n_grid
         rows = []
+        diverged = short = 0
         for curve in np.asarray(task.curves, dtype=np.float64):
+            if np.isinf(curve).any():
+                # A run that diverged (inf; a NaN report reads as none): MetaPruner prunes
+                # such a trial at its first non-finite report, so its curve teaches nothing.
+                diverged += 1
+                continue
             s, v = clean_curve(steps, curve, sign)
             if len(s) >= 2 and s[-1] == T:
                 rows.append(np.interp(grid, s, v))
-        found.append(f"{task.name}: {len(rows)} complete curves")
+            elif len(s):
+                short += 1
+        note = f"; {diverged} diverged (an infinite value)" if diverged else ""
+        if short:
+            note += f"; {short} end before it (pruned, or NaN reports, which read as none)"
+        found.append(f"{task.name}: {len(rows)} complete curves{note}")
         if len(rows) >= min_curves:
             out[task.name] = np.asarray(rows)
         else:
             warnings.warn(
                 f"Task {task.name!r} is left out: {len(rows)} complete learning curves "
-                f"(reported up to its last step), fewer than {min_curves}.",
+                f"(reported up to its last step), fewer than {min_curves}{note}.",
                 stacklevel=2,
             )
     if not found:
