@@ -585,4 +585,3 @@ def test_source_options_that_would_be_ignored_are_refused(
     assert main(["dataset", "--storage", a, "--study", "past-0", "--study", "past-0",
                  "--out", out]) == 0  # fmt: skip
     assert MetaDataset.load(out).task_names == ["past-0"]
-
