@@ -4,6 +4,7 @@ import dataclasses
 import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -699,3 +700,25 @@ def test_export_checks_every_trial_before_it_replaces_a_study(tmp_path: Path) ->
     with pytest.raises(ValueError):
         export_to_storage(MetaDataset([bad]), url, overwrite=True)
     assert len(optuna.load_study(study_name="t", storage=url).trials) == 3
+
+
+def test_training_says_which_values_do_not_fit_the_model_space() -> None:
+    """[True, False] in one study and [0, 1] in another: equal in Python, so the merged
+    choices are True/False and the second study's values are left out, which happened
+    without a word."""
+    from optuna_meta.surrogate import build_model
+    from optuna_meta.surrogate._train import TrainConfig
+
+    rng = np.random.default_rng(0)
+
+    def task(name: str, choices: list[Any]) -> TaskData:
+        params = [{"use_bn": choices[i % 2], "x": float(rng.random())} for i in range(10)]
+        space = {"use_bn": CategoricalDistribution(choices), "x": FloatDistribution(0, 1)}
+        return TaskData(
+            name=name, search_space=space, params=params, values=rng.random(10),
+            states=[TrialState.COMPLETE] * 10, steps=None, curves=None, direction="minimize",
+        )  # fmt: skip
+
+    data = MetaDataset([task("bools", [True, False]), task("ints", [0, 1])])
+    with pytest.warns(UserWarning, match=r"Task 'ints': 10 value\(s\) of \['use_bn'\]"):
+        build_model(data, config=TrainConfig(steps=3), observed_design=0)

@@ -446,8 +446,10 @@ def export_to_storage(
     A study gets the task's direction, its objective as metric name (unless ``"value"``), one
     user attr per meta-feature, and one trial per row (``optuna.trial.create_trial``) with its
     state, value, parameters and intermediate values (NaN entries of the curve are not written;
-    a PRUNED trial gets its last reported value as its value, as Optuna does). Loading the result
-    with :func:`load_from_storage` gives the dataset back (tasks without trials excepted).
+    a PRUNED trial gets its last reported value as its value, as Optuna does; a task with
+    ``feasible`` gets one constraint, 0 or 1). Loading the result
+    with :func:`load_from_storage` gives the dataset back, but for tasks without trials and
+    for FAIL rows, which loading leaves out.
 
     Writing is as fast as the storage's ``add_trial``: a journal file takes a few ms per trial,
     an RDB storage ~0.1 s per trial with a 52-step curve (one row per intermediate value).

@@ -270,6 +270,20 @@ def _task_rows(
         y = np.where(finite, oriented, np.min(oriented[finite]))[usable]
         params = [p for p, keep in zip(task.params, usable, strict=True) if keep]
         configs = [_fit_params(p, encoder.search_space) for p in params]
+        lost = sorted(
+            {k for p, c in zip(params, configs, strict=True) for k in p if k not in c}
+            & encoder.search_space.keys()
+        )
+        if lost:  # e.g. 0/1 where other studies have True/False: equal in Python, not here
+            n_lost = sum(
+                k in p and k not in c for p, c in zip(params, configs, strict=True) for k in lost
+            )
+            warnings.warn(
+                f"Task {task.name!r}: {n_lost} value(s) of {lost} do not fit the model's "
+                f"space ({', '.join(f'{k}: {encoder.search_space[k]}' for k in lost)}) and "
+                "are left out of its trials.",
+                stacklevel=2,
+            )
         X = encoder.encode(configs)
         X = np.where(np.isnan(X), 0.5, X)
         out.append((task.name, X, y, configs))
