@@ -1248,3 +1248,26 @@ def test_a_trial_none_of_whose_values_came_from_the_surrogate_is_not_labelled_it
     for t in study.trials[3:]:
         assert t.user_attrs[ATTR_SOURCE] == "fallback"
         assert ATTR_PRED_MEAN not in t.user_attrs and ATTR_PRED_STD not in t.user_attrs
+
+
+def test_a_sampler_reused_across_a_sweep_gives_each_study_its_own_history() -> None:
+    """One MetaSampler reused over `PartialFixedSampler({"batch_size": bs}, sampler)`: in-memory
+    studies number their trials 0, 1, ... again, and the second study reused the first's
+    cached encodings (taken at its batch size), so its proposals differed from a fresh
+    sampler's from trial 2 on."""
+    space = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "dropout": FloatDistribution(0, 0.5)}
+
+    def study_for(sampler: MetaSampler, batch_size: int) -> list[float]:
+        wrapped = optuna.samplers.PartialFixedSampler({"batch_size": batch_size}, sampler)
+        study = optuna.create_study(direction="maximize", sampler=wrapped)
+        for _ in range(8):
+            trial = study.ask(space)
+            p = trial.params
+            study.tell(trial, -((math.log10(p["lr"]) + 1.5) ** 2) + p["dropout"])
+        return [t.params["lr"] for t in study.trials]
+
+    reused = MetaSampler(seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study_for(reused, 64)
+        assert study_for(reused, 256) == study_for(MetaSampler(seed=0), 256)

@@ -378,7 +378,9 @@ class MetaSampler(BaseSampler):
         self._histories: OrderedDict[tuple[int, int], _History] = OrderedDict()  # per trial
         self._name_maps: dict[tuple[int, str], dict[str, str | None]] = {}
         self._local = threading.local()  # this thread's study: its name map
-        self._encodings: dict[int, tuple[dict[str, Any], frozenset[str], np.ndarray | None]] = {}
+        self._encodings: dict[
+            int, tuple[dict[str, Any], frozenset[str], tuple[int, bytes], np.ndarray | None]
+        ] = {}
         self._warned_multi = False
         self._warned_coverage: set[tuple[int, str] | None] = set()  # studies told (per study)
         self._warned_fixed = False
@@ -1559,13 +1561,22 @@ class MetaSampler(BaseSampler):
         """
         cached = self._encodings.get(t._trial_id)
         # Trial ids are only unique within a storage (a sampler reused for a second in-memory
-        # study sees ids 0, 1, ... again), so a cached encoding counts only for the same params.
-        if cached is not None and cached[0] == t.params and cached[1] == unserved:
-            return cached[2]
+        # study sees ids 0, 1, ... again), so a cached encoding counts only for the same params
+        # under the same study's name map and assumed values of untuned parameters (a sweep
+        # over `PartialFixedSampler({"batch_size": bs}, sampler)` took the first study's
+        # batch size into the second's history; session 33).
+        context = (id(self._name_map), state.default_x.tobytes())
+        if (
+            cached is not None
+            and cached[0] == t.params
+            and cached[1] == unserved
+            and cached[2] == context
+        ):
+            return cached[3]
         params = {k: v for k, v in t.params.items() if k not in unserved}
         x = state.encode(self._to_model_params(state, params))
         if t.state.is_finished():
-            self._encodings[t._trial_id] = (t.params, unserved, x)
+            self._encodings[t._trial_id] = (t.params, unserved, context, x)
         return x
 
     def _to_user_params(
