@@ -1271,3 +1271,26 @@ def test_a_sampler_reused_across_a_sweep_gives_each_study_its_own_history() -> N
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study_for(reused, 64)
         assert study_for(reused, 256) == study_for(MetaSampler(seed=0), 256)
+
+
+def test_a_waiting_trial_added_with_its_params_is_no_samplers() -> None:
+    """A WAITING trial added with all its parameters (another worker's queue, a hand-made
+    one) ran values no sampler chose, like an enqueued one; it was labelled the fallback's,
+    which the adaptive schedule counts."""
+    study = optuna.create_study(sampler=MetaSampler(seed=0))
+    space = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "batch_size": IntDistribution(16, 512)}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING, params={"lr": 0.002, "batch_size": 64}, distributions=space
+        )
+    )
+    study.enqueue_trial({"lr": 0.003, "batch_size": 32})
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        return math.log10(lr) ** 2 + trial.suggest_int("batch_size", 16, 512) / 512
+
+    study.optimize(objective, n_trials=3)
+    sources = [t.user_attrs.get(ATTR_SOURCE) for t in study.trials]
+    assert sources[:2] == [None, None]
+    assert sources[2] == "meta"

@@ -376,6 +376,7 @@ class MetaSampler(BaseSampler):
         self._proposals: OrderedDict[tuple[int, int], dict[str, Any] | None] = OrderedDict()
         self._leads: OrderedDict[tuple[int, int], bool] = OrderedDict()  # per trial, see below
         self._histories: OrderedDict[tuple[int, int], _History] = OrderedDict()  # per trial
+        self._preset: OrderedDict[tuple[int, int], frozenset[str]] = OrderedDict()  # per trial
         self._name_maps: dict[tuple[int, str], dict[str, str | None]] = {}
         self._local = threading.local()  # this thread's study: its name map
         self._encodings: dict[
@@ -395,6 +396,7 @@ class MetaSampler(BaseSampler):
         state["_proposals"] = OrderedDict()
         state["_leads"] = OrderedDict()
         state["_histories"] = OrderedDict()
+        state["_preset"] = OrderedDict()
         state["_encodings"] = {}
         state["_name_maps"] = {}
         state["_warned_coverage"] = set()  # keyed by storage ids of this process
@@ -425,6 +427,7 @@ class MetaSampler(BaseSampler):
         state.setdefault("adaptive_fallback", False)  # pickled before it: the fixed schedule
         state.setdefault("_leads", OrderedDict())
         state.setdefault("_histories", OrderedDict())
+        state.setdefault("_preset", OrderedDict())
         state.setdefault("_own_fallback", False)  # pickled before per-trial seeding
         state.pop("_name_map", None)  # one map for every study, before session 14
         self.__dict__.update(state)
@@ -494,6 +497,11 @@ class MetaSampler(BaseSampler):
             self._histories.pop(_trial_key(study, trial), None)
             if self._own_fallback:
                 _seed_fallback(self._fallback, self._base_seed, trial.number)
+            # Parameters a trial starts with (a WAITING trial added with them, a retried
+            # one) are no sampler's: `after_trial` does not label them the fallback's.
+            self._preset[_trial_key(study, trial)] = frozenset(trial.params)
+            while len(self._preset) > _PROPOSAL_CACHE_SIZE:  # trials asked and never told
+                self._preset.popitem(last=False)
         self._fallback.before_trial(study, trial)
 
     def after_trial(
@@ -507,7 +515,13 @@ class MetaSampler(BaseSampler):
             self._proposals.pop(_trial_key(study, trial), None)
             self._leads.pop(_trial_key(study, trial), None)
             self._histories.pop(_trial_key(study, trial), None)
-        if trial.params and ATTR_SOURCE not in trial.user_attrs and not _all_enqueued(trial):
+            preset = self._preset.pop(_trial_key(study, trial), frozenset())
+        if (
+            trial.params
+            and ATTR_SOURCE not in trial.user_attrs
+            and not _all_enqueued(trial)
+            and not preset.issuperset(trial.params)
+        ):
             # Every parameter came from the fallback's relative sampling (the model serves
             # none of them), which does not label the trial while the surrogate may still.
             set_user_attr(study, trial, ATTR_SOURCE, "fallback")
