@@ -1294,3 +1294,22 @@ def test_a_waiting_trial_added_with_its_params_is_no_samplers() -> None:
     sources = [t.user_attrs.get(ATTR_SOURCE) for t in study.trials]
     assert sources[:2] == [None, None]
     assert sources[2] == "meta"
+
+
+def test_a_shared_sampler_warns_once_per_study() -> None:
+    """Once-only warnings were kept per sampler and name: a second study with a wider `lr`
+    range, whose `lr` then went to the fallback, was not told."""
+    sampler = MetaSampler(seed=0)
+
+    def run(low: float, high: float) -> list[str]:
+        study = optuna.create_study(sampler=sampler)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            study.optimize(lambda t: t.suggest_float("lr", low, high, log=True), n_trials=3)
+        return [str(w.message) for w in caught if "of the range of 'lr'" in str(w.message)]
+
+    first = run(1e-5, 1e-1)
+    assert len(first) == 1 and "proposed inside" in first[0]
+    second = run(1e-9, 10.0)
+    assert len(second) == 1 and "samples 'lr'" in second[0]
+    assert run(1e-9, 10.0) == second  # a new study: said again, once

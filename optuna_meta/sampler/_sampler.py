@@ -382,11 +382,12 @@ class MetaSampler(BaseSampler):
         self._encodings: dict[
             int, tuple[dict[str, Any], frozenset[str], tuple[int, bytes], np.ndarray | None]
         ] = {}
-        self._warned_multi = False
+        # Warnings are said once per study (keys of `_use_study`; None: not known yet).
+        self._warned_multi: set[tuple[int, str] | None] = set()
         self._warned_coverage: set[tuple[int, str] | None] = set()  # studies told (per study)
-        self._warned_fixed = False
+        self._warned_fixed: set[tuple[int, str] | None] = set()
         self._model_failed = False  # the model could not be loaded (warned once)
-        self._warned_ranges: set[str] = set()
+        self._warned_ranges: set[tuple[tuple[int, str] | None, str]] = set()  # (study, name)
 
     # -- pickling (Ray Tune pickles searchers) -----------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -399,7 +400,8 @@ class MetaSampler(BaseSampler):
         state["_preset"] = OrderedDict()
         state["_encodings"] = {}
         state["_name_maps"] = {}
-        state["_warned_coverage"] = set()  # keyed by storage ids of this process
+        for key in ("_warned_coverage", "_warned_multi", "_warned_fixed", "_warned_ranges"):
+            state[key] = set()  # keyed by storage ids of this process
         state["_model_failed"] = False  # another process may read the file
         state.pop("_name_map", None)
         state["_local"] = None
@@ -415,13 +417,12 @@ class MetaSampler(BaseSampler):
                 state["model"] = SurrogateModel.from_bytes(model[1])
             except Exception as e:  # raising here would lose a Ray trial: this copy
                 error = e  # samples with the fallback and says why (the bytes pass on unchanged)
-        if not isinstance(state.get("_warned_coverage"), set):  # a bool before session 31
-            state["_warned_coverage"] = set()
+        for key in ("_warned_coverage", "_warned_multi", "_warned_fixed", "_warned_ranges"):
+            if not isinstance(state.get(key), set):  # bools (or absent) in older pickles
+                state[key] = set()
         state.setdefault("fixed_params", None)  # pickled before fixed_params
-        state.setdefault("_warned_fixed", False)
         state.setdefault("_name_maps", {})
         state.setdefault("_model_failed", False)
-        state.setdefault("_warned_ranges", set())
         state.setdefault("_model_file", None)  # pickled before the construction-time check
         state.setdefault("fallback_every", 0)  # pickled before the interleaving: none
         state.setdefault("adaptive_fallback", False)  # pickled before it: the fixed schedule
@@ -536,8 +537,8 @@ class MetaSampler(BaseSampler):
     ) -> bool:
         """Whether the fallback samples ``trial`` (or, with ``asked``, that parameter of it)."""
         if study._is_multi_objective():
-            if not self._warned_multi:
-                self._warned_multi = True
+            if self._study_key() not in self._warned_multi:
+                self._warned_multi.add(self._study_key())
                 warnings.warn(
                     "MetaSampler's surrogate is single-objective; this multi-objective study "
                     "is sampled by the fallback sampler.",
@@ -776,9 +777,9 @@ class MetaSampler(BaseSampler):
         """Say once per parameter that its range (or, with ``choices``, its categorical
         choices) reaches beyond what the model knows."""
         with self._lock:
-            if name in self._warned_ranges:
+            if (self._study_key(), name) in self._warned_ranges:
                 return
-            self._warned_ranges.add(name)
+            self._warned_ranges.add((self._study_key(), name))
         lo, hi = getattr(model_dist, "low", None), getattr(model_dist, "high", None)
         known = f"[{lo:g}, {hi:g}]" if lo is not None and hi is not None else "its choices"
         if coverage < MIN_RANGE_COVERAGE:
@@ -804,7 +805,7 @@ class MetaSampler(BaseSampler):
         both = [k for k in names if self._model_name(state, k) in state.fixed]
         if not both:
             return
-        self._warned_fixed = True
+        self._warned_fixed.add(self._study_key())
         warnings.warn(
             f"fixed_params names {both}, which the study suggests: the suggested values are "
             "used for them (a first trial may take the fixed value before it is suggested).",
@@ -823,6 +824,10 @@ class MetaSampler(BaseSampler):
             return False
         model_dist = state.model.search_space[model_name]
         return range_coverage(dist, model_dist) >= MIN_RANGE_COVERAGE
+
+    def _study_key(self) -> tuple[int, str] | None:
+        """The key of the study this thread serves (:meth:`_use_study`); None before one."""
+        return getattr(self._local, "study_key", None)
 
     def _use_study(self, study: Study) -> None:
         """Match names in ``study``'s own map from now on, in this thread.
@@ -925,8 +930,8 @@ class MetaSampler(BaseSampler):
         if dist is None or can_represent(dist, model_dist):
             return True
         with self._lock:
-            first = user_name not in self._warned_ranges
-            self._warned_ranges.add(user_name)
+            first = (self._study_key(), user_name) not in self._warned_ranges
+            self._warned_ranges.add((self._study_key(), user_name))
         if first:
             choices = getattr(dist, "choices", None)
             values = f"choices {list(choices)!r}" if choices is not None else repr(dist)
@@ -1102,7 +1107,7 @@ class MetaSampler(BaseSampler):
                 return None, None
         elif self._another_kind(state, {**trial.distributions, **asked} if judged else names):
             return _UNDECIDED, None
-        if state.fixed and not self._warned_fixed:
+        if state.fixed and self._study_key() not in self._warned_fixed:
             self._warn_fixed_and_suggested(state, names)
         y = np.asarray(y_raw, dtype=float)
         X = np.asarray(X_obs, dtype=float).reshape(len(X_obs), state.n_features)
@@ -1243,7 +1248,7 @@ class MetaSampler(BaseSampler):
         if len(known) >= min(MIN_KNOWN_PARAMS, math.ceil(len(names) / 2)):
             return False
         with self._lock:
-            study_key = getattr(self._local, "study_key", None)
+            study_key = self._study_key()
             if study_key in self._warned_coverage:
                 return True
             self._warned_coverage.add(study_key)
