@@ -1133,3 +1133,23 @@ def test_the_final_steps_attrs_are_the_final_report(direction):
         assert attrs[ATTR_PREDICTED_FINAL] == sign * value
         assert attrs[ATTR_PREDICTED_FINAL_STD] == 0.0
         assert attrs[ATTR_PROB_IMPROVEMENT] == expected
+
+
+def test_completed_trials_that_all_reported_zero_give_finite_predictions_and_no_warnings():
+    """An error rate of exactly 0.0 in every completed trial: the scale fell to the smallest
+    float, a trial reporting 0.02 sat ~700 asinh units out, numpy overflow warnings reached
+    `should_prune()` and no prediction was recorded."""
+    study = optuna.create_study(direction="minimize", pruner=MetaPruner())
+    for _ in range(5):
+        study.add_trial(
+            optuna.trial.create_trial(value=0.0, intermediate_values=dict.fromkeys(range(10), 0.0))
+        )
+    trial = study.ask()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for step in range(3):
+            trial.report(0.02, step)
+            trial.should_prune()
+    attrs = study._storage.get_trial(trial._trial_id).user_attrs
+    assert math.isfinite(attrs[ATTR_PREDICTED_FINAL])
+    assert 0.0 < attrs[ATTR_PREDICTED_FINAL] < 1.0

@@ -9,7 +9,8 @@ Normalisation (:func:`build_context`), from the study's COMPLETED trials only:
 * ``centre`` = median of the completed trials' final values; ``scale`` = the largest of
   (best final - centre), the finals' inter-quartile range / 1.349, and 5 % of the 10-90 %
   spread of every value the completed curves reported (a floor for studies whose completed
-  trials all end alike), with a last floor of ``1e-9 * max(1, |centre|)``;
+  trials all end alike), floored by ``1e-9`` times the values' largest distance from the
+  centre and by float resolution at their level; ``1e-9`` when every value is exactly 0;
 * a value ``v`` becomes ``z = (v - centre) / scale`` and then ``a = asinh(z / KAPPA)``: linear
   near the completed trials, logarithmic far from them, so a diverged trial at 10 % accuracy and
   a loss of 1e6 stay finite inputs;
@@ -279,7 +280,12 @@ def build_context(
     spread = float(np.max(np.abs(pooled - centre)))
     level = max(abs(centre), float(np.max(np.abs(pooled))))
     resolution = 8 * np.finfo(np.float64).eps * level
-    scale = max(float(scale), SCALE_FLOOR * spread, resolution, np.finfo(np.float64).tiny)
+    scale = max(float(scale), SCALE_FLOOR * spread, resolution)
+    if not scale > 0:
+        # Every completed value is exactly 0 (an error rate on an easy validation set): no
+        # spread and no level to go by. The smallest float put a trial reporting 0.02 some
+        # 700 asinh units out, where the network's output overflowed.
+        scale = SCALE_FLOOR
     if len(with_curve) > MAX_CONTEXT_CURVES:
         half = MAX_CONTEXT_CURVES // 2
         rank = np.asarray(order if order is not None else np.arange(len(finals)))

@@ -740,6 +740,13 @@ class MetaPruner(BasePruner):
         return self._predict(study, trial)
 
     def _predict(self, study: Study, trial: FrozenTrial) -> CurvePrediction | None:
+        # Values far outside the study's scale overflow to inf, which `_predict_checked`
+        # checks: no numpy warning reaches the user's `should_prune()` (an error under
+        # `-W error`).
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._predict_checked(study, trial)
+
+    def _predict_checked(self, study: Study, trial: FrozenTrial) -> CurvePrediction | None:
         sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
         steps, values = _curve(trial, sign)
         if not len(steps):
@@ -788,7 +795,7 @@ class MetaPruner(BasePruner):
         else:  # no feasible completed trial: any feasible result improves on nothing
             prob = 1.0
         return CurvePrediction(
-            mean=float(ctx.to_user(mu)),
+            mean=float(ctx.to_user(mu)),  # inf past the float range: the attr is not written
             std=_user_std(ctx, mu, sd),
             prob_improvement=prob,
             fraction=fraction,
