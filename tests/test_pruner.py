@@ -1153,3 +1153,22 @@ def test_completed_trials_that_all_reported_zero_give_finite_predictions_and_no_
     attrs = study._storage.get_trial(trial._trial_id).user_attrs
     assert math.isfinite(attrs[ATTR_PREDICTED_FINAL])
     assert 0.0 < attrs[ATTR_PREDICTED_FINAL] < 1.0
+
+
+@pytest.mark.parametrize("n_completed", [1, 4])
+def test_a_trial_on_the_plateau_every_completed_trial_shared_is_not_pruned(n_completed):
+    """Classifiers at chance (10 %) for their first epochs, then learning: a new trial at 0.1
+    so far cannot be told from the completed trials, whose curves were the very same there;
+    it was given P = 0.01 and pruned, every one of them. It is as likely as any completed
+    trial to end above the target: at least their share that did."""
+    study = optuna.create_study(direction="maximize", pruner=MetaPruner())
+    for i in range(n_completed):
+        x = 0.3 + 0.15 * i
+        curve = {e: 0.1 if e < 5 else 0.1 + 0.85 * x * (1 - 0.7 ** (e - 4)) for e in range(20)}
+        study.add_trial(optuna.trial.create_trial(value=curve[19], intermediate_values=curve))
+    trial = study.ask()
+    for step in range(5):
+        trial.report(0.1, step)
+        assert not trial.should_prune()
+        prob = study._storage.get_trial(trial._trial_id).user_attrs[ATTR_PROB_IMPROVEMENT]
+        assert prob >= 1 / (n_completed + 1)

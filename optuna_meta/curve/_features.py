@@ -457,6 +457,29 @@ def rank_context(ctx: StudyContext, at_f: np.ndarray, a_last: float) -> np.ndarr
     return np.array([rho, line, math.log(max(sd, RESID_FLOOR))], dtype=np.float64)
 
 
+def indistinguishable(ctx: StudyContext, steps: np.ndarray, values: np.ndarray) -> bool:
+    """Whether nothing tells the trial's curve so far from the completed ones: at its latest
+    fraction their values spread less than :data:`RANK_MIN_SPREAD` of the finals' spread
+    (1e-9 ``a`` units at least), and the trial's last value lies within that band too.
+
+    Why: a study whose classifiers sit at chance for their first epochs (every curve reports
+    0.1) gave each new trial a probability of 0.01 of beating the one completed trial, whose
+    early curve was the very same, and pruned all of them. Such a trial is exchangeable with
+    the completed ones (MetaPruner then takes at least their share that beat the target).
+    ``steps``/``values`` as for :func:`featurize`.
+    """
+    if len(steps) == 0:
+        return False
+    f = min(float(steps[-1]) / ctx.T, 1.0)
+    # The completed curves at the last grid point not after the trial's step: interpolating
+    # towards the next one would mix in a rise that starts after it.
+    at_f = ctx.curves[:, math.floor(f * (len(FINE) - 1) + 1e-9)]
+    a_last = float(ctx.a(float(values[-1])))
+    tol = max(1e-9, RANK_MIN_SPREAD * math.sqrt(ctx.finals_stats.var))
+    lo, hi = float(at_f.min()), float(at_f.max())
+    return hi - lo <= tol and lo - tol <= a_last <= hi + tol
+
+
 def average_ranks(x: np.ndarray) -> np.ndarray:
     """Ranks 1..n of ``x``, ties sharing their average rank (``scipy.stats.rankdata``'s
     default, without importing scipy in the pruner's process)."""

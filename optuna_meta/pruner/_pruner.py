@@ -305,6 +305,7 @@ from optuna_meta.curve._features import (
     build_context,
     clean_curve,
     featurize,
+    indistinguishable,
 )
 from optuna_meta.curve._model_file import DEFAULT_CURVE_MODEL, CurveModel
 from optuna_meta.curve._model_file import FORMAT_NAME as CURVE_FORMAT_NAME
@@ -794,6 +795,11 @@ class MetaPruner(BasePruner):
                 prob = cal.survival((t_a - mu) / sd, float(x[F_INDEX]), ctx.n_completed)
         else:  # no feasible completed trial: any feasible result improves on nothing
             prob = 1.0
+        if target is not None and indistinguishable(ctx, steps, values):
+            # Nothing tells this trial from the completed ones yet (a plateau they all
+            # shared): it is as likely as any of them to end above the target.
+            share = sum(t >= target for t in targets) / (len(targets) + 1)
+            prob = max(prob, share)
         return CurvePrediction(
             mean=float(ctx.to_user(mu)),  # inf past the float range: the attr is not written
             std=_user_std(ctx, mu, sd),
