@@ -1313,3 +1313,13 @@ def test_a_shared_sampler_warns_once_per_study() -> None:
     second = run(1e-9, 10.0)
     assert len(second) == 1 and "samples 'lr'" in second[0]
     assert run(1e-9, 10.0) == second  # a new study: said again, once
+
+
+def test_an_infinite_value_in_the_better_direction_counts_as_the_best() -> None:
+    """A minimised study's best trial returned -inf: it was learned as tied for worst (both
+    infinities became the worst finite value), where TPE and GPSampler keep its order."""
+    from optuna_meta.sampler._sampler import _finite_oriented
+
+    y = np.array([np.inf, -5.0, -4.0, -np.inf, np.nan, -2.0])  # oriented: larger is better
+    assert _finite_oriented(y).tolist() == [-2.0, -5.0, -4.0, -5.0, -5.0, -2.0]
+    assert _finite_oriented(np.array([np.inf, -np.inf])) is None

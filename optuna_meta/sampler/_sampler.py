@@ -1111,13 +1111,10 @@ class MetaSampler(BaseSampler):
             self._warn_fixed_and_suggested(state, names)
         y = np.asarray(y_raw, dtype=float)
         X = np.asarray(X_obs, dtype=float).reshape(len(X_obs), state.n_features)
-        finite = np.isfinite(y)
-        if not finite.all():  # +-inf: replace by the worst finite value (or drop if none)
-            worst = float(np.min(y[finite])) if finite.any() else None
-            if worst is None:
-                X, y = X[:0], y[:0]
-            else:
-                y = np.where(finite, y, worst)
+        if not np.isfinite(y).all():
+            y = _finite_oriented(y)
+            if y is None:  # nothing finite: nothing to learn from
+                X, y = X[:0], np.zeros(0)
         g = np.asarray(margins, dtype=float)[: len(y)]
         if constrained and (g <= 0.0).any():  # infeasible trials rank below every feasible one
             y = np.where(g <= 0.0, y, np.min(y[g <= 0.0]))
@@ -1797,6 +1794,22 @@ def _seed_fallback(sampler: BaseSampler, base_seed: int, number: int) -> None:
         sampler._random_sampler._rng.rng.seed(int(seeds[1]))  # type: ignore[attr-defined]
     except AttributeError:
         pass
+
+
+def _finite_oriented(y: np.ndarray) -> np.ndarray | None:
+    """Oriented values (larger is better) with the infinite ones made finite, or None when
+    none is finite.
+
+    An infinite value in the worse direction (a diverged loss) becomes the worst finite
+    value, and one in the better direction the best: until session 33 both became the
+    worst, so a minimised study's best trial (``-inf``) was learned as tied for worst, where
+    TPE and GPSampler keep its order. NaN counts as the worst.
+    """
+    finite = np.isfinite(y)
+    if not finite.any():
+        return None
+    best, worst = float(np.max(y[finite])), float(np.min(y[finite]))
+    return np.where(finite, y, np.where(np.isposinf(y), best, worst))
 
 
 def _all_enqueued(trial: FrozenTrial) -> bool:
