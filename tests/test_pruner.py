@@ -1172,3 +1172,18 @@ def test_a_trial_on_the_plateau_every_completed_trial_shared_is_not_pruned(n_com
         assert not trial.should_prune()
         prob = study._storage.get_trial(trial._trial_id).user_attrs[ATTR_PROB_IMPROVEMENT]
         assert prob >= 1 / (n_completed + 1)
+
+
+def test_random_search_wrapped_in_partial_fixed_sampler_gets_random_search_settings():
+    """`PartialFixedSampler(fixed, RandomSampler())` is still a random search: the pruner's
+    settings for samplers that do not learn from results apply (they did not)."""
+    pruner = MetaPruner()
+    wrapped = optuna.samplers.PartialFixedSampler({"x": 0.5}, optuna.samplers.RandomSampler())
+    for sampler, adapts in (
+        (wrapped, False),
+        (optuna.samplers.RandomSampler(), False),
+        (optuna.samplers.PartialFixedSampler({"x": 0.5}, optuna.samplers.TPESampler()), True),
+    ):
+        study = optuna.create_study(sampler=sampler, pruner=pruner)
+        assert (pruner.median_offset_for(study) == 0) is adapts
+        assert math.isinf(pruner.max_expected_misses_for(study)) is not adapts

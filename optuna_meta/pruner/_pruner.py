@@ -289,7 +289,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from optuna.pruners import BasePruner
-from optuna.samplers import GridSampler, QMCSampler, RandomSampler
+from optuna.samplers import GridSampler, PartialFixedSampler, QMCSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -1012,6 +1012,8 @@ def _is_non_adaptive(sampler: object) -> bool:
     completed one, so each good trial stopped by mistake steers it away from a good region,
     and a harder early target costs more late than it gains early (module doc).
     """
+    if isinstance(sampler, PartialFixedSampler):  # fixes some values; its base proposes
+        return _is_non_adaptive(getattr(sampler, "_base_sampler", None))
     return isinstance(sampler, (RandomSampler, QMCSampler, GridSampler))
 
 
