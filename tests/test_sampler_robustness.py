@@ -1323,3 +1323,20 @@ def test_an_infinite_value_in_the_better_direction_counts_as_the_best() -> None:
     y = np.array([np.inf, -5.0, -4.0, -np.inf, np.nan, -2.0])  # oriented: larger is better
     assert _finite_oriented(y).tolist() == [-2.0, -5.0, -4.0, -5.0, -5.0, -2.0]
     assert _finite_oriented(np.array([np.inf, -np.inf])) is None
+
+
+def test_one_huge_finite_loss_does_not_flatten_the_others() -> None:
+    """One diverged run returning 1e6 among losses of 1-5 took the others' z-scores to within
+    1e-5 of each other: the surrogate could not tell them apart. Far worse values are raised
+    to `OUTLIER_MADS` median absolute deviations below the median first."""
+    from optuna_meta.sampler._sampler import OUTLIER_MADS, _clip_outliers, _standardise
+
+    oriented = -np.array([1.2, 2.5, 1.9, 3.1, 1e6])  # a minimised loss, larger is better
+    assert np.ptp(_standardise(oriented)[0][:4]) < 1e-4  # what the surrogate saw
+    assert np.ptp(_standardise(_clip_outliers(oriented))[0][:4]) > 0.1
+    med = np.median(oriented)
+    mad = np.median(np.abs(oriented - med))
+    assert _clip_outliers(oriented)[4] == pytest.approx(med - OUTLIER_MADS * 1.4826 * mad)
+    assert _clip_outliers(oriented)[:4].tolist() == oriented[:4].tolist()  # the rest untouched
+    better = -np.array([1e-6, 2.5, 1.9, 3.1])  # a far *better* value is never touched
+    assert _clip_outliers(better).tolist() == better.tolist()
