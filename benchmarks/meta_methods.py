@@ -53,22 +53,23 @@ runs change after the design, the mean regret by less than 1e-5 at every budget;
 runs are in git history. 11: the default fallback (TPE) is seeded per trial, from the sampler's
 seed and the trial number (session 30): every run changes from its first fallback trial (14) on;
 behaviour 10's runs are kept as ``meta_s29`` (sampler CV), ``meta_nop_s29`` and
-``meta_meta_guard_s29`` (pruner protocol, seeds 0-2). 10: the LCBench fold models' design and optima follow the shipped
-recipe of session 29 (:data:`DESIGN_HEDGING`; same networks, sampler code unchanged). 9: a model
-whose manifest sets ``design_fixed_trials`` (the hedging design of :data:`DESIGN_BUDGETS`, session
-22) takes its first two design entries in order (in studies without constraints, session 23; no
-versioned result has constraints); entries alike in the study's space count once. 8: only design
-trials 1-4 may pick a training task's optimum (``TASK_OPTIMA_TRIALS``, session 19). 7: the design
-trials after the first may pick a training task's own optimum (``task_optima``, session 19; LCBench
-fold models carry them, see :data:`TASK_OPTIMA_SCENARIOS`). 6: the fallback takes every other trial
-while its interleaved trials improve the study faster than the surrogate's (``adaptive_fallback``,
-session 17; a run is identical to the fixed schedule's until that first happens). 5: after the
-design every 5th trial goes to the fallback (``fallback_every``, session 15; runs identical up to
-trial 14). 4: a proposal within ``MIN_SEPARATION`` of a tried configuration counts as a repeat
-(session 14; 2 of 170 LCBench runs differ after trial 50, rbv2_xgboost runs identical, no regret
-changes). 3: repeats of a trial detected in conditional spaces (session 13; LCBench runs identical,
-rbv2_xgboost runs differ from trial 7 on). 2: design entries after the first ordered by expected
-improvement (session 10; 1: in fixed order)."""
+``meta_meta_guard_s29`` (pruner protocol, seeds 0-2). 10: the LCBench fold models' design and
+optima follow the shipped recipe of session 29 (:data:`DESIGN_HEDGING`; same networks, sampler code
+unchanged). 9: a model whose manifest sets ``design_fixed_trials`` (the hedging design of
+:data:`DESIGN_BUDGETS`, session 22) takes its first two design entries in order (in studies without
+constraints, session 23; no versioned result has constraints); entries alike in the study's space
+count once. 8: only design trials 1-4 may pick a training task's optimum (``TASK_OPTIMA_TRIALS``,
+session 19). 7: the design trials after the first may pick a training task's own optimum
+(``task_optima``, session 19; LCBench fold models carry them, see :data:`TASK_OPTIMA_SCENARIOS`).
+6: the fallback takes every other trial while its interleaved trials improve the study faster than
+the surrogate's (``adaptive_fallback``, session 17; a run is identical to the fixed schedule's
+until that first happens). 5: after the design every 5th trial goes to the fallback
+(``fallback_every``, session 15; runs identical up to trial 14). 4: a proposal within
+``MIN_SEPARATION`` of a tried configuration counts as a repeat (session 14; 2 of 170 LCBench runs
+differ after trial 50, rbv2_xgboost runs identical, no regret changes). 3: repeats of a trial
+detected in conditional spaces (session 13; LCBench runs identical, rbv2_xgboost runs differ from
+trial 7 on). 2: design entries after the first ordered by expected improvement (session 10; 1: in
+fixed order)."""
 COVERAGE_RULE = 2
 """Bumped when the rule for studies the model only partly knows changes. 0: the surrogate
 served every parameter it knew, however few (before session 12); 1: ``MIN_KNOWN_PARAMS``; 2:
