@@ -291,3 +291,16 @@ def test_can_represent_tells_names_that_mean_something_else() -> None:
     assert can_represent(CategoricalDistribution(["hist", "dart"]), booster)
     assert not can_represent(CategoricalDistribution(["hist", "approx"]), booster)
     assert not can_represent(FloatDistribution(0.0, 1.0), booster)
+
+
+def test_a_positive_proposal_of_a_log_parameter_never_lands_on_zero() -> None:
+    """A learning rate (log-scaled in the model) of 0.004 on the user's grid 0, 0.05, 0.1 went
+    to 0, which no proposal meant: 5 of 18 trials ran lr = 0. The smallest positive point is
+    taken; a linear model parameter still rounds to the nearest point."""
+    grid = FloatDistribution(0.0, 0.1, step=0.05)
+    log_lr = FloatDistribution(1e-4, 1e-1, log=True)
+    assert project_value(0.004, grid, log_lr) == pytest.approx(0.05)
+    assert project_value(0.004, grid, FloatDistribution(0.0, 0.1)) == 0.0
+    assert project_value(0.004, grid) == 0.0
+    assert project_value(3, IntDistribution(0, 8, step=4), IntDistribution(1, 8, log=True)) == 4
+    assert project_value(0.07, grid, log_lr) == pytest.approx(0.05)

@@ -171,7 +171,16 @@ def project_value(
             raise ProjectionError(
                 f"{value!r} is not a number, so it cannot go into {user_dist!r}."
             )
-        return _project_numeric(x, user_dist)
+        out = _project_numeric(x, user_dist)
+        if out <= 0 < x and _is_log(model_dist) and user_dist.step is not None:
+            # A log-scaled model parameter is never 0: a learning rate of 0.004 on the grid
+            # 0, 0.05, 0.1 went to 0, which no proposal meant (5 of 18 trials ran lr = 0).
+            # The grid's smallest positive point, if it has one.
+            k = math.floor(-user_dist.low / user_dist.step) + 1
+            positive = user_dist.low + k * user_dist.step
+            if positive <= user_dist.high:
+                out = _project_numeric(positive, user_dist)
+        return out
     raise TypeError(
         f"Unsupported distribution {user_dist!r} of type {type(user_dist).__name__}; expected a "
         "FloatDistribution, IntDistribution or CategoricalDistribution."
