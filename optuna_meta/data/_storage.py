@@ -60,14 +60,13 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_meta.data._dataset import MetaDataset, TaskData
+from optuna_meta.space._projection import grids_align
 
 META_FEATURES_KEY = "optuna_meta:meta_features"
 """Study user attr that, when it holds a dict, is the task's meta-features (see module doc)."""
 
 _JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-_GRID_TOLERANCE = 1e-9
-"""How far (in steps) two step grids' origins may differ and still count as one grid."""
 _JOURNAL_PEEK_BYTES = 1 << 20
 """How much of a journal file's first line is read to check it is one (a record is short)."""
 _METRIC_NAMES_KEY = "study:metric_names"  # Optuna's system attr behind Study.metric_names
@@ -330,13 +329,7 @@ def _widen(a: BaseDistribution, b: BaseDistribution) -> BaseDistribution | None:
         if a.log != b.log:
             return None
         low, high, step = min(a.low, b.low), max(a.high, b.high), a.step
-        if a.step != b.step or (
-            step is not None
-            and any(
-                abs((d.low - low) / step - round((d.low - low) / step)) > _GRID_TOLERANCE
-                for d in (a, b)
-            )
-        ):
+        if step is not None and not grids_align(a, b):
             # Two steps, or two grids that do not align (32, 64, ... and 16, 48, ...): no
             # grid holds both sets of values, and one set would fall outside the merged
             # distribution (dropped from its trials, or a failed export).

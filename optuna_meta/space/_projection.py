@@ -187,6 +187,22 @@ def project_value(
     )
 
 
+GRID_TOLERANCE = 1e-9
+"""How far (in steps) two step grids' origins may differ and still count as one grid."""
+
+
+def grids_align(
+    a: FloatDistribution | IntDistribution, b: FloatDistribution | IntDistribution
+) -> bool:
+    """Whether ``a`` and ``b`` have the same ``step`` and one grid holds both their points
+    (``32, 64, ...`` and ``0, 32, ...`` do; ``16, 48, ...`` does not): merging them keeps the
+    step. False without a step."""
+    if a.step is None or a.step != b.step:
+        return False
+    offset = (a.low - b.low) / a.step
+    return abs(offset - round(offset)) <= GRID_TOLERANCE
+
+
 def can_represent(user_dist: BaseDistribution, model_dist: BaseDistribution) -> bool:
     """Whether any value of ``user_dist`` has a counterpart in ``model_dist``.
 

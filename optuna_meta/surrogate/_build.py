@@ -35,6 +35,7 @@ from optuna.distributions import (
 import optuna_meta
 from optuna_meta.data import MetaDataset, TaskData
 from optuna_meta.space import SpaceEncoder, canonical_name
+from optuna_meta.space._projection import grids_align
 from optuna_meta.surrogate._design import (
     DEFAULT_DESIGN_LENGTH,
     N_REFINE_STARTS,
@@ -162,7 +163,7 @@ def _widen(a: BaseDistribution, b: BaseDistribution) -> BaseDistribution:
         return CategoricalDistribution(list(dict.fromkeys([*a.choices, *b.choices])))
     if isinstance(a, IntDistribution) and isinstance(b, IntDistribution):
         log = a.log and b.log
-        step = a.step if a.step == b.step and (a.low - b.low) % a.step == 0 and not log else 1
+        step = a.step if grids_align(a, b) and not log else 1
         return IntDistribution(min(a.low, b.low), max(a.high, b.high), log=log, step=step)
     if isinstance(a, (FloatDistribution, IntDistribution)) and isinstance(
         b, (FloatDistribution, IntDistribution)
@@ -170,9 +171,7 @@ def _widen(a: BaseDistribution, b: BaseDistribution) -> BaseDistribution:
         log = bool(a.log and b.log)
         step = None
         if isinstance(a, FloatDistribution) and isinstance(b, FloatDistribution) and not log:
-            if a.step is not None and a.step == b.step:
-                offset = (a.low - b.low) / a.step
-                step = a.step if abs(offset - round(offset)) < _GRID_TOLERANCE else None
+            step = a.step if grids_align(a, b) else None
         low, high = float(min(a.low, b.low)), float(max(a.high, b.high))
         if step is not None:
             with warnings.catch_warnings():  # Optuna trims a range float error makes uneven
@@ -182,10 +181,6 @@ def _widen(a: BaseDistribution, b: BaseDistribution) -> BaseDistribution:
                 return gridded
         return FloatDistribution(low, high, log=log)
     return b
-
-
-_GRID_TOLERANCE = 1e-9
-"""How far (in steps) two float grids' origins may differ and still count as one grid."""
 
 
 DEFAULT_OBSERVED_DESIGN = 5
