@@ -438,7 +438,7 @@ def rank_context(ctx: StudyContext, at_f: np.ndarray, a_last: float) -> np.ndarr
     if len(fin) < MIN_RANK_CURVES:
         return st.neutral.copy()
     sx = float(at_f.std())
-    if sx <= max(1e-9, RANK_MIN_SPREAD * math.sqrt(st.var)):
+    if sx <= _flat_spread(st):
         return st.neutral.copy()
     rx = average_ranks(at_f)
     srx = float(rx.std())
@@ -455,6 +455,13 @@ def rank_context(ctx: StudyContext, at_f: np.ndarray, a_last: float) -> np.ndarr
     line = alpha + beta * a_last
     line = min(max(line, st.lo - LINE_MARGIN), st.hi + LINE_MARGIN)
     return np.array([rho, line, math.log(max(sd, RESID_FLOOR))], dtype=np.float64)
+
+
+def _flat_spread(st: _FinalsStats) -> float:
+    """A spread of the completed curves' values at one fraction (``a`` units) at or below
+    which they tell nothing of their finals: :data:`RANK_MIN_SPREAD` of the finals' spread,
+    1e-9 at least (:func:`rank_context`, :func:`indistinguishable`)."""
+    return max(1e-9, RANK_MIN_SPREAD * math.sqrt(st.var))
 
 
 def indistinguishable(ctx: StudyContext, steps: np.ndarray, values: np.ndarray) -> bool:
@@ -475,7 +482,7 @@ def indistinguishable(ctx: StudyContext, steps: np.ndarray, values: np.ndarray) 
     # towards the next one would mix in a rise that starts after it.
     at_f = ctx.curves[:, math.floor(f * (len(FINE) - 1) + 1e-9)]
     a_last = float(ctx.a(float(values[-1])))
-    tol = max(1e-9, RANK_MIN_SPREAD * math.sqrt(ctx.finals_stats.var))
+    tol = _flat_spread(ctx.finals_stats)
     lo, hi = float(at_f.min()), float(at_f.max())
     return hi - lo <= tol and lo - tol <= a_last <= hi + tol
 
