@@ -500,9 +500,7 @@ class MetaSampler(BaseSampler):
                 _seed_fallback(self._fallback, self._base_seed, trial.number)
             # Parameters a trial starts with (a WAITING trial added with them, a retried
             # one) are no sampler's: `after_trial` does not label them the fallback's.
-            self._preset[_trial_key(study, trial)] = frozenset(trial.params)
-            while len(self._preset) > _PROPOSAL_CACHE_SIZE:  # trials asked and never told
-                self._preset.popitem(last=False)
+            _remember(self._preset, _trial_key(study, trial), frozenset(trial.params))
         self._fallback.before_trial(study, trial)
 
     def after_trial(
@@ -537,8 +535,7 @@ class MetaSampler(BaseSampler):
     ) -> bool:
         """Whether the fallback samples ``trial`` (or, with ``asked``, that parameter of it)."""
         if study._is_multi_objective():
-            if self._study_key() not in self._warned_multi:
-                self._warned_multi.add(self._study_key())
+            if self._first_for_study(self._warned_multi):
                 warnings.warn(
                     "MetaSampler's surrogate is single-objective; this multi-objective study "
                     "is sampled by the fallback sampler.",
@@ -580,9 +577,7 @@ class MetaSampler(BaseSampler):
                 names=_finished_names(trials, trial),
             )
             with self._lock:
-                self._histories[key] = history
-                while len(self._histories) > _PROPOSAL_CACHE_SIZE:
-                    self._histories.popitem(last=False)
+                _remember(self._histories, key, history)
         return history
 
     def _fallback_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -643,9 +638,7 @@ class MetaSampler(BaseSampler):
         if leads is None:
             leads = _fallback_leads(trials, start, study.direction)
             with self._lock:
-                self._leads[key] = leads
-                while len(self._leads) > _PROPOSAL_CACHE_SIZE:
-                    self._leads.popitem(last=False)
+                _remember(self._leads, key, leads)
         return leads
 
     def _model_unusable(self, error: Exception) -> None:
@@ -776,10 +769,8 @@ class MetaSampler(BaseSampler):
     ) -> None:
         """Say once per parameter that its range (or, with ``choices``, its categorical
         choices) reaches beyond what the model knows."""
-        with self._lock:
-            if (self._study_key(), name) in self._warned_ranges:
-                return
-            self._warned_ranges.add((self._study_key(), name))
+        if not self._first_for_study(self._warned_ranges, name):
+            return
         lo, hi = getattr(model_dist, "low", None), getattr(model_dist, "high", None)
         known = f"[{lo:g}, {hi:g}]" if lo is not None and hi is not None else "its choices"
         if coverage < MIN_RANGE_COVERAGE:
@@ -824,6 +815,17 @@ class MetaSampler(BaseSampler):
             return False
         model_dist = state.model.search_space[model_name]
         return range_coverage(dist, model_dist) >= MIN_RANGE_COVERAGE
+
+    def _first_for_study(self, said: set[Any], name: str | None = None) -> bool:
+        """Whether this thread's study (and ``name`` in it) has not been told a warning of the
+        kind ``said`` records yet; marks it told. Warnings are said once per study: a sampler
+        shared by studies (or reused) must tell each of them."""
+        key = self._study_key() if name is None else (self._study_key(), name)
+        with self._lock:
+            if key in said:
+                return False
+            said.add(key)
+            return True
 
     def _study_key(self) -> tuple[int, str] | None:
         """The key of the study this thread serves (:meth:`_use_study`); None before one."""
@@ -929,10 +931,7 @@ class MetaSampler(BaseSampler):
         model_dist = state.model.search_space[model_name]
         if dist is None or can_represent(dist, model_dist):
             return True
-        with self._lock:
-            first = (self._study_key(), user_name) not in self._warned_ranges
-            self._warned_ranges.add((self._study_key(), user_name))
-        if first:
+        if self._first_for_study(self._warned_ranges, user_name):
             choices = getattr(dist, "choices", None)
             values = f"choices {list(choices)!r}" if choices is not None else repr(dist)
             warnings.warn(
@@ -1013,9 +1012,7 @@ class MetaSampler(BaseSampler):
                 return None
             if proposal is not None and pred is not None:
                 proposal[_PREDICTION] = pred  # recorded by `_label_meta` once a value is used
-            self._proposals[key] = proposal
-            while len(self._proposals) > _PROPOSAL_CACHE_SIZE:
-                self._proposals.popitem(last=False)
+            _remember(self._proposals, key, proposal)
         return proposal
 
     def _compute_proposal(
@@ -1244,11 +1241,8 @@ class MetaSampler(BaseSampler):
         known = [k for k, d in names.items() if self._served_range(state, k, d)]
         if len(known) >= min(MIN_KNOWN_PARAMS, math.ceil(len(names) / 2)):
             return False
-        with self._lock:
-            study_key = self._study_key()
-            if study_key in self._warned_coverage:
-                return True
-            self._warned_coverage.add(study_key)
+        if not self._first_for_study(self._warned_coverage):
+            return True
         name = state.model.manifest.get("name", "the model")
         hint = ""
         outside = [
@@ -1796,6 +1790,14 @@ def _seed_fallback(sampler: BaseSampler, base_seed: int, number: int) -> None:
         pass
 
 
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    """Store a per-trial entry, dropping the oldest beyond :data:`_PROPOSAL_CACHE_SIZE` (trials
+    asked and never told). The caller holds the sampler's lock."""
+    cache[key] = value
+    while len(cache) > _PROPOSAL_CACHE_SIZE:
+        cache.popitem(last=False)
+
+
 def _finite_oriented(y: np.ndarray) -> np.ndarray | None:
     """Oriented values (larger is better) with the infinite ones made finite, or None when
     none is finite.
@@ -2061,10 +2063,13 @@ OUTLIER_MADS = 20.0
 """How many (normal-consistent) median absolute deviations below the median an oriented value
 may lie before :func:`_clip_outliers` raises it to there."""
 
+_MAD_TO_SD = 1.4826
+"""A normal distribution's standard deviation per median absolute deviation."""
+
 
 def _clip_outliers(y: np.ndarray) -> np.ndarray:
     """Oriented values (larger is better) with the far worse ones raised to
-    ``median - OUTLIER_MADS * 1.4826 * MAD``.
+    ``median - OUTLIER_MADS * _MAD_TO_SD * MAD``.
 
     Why: the surrogate sees z-scores, and one diverged run returning a large finite loss (1e6
     among losses of 1-5) took the others' z-scores to within 1e-5 of each other: it could not
@@ -2078,7 +2083,7 @@ def _clip_outliers(y: np.ndarray) -> np.ndarray:
     mad = float(np.median(np.abs(y - med)))
     if not mad > 0:
         return y
-    return np.maximum(y, med - OUTLIER_MADS * 1.4826 * mad)
+    return np.maximum(y, med - OUTLIER_MADS * _MAD_TO_SD * mad)
 
 
 def _floored_sd(sd: float, values: np.ndarray) -> float:
