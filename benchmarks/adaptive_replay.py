@@ -3,7 +3,7 @@
 Why: ``adaptive_fallback`` (session 17) reads only the study's history -- values, feasibility
 and which sampler proposed each trial -- so a run with it is the fixed-schedule run of the same
 model and seed, trial for trial, until the first trial at which the fallback leads. Replaying
-a stored fixed-schedule run through the rule (``optuna_meta.sampler._sampler._fallback_leads``,
+a stored fixed-schedule run through the rule (``optuna_meta.sampler._schedule._fallback_leads``,
 the sampler's own function) tells exactly which runs it changes and from which trial, without
 the fold models. That covered the benchmarks whose fold models were too slow to rebuild in
 session 17 (rbv2_xgboost's, rerun in session 18). Checked against every rerun of sessions 17
@@ -30,12 +30,8 @@ from optuna.trial import FrozenTrial, TrialState
 from benchmarks.pruning import STATE_COMPLETE
 from benchmarks.report import RESULTS_DIR
 from optuna_meta.sampler import ATTR_SOURCE
-from optuna_meta.sampler._sampler import (
-    DEFAULT_FALLBACK_EVERY,
-    DEFAULT_N_META_TRIALS,
-    _fallback_leads,
-    _scheduled_turn,
-)
+from optuna_meta.sampler._sampler import DEFAULT_N_META_TRIALS
+from optuna_meta.sampler._schedule import DEFAULT_FALLBACK_EVERY, _fallback_leads, _scheduled_turn
 
 RAW = RESULTS_DIR / "raw"
 DESIGN_LENGTH = 10

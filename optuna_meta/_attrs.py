@@ -26,6 +26,12 @@ _logger = get_logger(__name__)
 ATTR_PREFIX = "optuna_meta:"
 ATTR_PREDICTED_FINAL = ATTR_PREFIX + "predicted_final"
 """User attr a pruner (MetaPruner) leaves on a pruned trial: its predicted final value."""
+ATTR_SOURCE = ATTR_PREFIX + "source"
+"""User attr MetaSampler leaves on every trial: ``"meta"`` (the surrogate's) or ``"fallback"``."""
+ATTR_PRED_MEAN = ATTR_PREFIX + "predicted_mean"
+"""User attr: the surrogate's predicted objective of the configuration it proposed."""
+ATTR_PRED_STD = ATTR_PREFIX + "predicted_std"
+"""User attr: the standard deviation of that prediction (the user's units)."""
 
 
 def set_user_attr(study: Study, trial: FrozenTrial, key: str, value: Any) -> None:

@@ -694,7 +694,7 @@ def _ei_best(
     """The untried design entry (or task optimum, numbered after the entries) with the highest
     EI given ``done``, recomputed independently."""
     from optuna_meta.sampler._proposal import expected_improvement
-    from optuna_meta.sampler._sampler import _standardise
+    from optuna_meta.sampler._values import _standardise
 
     state = sampler._model_state()
     raw = np.vstack([state.design, state.task_optima]) if with_optima else state.design

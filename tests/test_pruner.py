@@ -849,7 +849,7 @@ def test_a_trial_at_its_final_step_is_never_pruned():
 
 def test_a_trial_that_diverges_after_a_prediction_loses_it():
     """MetaSampler reads a pruned trial's predicted final: a diverged trial must not keep one."""
-    from optuna_meta.sampler._sampler import _observed_value
+    from optuna_meta.sampler._values import _observed_value
 
     study = make_study(MetaPruner())
     t = study.ask()

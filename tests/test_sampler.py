@@ -865,7 +865,7 @@ def test_partial_fixed_sampler_around_meta_never_repeats_a_configuration() -> No
 def test_range_coverage_in_the_models_scale() -> None:
     from optuna.distributions import CategoricalDistribution, IntDistribution
 
-    from optuna_meta.sampler._sampler import range_coverage
+    from optuna_meta.sampler._model_state import range_coverage
 
     model_lr = FloatDistribution(1e-4, 1e-1, log=True)
     assert range_coverage(FloatDistribution(1e-3, 1e-2, log=True), model_lr) == 1.0
@@ -1158,7 +1158,7 @@ def _numbered(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 def test_fallback_leads_counts_improvements_by_source(direction: str) -> None:
     from optuna.study import StudyDirection
 
-    from optuna_meta.sampler._sampler import _fallback_leads
+    from optuna_meta.sampler._schedule import _fallback_leads
 
     d = StudyDirection.MAXIMIZE if direction == "maximize" else StudyDirection.MINIMIZE
     sign = 1.0 if direction == "maximize" else -1.0
@@ -1184,7 +1184,7 @@ def test_fallback_leads_counts_improvements_by_source(direction: str) -> None:
 def test_fallback_leads_ignores_infinite_failed_and_infeasible_trials() -> None:
     from optuna.study import StudyDirection
 
-    from optuna_meta.sampler._sampler import _fallback_leads
+    from optuna_meta.sampler._schedule import _fallback_leads
 
     up = StudyDirection.MAXIMIZE
     failed = optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={ATTR_SOURCE: "meta"})

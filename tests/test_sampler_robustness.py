@@ -20,9 +20,13 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+import optuna_meta.sampler._constraints as _constraints
 import optuna_meta.sampler._sampler as sampler_module
 from optuna_meta import MetaSampler
 from optuna_meta.sampler import ATTR_PRED_MEAN, ATTR_PRED_STD, ATTR_PREDICTED_FINAL, ATTR_SOURCE
+from optuna_meta.sampler._model_state import _ModelState
+from optuna_meta.sampler._trials import _pinned_distribution
+from optuna_meta.sampler._values import _standardise
 from optuna_meta.surrogate import DeepKernelGP, SurrogateModel, resolve_model_path
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -705,15 +709,15 @@ def test_one_huge_violation_does_not_make_the_other_infeasible_trials_look_feasi
     # feasibility model must say so at their own configurations; without the robust
     # compression (MAD_TO_SD = 0 turns it off) the huge one dwarfs them and they look like
     # coin flips.
-    state = sampler_module._ModelState(SurrogateModel.load(resolve_model_path("lcbench-mlp")))
+    state = _ModelState(SurrogateModel.load(resolve_model_path("lcbench-mlp")))
     rng = np.random.default_rng(0)
     X = rng.random((5, state.n_features))
     g = np.array([1688.0, 0.3, 20.0, 12.0, 14.0])
-    feasibility = sampler_module._feasibility(state, X, g)
+    feasibility = _constraints._feasibility(state, X, g)
     assert not feasibility.any_feasible
     assert np.all(feasibility.prob(X[2:]) < 0.1)
-    monkeypatch.setattr(sampler_module, "MAD_TO_SD", 0.0)
-    uncompressed = sampler_module._feasibility(state, X, g)
+    monkeypatch.setattr(_constraints, "MAD_TO_SD", 0.0)
+    uncompressed = _constraints._feasibility(state, X, g)
     assert np.all(uncompressed.prob(X[2:]) > 0.3)
 
 
@@ -1014,7 +1018,7 @@ def _assert_predicted_where_it_ran(sampler: MetaSampler, study: optuna.Study, nu
     t = study.trials[number]
     done = [u for u in study.trials[:number] if u.state == TrialState.COMPLETE]
     X = np.array([sampler._encoded(state, u) for u in done])
-    ys, shift, scale = sampler_module._standardise(np.array([u.value for u in done]))
+    ys, shift, scale = _standardise(np.array([u.value for u in done]))
     pred = state.gp.condition(X, ys).predict(sampler._encoded(state, t)[None, :])
     mean, std = shift + scale * float(pred.mean[0]), scale * float(pred.std[0])
     assert t.user_attrs[ATTR_PRED_MEAN] == pytest.approx(mean, rel=1e-6), number
@@ -1067,7 +1071,7 @@ def test_a_retried_trial_is_predicted_at_the_parameters_it_took_over() -> None:
 def test_an_enqueued_value_is_pinned_as_optuna_records_it(
     dist: Any, value: Any, pinned: Any
 ) -> None:
-    assert sampler_module._pinned_distribution(dist, value) == pinned
+    assert _pinned_distribution(dist, value) == pinned
 
 
 def test_a_partial_enqueue_of_an_unknown_name_and_of_a_value_outside_the_models_range() -> None:
@@ -1318,7 +1322,7 @@ def test_a_shared_sampler_warns_once_per_study() -> None:
 def test_an_infinite_value_in_the_better_direction_counts_as_the_best() -> None:
     """A minimised study's best trial returned -inf: it was learned as tied for worst (both
     infinities became the worst finite value), where TPE and GPSampler keep its order."""
-    from optuna_meta.sampler._sampler import _finite_oriented
+    from optuna_meta.sampler._values import _finite_oriented
 
     y = np.array([np.inf, -5.0, -4.0, -np.inf, np.nan, -2.0])  # oriented: larger is better
     assert _finite_oriented(y).tolist() == [-2.0, -5.0, -4.0, -5.0, -5.0, -2.0]
@@ -1329,7 +1333,7 @@ def test_one_huge_finite_loss_does_not_flatten_the_others() -> None:
     """One diverged run returning 1e6 among losses of 1-5 took the others' z-scores to within
     1e-5 of each other: the surrogate could not tell them apart. Far worse values are raised
     to `OUTLIER_MADS` median absolute deviations below the median first."""
-    from optuna_meta.sampler._sampler import OUTLIER_MADS, _clip_outliers, _standardise
+    from optuna_meta.sampler._values import OUTLIER_MADS, _clip_outliers
 
     oriented = -np.array([1.2, 2.5, 1.9, 3.1, 1e6])  # a minimised loss, larger is better
     assert np.ptp(_standardise(oriented)[0][:4]) < 1e-4  # what the surrogate saw

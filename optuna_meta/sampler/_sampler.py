@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
@@ -14,60 +13,65 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
-from optuna.samplers import BaseSampler, GridSampler, PartialFixedSampler, TPESampler
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler, GridSampler, TPESampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_meta._attrs import ATTR_PREDICTED_FINAL, ATTR_PREFIX, set_user_attr
+from optuna_meta._attrs import (
+    ATTR_PRED_MEAN,
+    ATTR_PRED_STD,
+    ATTR_PREFIX,
+    ATTR_SOURCE,
+    set_user_attr,
+)
 from optuna_meta._blas import single_threaded_blas
 from optuna_meta._logging import get_logger
 from optuna_meta._model_io import check_model_source, model_source
 from optuna_meta._warnings import user_stacklevel
-from optuna_meta.sampler._proposal import (
-    Box,
-    Proposal,
-    expected_improvement,
-    norm_cdf,
-    propose,
+from optuna_meta.sampler._constraints import Feasibility, _feasibility, _margin
+from optuna_meta.sampler._model_state import (
+    _best_shipped_model,
+    _is_shipped,
+    _model_label,
+    _ModelState,
+    range_coverage,
 )
-from optuna_meta.space import (
-    ProjectionError,
-    SpaceEncoder,
-    can_represent,
-    canonical_name,
-    encode_value,
-    map_names,
-    normalize_name,
-    project_value,
+from optuna_meta.sampler._proposal import Proposal, expected_improvement, propose
+from optuna_meta.sampler._schedule import (
+    DEFAULT_FALLBACK_EVERY,
+    _fallback_leads,
+    _scheduled_turn,
+    _seed_fallback,
 )
-from optuna_meta.space._projection import _choice_number
-from optuna_meta.surrogate import DEFAULT_MODEL, SurrogateModel, shipped_models
-from optuna_meta.surrogate._model_file import (
-    DESIGN_FIXED_TRIALS_KEY,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MIN_FORMAT_VERSION,
+from optuna_meta.sampler._trials import (
+    _ACTIVE,
+    _all_enqueued,
+    _finished_names,
+    _param_key,
+    _pinned_space,
+    _trial_key,
+    _wrapper_fixed_params,
 )
+from optuna_meta.sampler._values import (
+    _cap,
+    _clip_outliers,
+    _finite_oriented,
+    _observed_value,
+    _standardise,
+)
+from optuna_meta.space import ProjectionError, can_represent, project_value
+from optuna_meta.surrogate import DEFAULT_MODEL, SurrogateModel
+from optuna_meta.surrogate._model_file import FORMAT_NAME, FORMAT_VERSION, MIN_FORMAT_VERSION
 
 if TYPE_CHECKING:
     from optuna.study import Study
 
 _logger = get_logger(__name__)
 
-ATTR_SOURCE = ATTR_PREFIX + "source"
-ATTR_PRED_MEAN = ATTR_PREFIX + "predicted_mean"
-ATTR_PRED_STD = ATTR_PREFIX + "predicted_std"
 ATTR_DESIGN_ENTRY = ATTR_PREFIX + "design_entry"
 """System attr: the design entry a trial takes out of order, so parallel workers leave it."""
 
-_ACTIVE = (TrialState.RUNNING, TrialState.WAITING)
-"""States of a trial that has not finished (another worker's, when it is not ours)."""
 
 DEFAULT_N_META_TRIALS = 100
 """Completed trials served by the surrogate before the fallback takes over (chosen by benchmark).
@@ -111,15 +115,6 @@ best remaining entry is feasible with a probability below this: the design was l
 without the study's constraints (chosen on ``benchmarks/constrained.py``, seed 0, among 0, 0.1,
 0.3 and 0.5; ``benchmarks/README.md``)."""
 
-MAD_TO_SD = 1.4826
-"""The median absolute deviation times this estimates a normal distribution's sd."""
-
-MAX_OBSERVATIONS = 256
-"""Cap on the trials the GP conditions on (the best half and the most recent half are kept)."""
-
-FLOAT_RESOLUTION = 8 * float(np.finfo(np.float64).eps)
-"""A spread below this fraction of the values' magnitude is rounding noise: the values count
-as equal (relative, so that an objective's units never change a proposal)."""
 
 MAX_DEAD_FANTASIES = 64
 """Cap on the failed trials (and pruned ones without a predicted final) the GP takes as
@@ -146,42 +141,9 @@ up to rounding for dozens of trials (a 2-parameter study: 9 distinct configurati
 A round number, not tuned: on the LCBench and rbv2_xgboost CV benchmarks it changes 2 of 320
 runs, after trial 50, and no regret (``benchmarks/README.md``, session 14)."""
 
-DEFAULT_FALLBACK_EVERY = 5
-"""After the design's trials, every this-many-th trial goes to the fallback (``fallback_every``).
-
-Why: the surrogate bets that the study resembles its training tasks. When it does not, its
-prior points the wrong way and its proposals can stay there: on a 4-parameter synthetic bowl
-with LCBench's names, 30 trials of the surrogate alone ended far behind random search (-0.75
-against -0.16). A trial of the fallback (TPE, which sees every trial) now and then searches
-from the study's own results alone, and the surrogate conditions on what it finds. Chosen by
-benchmark among 3 and 5 (``benchmarks/README.md``, session 15): with 5 the LCBench CV results
-are level, a task with mirrored learning rates loses 0.003 regret at 20-30 trials, the bowl
-ends ahead of random search (-0.13 at 30 trials), and the largest cost measured is on
-constrained XGBoost studies (+0.025 regret at 20 trials; the unconstrained rbv2_xgboost CV
-reaches regret 0 by trial 3 either way, so it cannot show one). While the fallback's trials
-improve the study faster than the surrogate's it gets more turns (``adaptive_fallback``)."""
-
-MIN_FALLBACK_IMPROVEMENTS = 2
-"""The fallback's interleaved trials must have improved on the study's best this many times
-before it may lead (``adaptive_fallback``; see :func:`_fallback_leads`).
-
-Why: one improvement is often luck (a TPE trial next to the surrogate's best); two, at a higher
-rate than the surrogate's own trials, says the surrogate's prior is costing the study. A round
-number fixed before the benchmarks were run (``benchmarks/README.md``, session 17)."""
-
-LEADING_FALLBACK_EVERY = 2
-"""While the fallback leads (``adaptive_fallback``), every this-many-th trial is its own.
-
-Why 2 and not 1: the surrogate must keep proposing to win the lead back. With 1 (the fallback
-takes every trial while it leads) a study unlike the training tasks starved the surrogate of
-turns just before it had learned the study: on LCBench with every parameter mirrored that cost
-0.0039 regret at 100 trials (se 0.0017), where 2 is level (-0.0017, se 0.0018); on the
-synthetic bowls 1 gains more (``benchmarks/README.md``, session 17)."""
 
 _PROPOSAL_CACHE_SIZE = 256
 
-_OPTUNA_FIXED_PARAMS = "fixed_params"
-"""Optuna's system attr of the values ``study.enqueue_trial`` gives a trial (user's names)."""
 
 _PREDICTION = "__prediction__"
 """Proposal key of ``(sign, scale, shift, n_obs)``: how its predicted mean and std map to the
@@ -1629,122 +1591,12 @@ class MetaSampler(BaseSampler):
         return out
 
 
-def _best_shipped_model(names: Collection[str], exclude: SurrogateModel) -> tuple[str, int] | None:
-    """The shipped surrogate of another kind than ``exclude`` that knows most of ``names``:
-    ``(name, how many)``. Models of ``exclude``'s own parameters (``lcbench-mlp-short`` beside
-    ``lcbench-mlp``) know the same names, so they never count."""
-    best: tuple[str, int] | None = None
-    own = set(exclude.search_space)
-    for name, manifest_name, space in _shipped_spaces():
-        if manifest_name == exclude.manifest.get("name") or set(space) == own:
-            continue
-        n = len(map_names(names, space))
-        if best is None or n > best[1]:
-            best = (name, n)
-    return best
-
-
-def _is_shipped(model: SurrogateModel) -> bool:
-    """Whether ``model`` is one of the shipped surrogates (by manifest name and parameters)."""
-    name, own = model.manifest.get("name"), set(model.search_space)
-    return any(n == name and set(space) == own for _, n, space in _shipped_spaces())
-
-
-@functools.cache
-def _shipped_spaces() -> tuple[tuple[str, Any, Mapping[str, BaseDistribution]], ...]:
-    """Each shipped surrogate's name, manifest name and search space, loaded once a process
-    (the files ship with the package; loading them all takes about 9 ms)."""
-    out = []
-    for name in shipped_models():
-        try:
-            model = SurrogateModel.load(name)
-        except Exception:  # a curve model, or a file this version cannot read
-            continue
-        out.append((name, model.manifest.get("name"), model.search_space))
-    return tuple(out)
-
-
-def range_coverage(user_dist: BaseDistribution, model_dist: BaseDistribution) -> float:
-    """The share of ``user_dist``'s range inside ``model_dist``'s, in the model's scale.
-
-    Categorical choices count one each: for a numeric model parameter, a number inside its
-    range counts as covered (not a boolean, a string or ``None``); for a categorical one, a
-    choice it matches.
-
-    Example:
-        >>> from optuna.distributions import FloatDistribution
-        >>> model = FloatDistribution(1e-4, 1e-1, log=True)
-        >>> round(range_coverage(FloatDistribution(1e-6, 1e-2, log=True), model), 2)
-        0.5
-    """
-    lo_m, hi_m = getattr(model_dist, "low", None), getattr(model_dist, "high", None)
-    if isinstance(user_dist, CategoricalDistribution):
-        if lo_m is None or hi_m is None:
-            one = CategoricalDistribution
-            return float(np.mean([can_represent(one([c]), model_dist) for c in user_dist.choices]))
-        numbers = [_choice_number(c) for c in user_dist.choices]
-        return float(np.mean([n is not None and lo_m <= n <= hi_m for n in numbers]))
-    if lo_m is None or hi_m is None:
-        return 1.0
-    lo_u, hi_u = getattr(user_dist, "low", None), getattr(user_dist, "high", None)
-    if lo_u is None or hi_u is None:
-        return 1.0
-    if hi_u <= lo_u:
-        return 1.0 if lo_m <= lo_u <= hi_m else 0.0
-    log = bool(getattr(model_dist, "log", False)) and lo_u > 0 and lo_m > 0
-    f = math.log if log else float
-    overlap = min(f(hi_u), f(hi_m)) - max(f(lo_u), f(lo_m))
-    return max(0.0, min(1.0, overlap / (f(hi_u) - f(lo_u))))
-
-
 @dataclass(frozen=True)
 class _History:
     """What :meth:`MetaSampler._use_fallback` reads of a study's trials (once per trial)."""
 
     n_complete: int
     names: dict[str, BaseDistribution]
-
-
-def _model_label(model: object) -> str:
-    """How a warning names ``model`` (a pickled model's bytes would fill the log)."""
-    if isinstance(model, tuple) and len(model) == 2 and model[0] == "__bytes__":
-        return "(a pickled model object)"
-    if isinstance(model, SurrogateModel):
-        return repr(model.manifest.get("name", "(a model object)"))
-    return repr(model)
-
-
-def _finished_names(
-    trials: Sequence[FrozenTrial], trial: FrozenTrial
-) -> dict[str, BaseDistribution]:
-    """The parameters of the finished trials other than ``trial`` (the latest distribution).
-
-    A trial still running (this one, or another worker's) may have suggested only some of
-    its parameters so far: judging a study by those would misjudge it.
-    """
-    names: dict[str, BaseDistribution] = {}
-    for t in reversed(trials):
-        if t._trial_id != trial._trial_id and t.state.is_finished():
-            for k, d in t.distributions.items():
-                names.setdefault(k, d)
-    return names
-
-
-def _trial_key(study: Study, trial: FrozenTrial) -> tuple[int, int]:
-    """A trial's key in the proposal cache: ids are unique only within one storage."""
-    return (id(study._storage), trial._trial_id)
-
-
-def _wrapper_fixed_params(study: Study, sampler: MetaSampler) -> dict[str, Any]:
-    """The parameters a ``PartialFixedSampler`` wrapping ``sampler`` fixes (else none)."""
-    try:
-        outer = study.sampler
-    except AttributeError:  # a restricted study object without its sampler
-        return {}
-    if isinstance(outer, PartialFixedSampler) and getattr(outer, "_base_sampler", None) is sampler:
-        fixed = getattr(outer, "_fixed_params", None)
-        return dict(fixed) if isinstance(fixed, Mapping) else {}
-    return {}
 
 
 def _check_count(name: str, value: object, minimum: int, optional: bool = True) -> None:
@@ -1769,27 +1621,6 @@ def _fresh_seed() -> int:
     return int(np.random.SeedSequence().entropy % 2**31)
 
 
-_FALLBACK_STREAM = 1
-"""Tells the default fallback's per-trial seeds apart from the surrogate's (same trial)."""
-
-
-def _seed_fallback(sampler: BaseSampler, base_seed: int, number: int) -> None:
-    """Seed the default ``TPESampler`` fallback's random streams for trial ``number``.
-
-    Why: workers on one study may share a seed (the surrogate's proposals are seeded by trial
-    number), but a ``TPESampler(seed=seed)`` in each of them, or in a restarted process,
-    draws the same sequence: the parameters it samples repeated in trials 0/1, 2/3, ... of two
-    workers taking turns. Seeded per trial, its draws depend on the trial, not the process.
-    Optuna's private attributes: a version without them keeps its own streams.
-    """
-    seeds = np.random.SeedSequence([base_seed, number, _FALLBACK_STREAM]).generate_state(2)
-    try:
-        sampler._rng.rng.seed(int(seeds[0]))  # type: ignore[attr-defined]
-        sampler._random_sampler._rng.rng.seed(int(seeds[1]))  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
-
-
 def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
     """Store a per-trial entry, dropping the oldest beyond :data:`_PROPOSAL_CACHE_SIZE` (trials
     asked and never told). The caller holds the sampler's lock."""
@@ -1798,425 +1629,9 @@ def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
         cache.popitem(last=False)
 
 
-def _finite_oriented(y: np.ndarray) -> np.ndarray | None:
-    """Oriented values (larger is better) with the infinite ones made finite, or None when
-    none is finite.
-
-    An infinite value in the worse direction (a diverged loss) becomes the worst finite
-    value, and one in the better direction the best: until session 33 both became the
-    worst, so a minimised study's best trial (``-inf``) was learned as tied for worst, where
-    TPE and GPSampler keep its order. NaN counts as the worst.
-    """
-    finite = np.isfinite(y)
-    if not finite.any():
-        return None
-    best, worst = float(np.max(y[finite])), float(np.min(y[finite]))
-    return np.where(finite, y, np.where(np.isposinf(y), best, worst))
-
-
-def _all_enqueued(trial: FrozenTrial) -> bool:
-    """Whether every parameter of ``trial`` was fixed by ``enqueue_trial`` (no sampler's)."""
-    fixed = trial.system_attrs.get(_OPTUNA_FIXED_PARAMS)
-    return isinstance(fixed, Mapping) and all(k in fixed for k in trial.params)
-
-
-def _decided_params(trial: FrozenTrial) -> dict[str, Any]:
-    """The values ``trial`` holds before the surrogate proposes (user's names, external
-    representation): those ``study.enqueue_trial`` stored in its ``fixed_params`` system attr,
-    and the parameters it already has: suggested earlier in the trial (a fallback's relative
-    sample at the start of a trial on a new branch, :meth:`MetaSampler._new_branch`; a known
-    name sent to the fallback before the study's kind was clear), or taken over from a failed
-    trial by ``RetryFailedTrialCallback`` (created with them, so Optuna returns them to each
-    ``suggest_*``).
-
-    Why: a partial enqueue (``{"learning_rate": 0.003}`` before each trial) leaves the other
-    parameters to the sampler, but a proposal made as if the surrogate chose all of them
-    describes a configuration the trial never runs: the design's pick by expected improvement
-    took one entry again and again (its own learning rate was never tried, so no check saw a
-    repeat: 8 identical trials in 15), and the recorded prediction was of the entry. A foreign
-    ``fixed_params`` attr that is not a mapping is ignored.
-    """
-    out: dict[str, Any] = dict(trial.params)
-    fixed = trial.system_attrs.get(_OPTUNA_FIXED_PARAMS)
-    if isinstance(fixed, Mapping):
-        out.update((k, v) for k, v in fixed.items() if isinstance(k, str))
-    return out
-
-
-def _pinned_space(
-    trial: FrozenTrial, space: Mapping[str, BaseDistribution]
-) -> dict[str, BaseDistribution]:
-    """Single-valued distributions at ``trial``'s decided values (:func:`_decided_params`),
-    for the names of ``space`` (the study's current distributions) that have one.
-
-    A name that ``space`` lacks (asked by no trial yet, so its kind is unknown) or whose value
-    cannot form a distribution of its kind is left as it is.
-    """
-    out: dict[str, BaseDistribution] = {}
-    for name, value in _decided_params(trial).items():
-        dist = space.get(name)
-        pinned = None if dist is None else _pinned_distribution(dist, value)
-        if pinned is not None:
-            out[name] = pinned
-    return out
-
-
-def _pinned_distribution(dist: BaseDistribution, value: Any) -> BaseDistribution | None:
-    """A distribution of ``dist``'s kind that holds ``value`` alone, or None if none can.
-
-    Why: a single-valued distribution goes through the sampler's machinery as any other: the
-    search box pins that dimension at the value (design entries are clipped into it, the
-    surrogate proposes inside it), the duplicate checks project onto it, and the predicted
-    mean is the one of the configuration the trial runs. The value is the one Optuna records
-    (``dist``'s round trip through its internal representation: an int for an integer
-    distribution, the matching choice for a categorical), and it may lie outside ``dist``'s
-    range (Optuna runs it with a warning); outside the model's range the box takes the
-    nearest value inside, as for a trial that ran there. None when Optuna's representation or
-    constructor refuses the value (a choice ``dist`` lacks, a non-number, zero for a log scale)
-    or it is not finite.
-    """
-    try:
-        recorded = dist.to_external_repr(dist.to_internal_repr(value))
-        if isinstance(dist, CategoricalDistribution):
-            return CategoricalDistribution([recorded])
-        if isinstance(dist, (FloatDistribution, IntDistribution)) and math.isfinite(recorded):
-            if isinstance(dist, IntDistribution):
-                return IntDistribution(recorded, recorded, log=dist.log, step=dist.step)
-            return FloatDistribution(recorded, recorded, log=dist.log, step=dist.step)
-    except (ValueError, TypeError, OverflowError):
-        pass
-    return None
-
-
 def proposal_mean(p: Mapping[str, Any]) -> float:
     return float(p.get("__mean__", math.nan))
 
 
 def proposal_std(p: Mapping[str, Any]) -> float:
     return float(p.get("__std__", math.nan))
-
-
-def _param_key(
-    params: Mapping[str, Any], space: Mapping[str, BaseDistribution]
-) -> tuple[tuple[str, Any], ...]:
-    """A hashable key of the model-served part of a configuration (floats rounded)."""
-    key = []
-    for name in sorted(space):
-        v = params.get(name)
-        if isinstance(v, float):
-            v = float(f"{v:.10g}")
-        key.append((name, v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)))
-    return tuple(key)
-
-
-def _observed_value(t: FrozenTrial) -> float | None:
-    if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == 1:
-        v = float(t.values[0])
-        return None if math.isnan(v) else v
-    if t.state == TrialState.PRUNED:
-        pred = t.user_attrs.get(ATTR_PREDICTED_FINAL)
-        last = t.intermediate_values.get(t.last_step) if t.last_step is not None else None
-        if last is not None and not math.isfinite(last):
-            return None  # it diverged after the prediction was made
-        if isinstance(pred, (int, float)) and math.isfinite(pred):
-            return float(pred)
-    return None
-
-
-def _scheduled_turn(number: int, start: int, every: int, adaptive: bool) -> bool | None:
-    """Whose trial ``number`` is by the schedule alone: True the fallback's own turn (every
-    ``every``-th from ``start`` on), False the surrogate's, None the fallback's only if it
-    leads (:func:`_fallback_leads`; every :data:`LEADING_FALLBACK_EVERY`-th, with
-    ``adaptive``)."""
-    if every <= 0 or number < start:
-        return False
-    if number % every == every - 1:
-        return True
-    lead_every = LEADING_FALLBACK_EVERY
-    if not adaptive or number % lead_every != lead_every - 1:
-        return False
-    return None
-
-
-def _fallback_leads(
-    trials: Sequence[FrozenTrial],
-    start: int,
-    direction: StudyDirection,
-    min_improvements: int = MIN_FALLBACK_IMPROVEMENTS,
-) -> bool:
-    """Whether the fallback's trials have been improving the study faster than the surrogate's.
-
-    Trials numbered ``start`` or more count by their ``optuna_meta:source`` attr: a trial
-    *improves* when its value is better than that of every earlier-numbered trial (design
-    trials included). Only completed trials with a finite value count, and in a study with
-    constraints only feasible ones. The fallback leads when it has at least
-    ``min_improvements`` improvements and a higher improvement rate than the surrogate, each
-    rate smoothed as ``(improvements + 1) / (trials + 2)`` so that a few trials decide little.
-
-    Why improvements and not values: they ask the question the schedule needs answered (whose
-    proposals move the study forward now?) in the same units for both sources, whatever the
-    objective's scale. Trial numbers, not completion times, order the study, so every worker
-    of a parallel study reads the same history the same way.
-    """
-    sign = 1.0 if direction == StudyDirection.MAXIMIZE else -1.0
-    counted = []
-    for t in trials:
-        if t.state != TrialState.COMPLETE or t.values is None or len(t.values) != 1:
-            continue
-        margin = _margin(t)
-        if not math.isfinite(t.values[0]) or (margin is not None and margin > 0):
-            continue
-        counted.append((t.number, sign * float(t.values[0]), t.user_attrs.get(ATTR_SOURCE)))
-    counted.sort(key=lambda c: c[0])
-    improved = {"meta": 0, "fallback": 0}
-    tried = {"meta": 0, "fallback": 0}
-    best = -math.inf
-    for number, value, source in counted:
-        if number >= start and source in tried:
-            tried[source] += 1
-            if value > best and best > -math.inf:
-                improved[source] += 1
-        best = max(best, value)
-    if improved["fallback"] < min_improvements:
-        return False
-    rate = {k: (improved[k] + 1) / (tried[k] + 2) for k in tried}
-    return rate["fallback"] > rate["meta"]
-
-
-def _margin(t: FrozenTrial) -> float | None:
-    """The largest of ``t``'s constraint values (``<= 0``: feasible), None without constraints.
-
-    Constraints are Optuna's (``trial.set_constraint``, or TPE's deprecated
-    ``constraints_func``): a trial is feasible when every value is 0 or less. NaN counts as
-    infinitely violated, as Optuna's own check calls it infeasible.
-    """
-    values = list(t.constraints.values())
-    if not values:
-        return None
-    return max(math.inf if math.isnan(c) else float(c) for c in values)
-
-
-@dataclass(frozen=True)
-class Feasibility:
-    """A study's constraints as a model: ``prob(X)``, the probability ``X`` is feasible."""
-
-    prob: Callable[[np.ndarray], np.ndarray]
-    any_feasible: bool
-
-
-def _feasibility(state: _ModelState, X: np.ndarray, g: np.ndarray) -> Feasibility:
-    """A feasibility model from the observations' constraint margins ``g`` (``<= 0``: feasible).
-
-    The margins are compressed (median, MAD, ``arcsinh``; see the comment below), then
-    modelled by a GP with the surrogate's learned kernel but without its meta-mean (which
-    predicts the objective, not a constraint), standardised like the values. ``any_feasible``
-    is judged in the compressed units too.
-    Non-finite margins are clipped: ``+inf`` (or NaN) to twice the largest finite one, ``-inf``
-    (a trial with no constraint values, e.g. pruned before it set them) to the smallest.
-    """
-    finite = np.isfinite(g)
-    low = float(np.min(g[finite])) if finite.any() else -1.0
-    high = float(np.max(g[finite])) if finite.any() else 1.0
-    g = np.where(np.isnan(g) | (g == math.inf), max(2.0 * high, 1.0), g)
-    g = np.where(g == -math.inf, min(low, 0.0), g)
-    if len(g) > 1:
-        # Constraint values are often heavy-tailed (a training time, a memory size): one huge
-        # violation would make every other configuration look feasible. Compress them
-        # robustly around their median and keep 0 as the boundary in the compressed units,
-        # which moves it into the feasible side while most trials are infeasible (a safety
-        # margin) and out of it once most are feasible (chosen by benchmark, confirmed on
-        # fresh seeds: ``benchmarks/README.md``, session 13).
-        med = float(np.median(g))
-        mad = MAD_TO_SD * float(np.median(np.abs(g - med)))
-        if mad > FLOAT_RESOLUTION * float(np.max(np.abs(g))):
-            g = med + mad * np.arcsinh((g - med) / mad)
-    mu = float(np.mean(g))
-    sd = _floored_sd(float(np.std(g)) if len(g) > 1 else 0.0, g)
-    post = state.gp.condition(X, (g - mu) / sd, meta_mean=False)
-    threshold = -mu / sd
-
-    def prob(C: np.ndarray) -> np.ndarray:
-        pred = post.predict(C)
-        return norm_cdf((threshold - pred.mean) / np.maximum(pred.std, 1e-9))
-
-    return Feasibility(prob=prob, any_feasible=bool((g <= 0.0).any()))
-
-
-def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """``((y - mu) / sd, mu, sd)``: per-context z-scores, the scale the surrogate trained on.
-
-    Values near the float limit (say 1e300) overflow the squares of the standard deviation:
-    they are standardised in units of their largest magnitude instead.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        mu = float(np.mean(y)) if len(y) else 0.0
-        sd = float(np.std(y)) if len(y) > 1 else 1.0
-    if not (math.isfinite(mu) and math.isfinite(sd)):
-        unit = float(np.max(np.abs(y)))
-        z, mu, sd = _standardise(y / unit)
-        return z, mu * unit, sd * unit
-    sd = _floored_sd(sd, y)
-    return (y - mu) / sd, mu, sd
-
-
-OUTLIER_MADS = 20.0
-"""How many (normal-consistent) median absolute deviations below the median an oriented value
-may lie before :func:`_clip_outliers` raises it to there."""
-
-_MAD_TO_SD = 1.4826
-"""A normal distribution's standard deviation per median absolute deviation."""
-
-
-def _clip_outliers(y: np.ndarray) -> np.ndarray:
-    """Oriented values (larger is better) with the far worse ones raised to
-    ``median - OUTLIER_MADS * _MAD_TO_SD * MAD``.
-
-    Why: the surrogate sees z-scores, and one diverged run returning a large finite loss (1e6
-    among losses of 1-5) took the others' z-scores to within 1e-5 of each other: it could not
-    tell them apart (a reviewer's study: 1.112 against 1.043 after 30 trials, worse in every
-    seed). Only the worse tail is touched, and only far out: the better values are what the
-    search is about, and a value the median absolute deviation cannot place (MAD 0) is left.
-    """
-    if len(y) < 3:
-        return y
-    med = float(np.median(y))
-    mad = float(np.median(np.abs(y - med)))
-    if not mad > 0:
-        return y
-    return np.maximum(y, med - OUTLIER_MADS * _MAD_TO_SD * mad)
-
-
-def _floored_sd(sd: float, values: np.ndarray) -> float:
-    """``sd``, or the values' magnitude (1 for zeros) when ``sd`` is below what floats resolve
-    at that magnitude: one value, all equal, or rounding noise. Relative, so an objective's
-    units never change a proposal (an absolute floor of 1e-12 made one in units of 1e-6
-    propose otherwise than the same objective in units of 1)."""
-    magnitude = float(np.max(np.abs(values))) if len(values) else 0.0
-    if sd > FLOAT_RESOLUTION * magnitude:
-        return sd
-    return magnitude if magnitude > 0.0 else 1.0
-
-
-def _cap(X: np.ndarray, y: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if len(y) <= MAX_OBSERVATIONS:
-        return X, y, g
-    half = MAX_OBSERVATIONS // 2
-    best = np.argsort(-y)[:half]
-    recent = np.setdiff1d(np.arange(len(y) - MAX_OBSERVATIONS, len(y)), best)[-half:]
-    keep = np.concatenate([best, recent])
-    return X[keep], y[keep], g[keep]
-
-
-class _ModelState:
-    """A loaded model with its encoder and the unit-space encoding of its defaults."""
-
-    def __init__(self, model: SurrogateModel) -> None:
-        self.model = model
-        self.gp = model.network()
-        self.encoder = SpaceEncoder(model.search_space)
-        self.n_features = self.encoder.n_features
-        self._canonical = {(canonical_name(n) or normalize_name(n)): n for n in model.search_space}
-        self.fixed_values: dict[str, Any] | None = None  # the user-named values behind `fixed`
-        self.model_default_x = self.encoder.encode([model.defaults])[0]
-        fixed_trials = model.manifest.get(DESIGN_FIXED_TRIALS_KEY, 1)
-        # A value that is not a positive integer (a foreign manifest): only the first, as before.
-        valid = isinstance(fixed_trials, int) and fixed_trials >= 1
-        self.design_fixed_trials: int = fixed_trials if valid else 1
-        self.fix({})
-
-    def fix(self, model_params: Mapping[str, Any]) -> None:
-        """Assume ``model_params`` (the user's ``fixed_params``) for untuned parameters.
-
-        They replace the model's defaults, which fill every parameter a configuration lacks.
-        """
-        self.fixed = frozenset(model_params)
-        self.default_x = self.encoder.encode([{**self.model.defaults, **model_params}])[0]
-        self.design = self._encode_all(self.model.initial_design)
-        self.task_optima = self._encode_all(self.model.task_optima)
-
-    def _encode_all(self, configs: list[dict[str, Any]]) -> np.ndarray:
-        raw = self.encoder.encode(configs) if configs else np.empty((0, self.n_features))
-        # A conditional parameter inactive in an entry takes the default, as in `encode`.
-        return np.where(np.isnan(raw), self.default_x, raw)
-
-    def match(self, user_name: str) -> str | None:
-        if user_name in self.model.search_space:
-            return user_name
-        normalized = normalize_name(user_name)
-        for n in self.model.search_space:
-            if normalize_name(n) == normalized:
-                return n
-        canon = canonical_name(user_name)
-        return self._canonical.get(canon) if canon is not None else None
-
-    def encode(self, model_params: Mapping[str, Any]) -> np.ndarray | None:
-        if not model_params:
-            return None
-        x = self.encoder.encode([model_params])[0]
-        return np.where(np.isnan(x), self.default_x, x)
-
-    def decode(self, x: np.ndarray) -> dict[str, Any]:
-        return self.encoder.decode(x[None, :])[0]
-
-    def off_default_branch(self, X: np.ndarray, tuned: Mapping[str, BaseDistribution]) -> set[int]:
-        """Rows of ``X`` on another branch of a categorical the study does not tune.
-
-        Such a design entry was chosen for another branch of the space (XGBoost's
-        ``gblinear`` when the study runs trees): its other values mean little there, so the
-        design skips it. The study's branch is its ``fixed_params`` value, else the model's
-        default. When no entry is on a fixed branch (the XGBoost design has ``dart`` entries
-        but no ``gbtree`` one), the entries on the model's default branch are kept, clipped
-        onto the fixed one: measured on rbv2_xgboost with ``booster`` fixed at ``gbtree``,
-        skipping them all cost 0.003-0.007 regret from 3 to 50 trials, keeping them is level
-        with not fixing it (``benchmarks/README.md``, session 14).
-        """
-        out: set[int] = set()
-        for name, dist in self.model.search_space.items():
-            if name in tuned or not isinstance(dist, CategoricalDistribution):
-                continue
-            sl = self.encoder.feature_slices[name]
-            choice = np.argmax(X[:, sl], axis=1)
-            other = choice != int(np.argmax(self.default_x[sl]))
-            if other.all():
-                other = choice != int(np.argmax(self.model_default_x[sl]))
-            out.update(np.flatnonzero(other).tolist())
-        return out
-
-    def box(self, user_space: Mapping[str, BaseDistribution]) -> Box:
-        lower = self.default_x.copy()
-        upper = self.default_x.copy()
-        groups = []
-        for name, model_dist in self.model.search_space.items():
-            sl = self.encoder.feature_slices[name]
-            user_dist = user_space.get(name)
-            if user_dist is None:
-                continue
-            if isinstance(model_dist, CategoricalDistribution):
-                idx = np.arange(sl.start, sl.stop)
-                allowed = []
-                for c in getattr(user_dist, "choices", ()):
-                    try:
-                        v = project_value(c, model_dist)
-                    except ProjectionError:
-                        continue
-                    allowed.append(sl.start + model_dist.choices.index(v))
-                if allowed:
-                    groups.append((idx, np.asarray(sorted(set(allowed)))))
-                continue
-            lo_hi = []
-            if isinstance(user_dist, CategoricalDistribution):  # numeric choices, e.g. [32, 64]
-                for c in user_dist.choices:
-                    try:
-                        v = project_value(c, model_dist)
-                    except ProjectionError:
-                        continue
-                    lo_hi.append(float(encode_value(model_dist, v)))
-                lo_hi = [min(lo_hi), max(lo_hi)] if lo_hi else []
-            for bound in (getattr(user_dist, "low", None), getattr(user_dist, "high", None)):
-                if bound is None:
-                    break
-                v = project_value(bound, model_dist)
-                lo_hi.append(float(encode_value(model_dist, v)))
-            if len(lo_hi) == 2:
-                lower[sl.start], upper[sl.start] = min(lo_hi), max(lo_hi)
-        return Box(lower, upper, tuple(groups))
