@@ -722,3 +722,51 @@ def test_training_says_which_values_do_not_fit_the_model_space() -> None:
     data = MetaDataset([task("bools", [True, False]), task("ints", [0, 1])])
     with pytest.warns(UserWarning, match=r"Task 'ints': 10 value\(s\) of \['use_bn'\]"):
         build_model(data, config=TrainConfig(steps=3), observed_design=0)
+
+
+def test_a_design_entry_from_a_study_that_did_not_tune_a_parameter_runs_what_was_scored() -> None:
+    # The observed design scores each run configuration with an untuned parameter at the unit
+    # midpoint (as training encodes it); the entry ran with the model's default instead, a
+    # configuration neither a past study ran nor the portfolio chose (dropout 0.25 scored,
+    # 0.07 served).
+    from optuna_meta.space import SpaceEncoder
+    from optuna_meta.surrogate import build_model
+    from optuna_meta.surrogate._build import _task_rows, canonicalize
+    from optuna_meta.surrogate._train import TrainConfig
+
+    storage = optuna.storages.InMemoryStorage()
+
+    def past(tuned: bool, seed: int) -> None:
+        def objective(trial: optuna.Trial) -> float:
+            lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+            units = trial.suggest_int("n_units", 16, 256)
+            drop = trial.suggest_float("dropout", 0.0, 0.5) if tuned else 0.1
+            opt = trial.suggest_categorical("opt", ["sgd", "adam"]) if tuned else "sgd"
+            return (math.log10(lr) + 3) ** 2 + (drop - 0.2) ** 2 + (opt == "adam") + units / 1e3
+
+        study = optuna.create_study(
+            study_name=f"s{seed}", storage=storage, sampler=optuna.samplers.RandomSampler(seed)
+        )
+        study.optimize(objective, n_trials=20)
+
+    for seed in range(6):
+        past(seed < 3, seed)  # studies 3-5 tune neither dropout nor the optimizer
+    data = canonicalize(load_from_storage(storage))
+    model = build_model(data, config=TrainConfig(steps=5), observed_design=5)
+    encoder = SpaceEncoder(model.search_space)
+    rows = {name: (X, configs) for name, X, _, configs in _task_rows(data, encoder)}
+    for name in ("s3", "s4", "s5"):
+        X, configs = rows[name]
+        assert all(c["dropout"] == 0.25 and "opt" not in c for c in configs)
+        # Each configuration is the row that was scored, categoricals aside.
+        again = encoder.encode([{**c, "opt": "sgd"} for c in configs])
+        numeric = [
+            i
+            for n in ("learning_rate", "hidden_size", "dropout")
+            for i in range(*encoder.feature_slices[n].indices(encoder.n_features))
+        ]
+        np.testing.assert_allclose(again[:, numeric], X[:, numeric])
+    assert rows["s0"][1][0].keys() == model.search_space.keys()  # tuned: as it ran
+    assert all(
+        {"learning_rate", "hidden_size", "dropout"} <= e.keys() for e in model.initial_design
+    )
