@@ -742,6 +742,8 @@ def test_a_design_entry_from_a_study_that_did_not_tune_a_parameter_runs_what_was
             units = trial.suggest_int("n_units", 16, 256)
             drop = trial.suggest_float("dropout", 0.0, 0.5) if tuned else 0.1
             opt = trial.suggest_categorical("opt", ["sgd", "adam"]) if tuned else "sgd"
+            if tuned and opt == "sgd":  # conditional: inactive on the adam branch
+                drop += trial.suggest_float("momentum", 0.0, 0.99) / 10
             return (math.log10(lr) + 3) ** 2 + (drop - 0.2) ** 2 + (opt == "adam") + units / 1e3
 
         study = optuna.create_study(
@@ -766,7 +768,9 @@ def test_a_design_entry_from_a_study_that_did_not_tune_a_parameter_runs_what_was
             for i in range(*encoder.feature_slices[n].indices(encoder.n_features))
         ]
         np.testing.assert_allclose(again[:, numeric], X[:, numeric])
-    assert rows["s0"][1][0].keys() == model.search_space.keys()  # tuned: as it ran
+    for name in ("s0", "s1", "s2"):  # tuned: as they ran, inactive parameters left out
+        for config in rows[name][1]:
+            assert ("momentum" in config) == (config["opt"] == "sgd")
     assert all(
         {"learning_rate", "hidden_size", "dropout"} <= e.keys() for e in model.initial_design
     )

@@ -234,8 +234,8 @@ def _task_rows(
     (:attr:`~optuna_meta.data.TaskData.feasible`) takes the worst feasible value too, as an
     infeasible trial ranks below every feasible one: a reviewer's studies whose best values
     were infeasible (976 units where 128 were allowed) gave a design of infeasible entries.
-    Inactive parameters are filled with the unit midpoint so the network sees finite inputs,
-    and the configurations returned carry those values.
+    Inactive parameters are filled with the unit midpoint so the network sees finite inputs;
+    the configurations returned carry it for the numeric parameters the task never tuned.
     """
     out = []
     for task in dataset:
@@ -282,20 +282,21 @@ def _task_rows(
             )
         X = encoder.encode(configs)
         missing = np.isnan(X)
-        if missing.any():
-            X = np.where(missing, 0.5, X)
-            # Numeric parameters are completed as they were encoded, so a design entry taken
-            # from a study that did not tune one runs what `observed_portfolio` scored: left
-            # out, the sampler filled it with the model's default (a reviewer's entry was
-            # scored at dropout 0.25 and ran at 0.07). A categorical's midpoint is no choice:
-            # it stays missing (the sampler's default).
-            numeric = [
-                k
-                for k, d in encoder.search_space.items()
-                if not isinstance(d, CategoricalDistribution)
-            ]
+        X = np.where(missing, 0.5, X)
+        # A numeric parameter the task never tuned is completed as it was encoded, so a
+        # design entry taken from it runs what `observed_portfolio` scored: left out, the
+        # sampler filled it with the model's default (a reviewer's entry was scored at dropout
+        # 0.25 and ran at 0.07). A categorical's midpoint is no choice, and a parameter the
+        # task tuned but a trial lacks is inactive on that trial's branch (the trial that
+        # runs the entry will lack it too): both stay missing.
+        untuned = [
+            k
+            for k, d in encoder.search_space.items()
+            if k not in task.search_space and not isinstance(d, CategoricalDistribution)
+        ]
+        if untuned and missing.any():
             configs = [
-                {**{k: full[k] for k in numeric if k in full}, **c}
+                {**{k: full[k] for k in untuned if k in full}, **c}
                 for full, c in zip(encoder.decode(X), configs, strict=True)
             ]
         out.append((task.name, X, y, configs))
