@@ -326,6 +326,16 @@ DESIGN_VARIANTS = [
 ]
 """The design-length study behind DEFAULT_DESIGN_LENGTH (``n_design_trials`` 0 = no design)."""
 
+NO_DESIGN = [
+    meta_sampler_method(
+        "meta_nodesign",
+        "MetaSampler(n_design_trials=0) on the default fold models (5-fold task CV)",
+        n_design_trials=0,
+    )
+]
+"""What the README's advice for tasks unlike the model's (``n_design_trials=0``) costs on
+tasks like them: the default fold models, no design (session 34)."""
+
 SHIPPED_ON_OTHER_SCENARIO = [
     Method(
         name="meta_shipped_mlp",

@@ -86,6 +86,8 @@ METHODS: dict[str, Callable[[BenchContext], optuna.samplers.BaseSampler]] = {
     "meta_fixedschedule": lambda ctx: _meta(ctx, adaptive_fallback=False, task_optima=False),
     # Session 18's design phase, the paired baseline of `task_optima` (session 19).
     "meta_notaskoptima": lambda ctx: _meta(ctx, task_optima=False),
+    # The README's advice for a task unlike the model's (session 34).
+    "meta_nodesign": lambda ctx: _meta(ctx, n_design_trials=0),
     "tpe": lambda ctx: optuna.samplers.TPESampler(seed=ctx.seed),
     "random": lambda ctx: optuna.samplers.RandomSampler(seed=ctx.seed),
 }
