@@ -741,6 +741,9 @@ def test_a_design_entry_from_a_study_that_did_not_tune_a_parameter_runs_what_was
             lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
             units = trial.suggest_int("n_units", 16, 256)
             drop = trial.suggest_float("dropout", 0.0, 0.5) if tuned else 0.1
+            if tuned:  # an even grid: its midpoint is no grid point
+                drop += trial.suggest_int("n_layers", 1, 4) / 100
+                drop += trial.suggest_float("wd", 0.0, 0.5, step=0.1) / 100
             opt = trial.suggest_categorical("opt", ["sgd", "adam"]) if tuned else "sgd"
             if tuned and opt == "sgd":  # conditional: inactive on the adam branch
                 drop += trial.suggest_float("momentum", 0.0, 0.99) / 10
@@ -757,20 +760,20 @@ def test_a_design_entry_from_a_study_that_did_not_tune_a_parameter_runs_what_was
     model = build_model(data, config=TrainConfig(steps=5), observed_design=5)
     encoder = SpaceEncoder(model.search_space)
     rows = {name: (X, configs) for name, X, _, configs in _task_rows(data, encoder)}
+    numeric = [
+        i
+        for n in ("learning_rate", "hidden_size", "dropout", "num_layers", "weight_decay")
+        for i in range(*encoder.feature_slices[n].indices(encoder.n_features))
+    ]
     for name in ("s3", "s4", "s5"):
         X, configs = rows[name]
         assert all(c["dropout"] == 0.25 and "opt" not in c for c in configs)
+        assert {c["num_layers"] for c in configs} <= {2, 3}  # on the grid
         # Each configuration is the row that was scored, categoricals aside.
         again = encoder.encode([{**c, "opt": "sgd"} for c in configs])
-        numeric = [
-            i
-            for n in ("learning_rate", "hidden_size", "dropout")
-            for i in range(*encoder.feature_slices[n].indices(encoder.n_features))
-        ]
         np.testing.assert_allclose(again[:, numeric], X[:, numeric])
     for name in ("s0", "s1", "s2"):  # tuned: as they ran, inactive parameters left out
         for config in rows[name][1]:
             assert ("momentum" in config) == (config["opt"] == "sgd")
-    assert all(
-        {"learning_rate", "hidden_size", "dropout"} <= e.keys() for e in model.initial_design
-    )
+    numeric_names = {"learning_rate", "hidden_size", "dropout", "num_layers", "weight_decay"}
+    assert all(numeric_names <= e.keys() for e in model.initial_design)

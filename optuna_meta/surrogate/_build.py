@@ -34,7 +34,7 @@ from optuna.distributions import (
 
 import optuna_meta
 from optuna_meta.data import MetaDataset, TaskData
-from optuna_meta.space import SpaceEncoder, canonical_name
+from optuna_meta.space import SpaceEncoder, canonical_name, decode_value
 from optuna_meta.space._projection import grids_align
 from optuna_meta.surrogate._design import (
     DEFAULT_DESIGN_LENGTH,
@@ -234,8 +234,10 @@ def _task_rows(
     (:attr:`~optuna_meta.data.TaskData.feasible`) takes the worst feasible value too, as an
     infeasible trial ranks below every feasible one: a reviewer's studies whose best values
     were infeasible (976 units where 128 were allowed) gave a design of infeasible entries.
-    Inactive parameters are filled with the unit midpoint so the network sees finite inputs;
-    the configurations returned carry it for the numeric parameters the task never tuned.
+    Inactive parameters are encoded at the unit midpoint so the network sees finite inputs;
+    a numeric parameter no trial of the task has is completed in the configurations at the
+    value the midpoint decodes to (so the first design entry, copied into the model's
+    defaults, may set that default too).
     """
     out = []
     for task in dataset:
@@ -280,25 +282,22 @@ def _task_rows(
                 "are left out of its trials.",
                 stacklevel=2,
             )
-        X = encoder.encode(configs)
-        missing = np.isnan(X)
-        X = np.where(missing, 0.5, X)
-        # A numeric parameter the task never tuned is completed as it was encoded, so a
-        # design entry taken from it runs what `observed_portfolio` scored: left out, the
-        # sampler filled it with the model's default (a reviewer's entry was scored at dropout
-        # 0.25 and ran at 0.07). A categorical's midpoint is no choice, and a parameter the
-        # task tuned but a trial lacks is inactive on that trial's branch (the trial that
-        # runs the entry will lack it too): both stay missing.
-        untuned = [
-            k
+        # A numeric parameter no kept trial of the task has (the study did not tune it, or
+        # none of its values fit) is completed at the value the unit midpoint decodes to, so a
+        # design entry taken from the task runs what `observed_portfolio` scored: left out,
+        # the sampler filled it with the model's default (a reviewer's entry was scored at
+        # dropout 0.25 and ran at 0.07). A categorical's midpoint is no choice, and a
+        # parameter some trials have is inactive on the others' branch (the trial that runs
+        # such an entry lacks it too): both stay missing, encoded at the midpoint.
+        fill = {
+            k: decode_value(d, 0.5)
             for k, d in encoder.search_space.items()
-            if k not in task.search_space and not isinstance(d, CategoricalDistribution)
-        ]
-        if untuned and missing.any():
-            configs = [
-                {**{k: full[k] for k in untuned if k in full}, **c}
-                for full, c in zip(encoder.decode(X), configs, strict=True)
-            ]
+            if not isinstance(d, CategoricalDistribution) and all(k not in c for c in configs)
+        }
+        if fill:
+            configs = [{**fill, **c} for c in configs]
+        X = encoder.encode(configs)
+        X = np.where(np.isnan(X), 0.5, X)
         out.append((task.name, X, y, configs))
     if not out:
         raise ValueError(
