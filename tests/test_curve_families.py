@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import optuna
 
 from benchmarks import curve_families as cf
 
@@ -39,8 +40,12 @@ def test_a_study_spends_its_budget_and_no_pruning_prunes_nothing(tmp_path: Path)
             assert run["states"] == "C" * int(cf.BUDGET_TRIALS)
         # Each would-be final is the family's curve at its last step, whatever was pruned.
         assert all(np.isfinite(run["finals"]))
-    text = cf.main(["--families", "hf_few", "--seeds", "0", "--pruners", "meta,none",
-                    "--samplers", "random", "--out", str(tmp_path)])  # fmt: skip
+    verbosity = optuna.logging.get_verbosity()
+    try:  # the script quiets Optuna's logger, which later tests' log checks read
+        text = cf.main(["--families", "hf_few", "--seeds", "0", "--pruners", "meta,none",
+                        "--samplers", "random", "--out", str(tmp_path)])  # fmt: skip
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     saved = json.loads((tmp_path / "raw" / "curve_families_hf_few.json").read_text())
     assert len(saved["runs"]) == 2
     assert "| hf_few | random | meta |" in text and "| hf_few | random | none |" in text
