@@ -586,6 +586,20 @@ RANDOM_GUARD = _guard_method("random", max_expected_misses=DEFAULT_MAX_EXPECTED_
 it off with non-adaptive samplers and ``RANDOM_DEFAULT`` stays the Random default's row."""
 
 
+TPE_STARTUP5 = meta_pruner_method(
+    "tpe_meta_startup5",
+    _label(
+        "tpe", {"n_startup_trials": 5}, "the README's advice for curves that cross (session 34)"
+    ),
+    "tpe",
+    version_tag="+guard1",
+    max_expected_misses=None,
+    n_startup_trials=5,
+)
+"""``MetaPruner(n_startup_trials=5)`` with today's other defaults: what the README's advice for
+curves that cross (``benchmarks/curve_families.py``) costs on LCBench."""
+
+
 def _offset_guard_method(sampler: str) -> PrunerMethod:
     kwargs = {"median_offset": 2, "n_ramp_trials": 10}
     return meta_pruner_method(
