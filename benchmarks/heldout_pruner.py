@@ -128,11 +128,14 @@ def main() -> None:
         help="comma-separated result folders whose peer runs join --out's (e.g. the "
         "full-protocol runs of other seeds: benchmarks/results/seeds3-5,...)",
     )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild the table from the saved runs"
+    )
     args = parser.parse_args()
     tasks = list(TEST_INSTANCES[SCENARIO])
     heldout_dir = args.out / "heldout"
-    methods = list(METHODS)
-    if args.curve_model is not None:
+    methods = [] if args.report_only else list(METHODS)
+    if args.curve_model is not None and not args.report_only:
         methods.append(curve_model_method(args.curve_model))
     for method in methods:
         run_pruner_method(

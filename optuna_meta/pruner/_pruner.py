@@ -33,7 +33,11 @@ Decision at each ``trial.should_prune()`` (``prune``):
    TPE, MetaSampler and any other sampler (see "The offset" below). The ramp: with few
    completed curves as context the model cannot yet tell a slow starter from a bad trial
    well, so the first checks stop only trials it is very sure about (one completed trial:
-   ``threshold / 5``), instead of waiting for five completions.
+   ``threshold / 5``), instead of waiting for five completions. A trial whose latest
+   report dropped more than ``SPIKE_SCALES`` study scales below its own best report, within
+   ``SPIKE_WINDOW`` of ``T`` after it, is also judged as it stood at that best, and the
+   larger probability counts: a loss spike that recovers (large learning rates, a warm
+   restart) pruned its trial at the spike (session 34, ``benchmarks/curve_families.py``).
 4. The starvation guard (session 28; with samplers that learn from completed trials): once
    the trials pruned since the study's latest completion (numbered between it and this trial)
    recorded probabilities of improvement that add up to ``max_expected_misses`` (1: by the
@@ -788,13 +792,17 @@ class MetaPruner(BasePruner):
             # decision (a NaN probability once fell through the threshold test and pruned).
             return None
         if target is not None:
-            t_a = float(ctx.a(target))
-            if cal is None:
-                prob = 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
-            else:
-                prob = cal.survival((t_a - mu) / sd, float(x[F_INDEX]), ctx.n_completed)
+            prob = self._prob(ctx, cal, mu, sd, float(x[F_INDEX]), target)
         else:  # no feasible completed trial: any feasible result improves on nothing
             prob = 1.0
+        if target is not None and prob < 1.0:
+            recent = _recent_best(ctx, steps, values)
+            if recent is not None:
+                # A transient drop (a loss spike) is judged by the trial as it stood at its
+                # own recent best, not by the spike.
+                before = self._predict_checked_curve(ctx, trial, steps[:recent], values[:recent])
+                if before is not None:
+                    prob = max(prob, self._prob(ctx, cal, before[0], before[1], before[2], target))
         if target is not None and indistinguishable(ctx, steps, values):
             # Nothing tells this trial from the completed ones yet (a plateau they all
             # shared): it is as likely as any of them to end above the target.
@@ -808,6 +816,31 @@ class MetaPruner(BasePruner):
             n_completed=len(targets),
             at_last_step=bool(steps[-1] >= last_step),
         )
+
+    @staticmethod
+    def _prob(
+        ctx: StudyContext, cal: Any, mu: float, sd: float, fraction: float, target: float
+    ) -> float:
+        """P(final > target) for a prediction ``N(mu, sd)`` in ``a`` units."""
+        t_a = float(ctx.a(target))
+        if cal is None:
+            return 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
+        return float(cal.survival((t_a - mu) / sd, fraction, ctx.n_completed))
+
+    def _predict_checked_curve(
+        self, ctx: StudyContext, trial: FrozenTrial, steps: np.ndarray, values: np.ndarray
+    ) -> tuple[float, float, float] | None:
+        """``(mu, sd, fraction)`` for a partial curve of ``trial`` (``a`` units), or None."""
+        net, _ = self._network()
+        with single_threaded_blas():
+            x = self._features(ctx, trial, steps, values)
+            if x is None:
+                return None
+            mean_a, std_a = net.predict(x[None, : net.n_inputs])
+            mu, sd = self._adjust(ctx, steps, float(mean_a[0]), float(std_a[0]))
+        if not (math.isfinite(mu) and math.isfinite(sd) and sd > 0.0):
+            return None
+        return mu, sd, float(x[F_INDEX])
 
     def _features(
         self, ctx: StudyContext, trial: FrozenTrial, steps: np.ndarray, values: np.ndarray
@@ -1038,6 +1071,29 @@ def _curve(trial: FrozenTrial, sign: float) -> tuple[np.ndarray, np.ndarray]:
     return clean_curve(
         np.fromiter(iv.keys(), float, count=n), np.fromiter(iv.values(), float, count=n), sign
     )
+
+
+SPIKE_SCALES = 1.0
+"""A report this many study scales below the trial's own best report counts as a drop."""
+
+SPIKE_WINDOW = 0.1
+"""A drop within this fraction of the final step after the trial's best report is judged as
+transient: the trial is judged as it stood at that best too (:func:`_recent_best`)."""
+
+
+def _recent_best(ctx: StudyContext, steps: np.ndarray, values: np.ndarray) -> int | None:
+    """How many reports end at the trial's best one, when the last report dropped far below
+    it within :data:`SPIKE_WINDOW` of the final step; None otherwise."""
+    if len(values) < 2:
+        return None
+    i = int(np.argmax(values))
+    if i == len(values) - 1 or not math.isfinite(float(values[i])):
+        return None
+    if values[-1] > values[i] - SPIKE_SCALES * ctx.scale:
+        return None
+    if (steps[-1] - steps[i]) > SPIKE_WINDOW * ctx.T:
+        return None
+    return i + 1
 
 
 def _user_std(ctx: StudyContext, mu: float, sd: float) -> float:
