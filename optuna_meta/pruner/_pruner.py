@@ -779,20 +779,13 @@ class MetaPruner(BasePruner):
                 n_completed=len(targets),
                 at_last_step=True,
             )
-        net, cal = self._network()
-        with single_threaded_blas():
-            x = self._features(ctx, trial, steps, values)
-            if x is None:
-                return None
-            # Older model files read only the leading features (``SERVED_LAYOUTS``).
-            mean_a, std_a = net.predict(x[None, : net.n_inputs])
-            mu, sd = self._adjust(ctx, steps, float(mean_a[0]), float(std_a[0]))
-        if not (math.isfinite(mu) and math.isfinite(sd) and sd > 0.0):
-            # Values at the float limit can overflow the normalisation: no prediction, so no
-            # decision (a NaN probability once fell through the threshold test and pruned).
+        _, cal = self._network()
+        predicted = self._predict_a(ctx, trial, steps, values)
+        if predicted is None:
             return None
+        mu, sd, f = predicted
         if target is not None:
-            prob = self._prob(ctx, cal, mu, sd, float(x[F_INDEX]), target)
+            prob = self._prob(ctx, cal, mu, sd, f, target)
         else:  # no feasible completed trial: any feasible result improves on nothing
             prob = 1.0
         if target is not None and prob < 1.0:
@@ -800,9 +793,9 @@ class MetaPruner(BasePruner):
             if recent is not None:
                 # A transient drop (a loss spike) is judged by the trial as it stood at its
                 # own recent best, not by the spike.
-                before = self._predict_checked_curve(ctx, trial, steps[:recent], values[:recent])
+                before = self._predict_a(ctx, trial, steps[:recent], values[:recent])
                 if before is not None:
-                    prob = max(prob, self._prob(ctx, cal, before[0], before[1], before[2], target))
+                    prob = max(prob, self._prob(ctx, cal, *before, target))
         if target is not None and indistinguishable(ctx, steps, values):
             # Nothing tells this trial from the completed ones yet (a plateau they all
             # shared): it is as likely as any of them to end above the target.
@@ -827,18 +820,22 @@ class MetaPruner(BasePruner):
             return 0.5 * math.erfc((t_a - mu) / (sd * math.sqrt(2.0)))
         return float(cal.survival((t_a - mu) / sd, fraction, ctx.n_completed))
 
-    def _predict_checked_curve(
+    def _predict_a(
         self, ctx: StudyContext, trial: FrozenTrial, steps: np.ndarray, values: np.ndarray
     ) -> tuple[float, float, float] | None:
-        """``(mu, sd, fraction)`` for a partial curve of ``trial`` (``a`` units), or None."""
+        """``(mu, sd, fraction)`` of the final's ``a`` for a partial curve of ``trial``, or None
+        when nothing can be predicted."""
         net, _ = self._network()
         with single_threaded_blas():
             x = self._features(ctx, trial, steps, values)
             if x is None:
                 return None
+            # Older model files read only the leading features (``SERVED_LAYOUTS``).
             mean_a, std_a = net.predict(x[None, : net.n_inputs])
             mu, sd = self._adjust(ctx, steps, float(mean_a[0]), float(std_a[0]))
         if not (math.isfinite(mu) and math.isfinite(sd) and sd > 0.0):
+            # Values at the float limit can overflow the normalisation: no prediction, so no
+            # decision (a NaN probability once fell through the threshold test and pruned).
             return None
         return mu, sd, float(x[F_INDEX])
 
