@@ -1071,11 +1071,20 @@ def _curve(trial: FrozenTrial, sign: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 SPIKE_SCALES = 1.0
-"""A report this many study scales below the trial's own best report counts as a drop."""
+"""A report this many study scales below the trial's own best report counts as a drop.
+
+Why: the prediction follows the latest report, so a loss spike that recovers within a few
+epochs (large learning rates, warm restarts) got its trial pruned at the spike: all of
+MetaPruner's wrong prunes on ``benchmarks/curve_families.py``'s ``spike`` family came within a
+few epochs of a spike's onset. Round numbers, not tuned; measured in session 34 (spike: 137 ->
+6 wrong prunes; LCBench CV with TPE level, 66 of 102 runs unchanged; ``benchmarks/README.md``).
+With MetaSampler the completed finals lie close together, so the scale is small and report
+noise counts as a drop too (more trials run on: +0.0004 regret at 5200 epochs there)."""
 
 SPIKE_WINDOW = 0.1
 """A drop within this fraction of the final step after the trial's best report is judged as
-transient: the trial is judged as it stood at that best too (:func:`_recent_best`)."""
+transient: the trial is judged as it stood at that best too (:func:`_recent_best`). A drop
+that lasts longer (a run that diverged and stays high) is judged as it is."""
 
 
 def _recent_best(ctx: StudyContext, steps: np.ndarray, values: np.ndarray) -> int | None:
