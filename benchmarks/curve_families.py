@@ -317,28 +317,28 @@ def run_study(family: Family, sampler: str, pruner: str, seed: int) -> dict[str,
     )
     key = zlib.crc32(family.name.encode())
     spent = 0.0
-    best: float | None = None
-    trials: list[dict[str, Any]] = []
+    states: list[str] = []
+    costs: list[float] = []
+    finals: list[float] = []
 
     def objective(trial: optuna.Trial) -> float:
-        nonlocal spent, best
+        nonlocal spent
         params = family.space(trial)
         curve = np.asarray(
             family.curve(params, np.random.default_rng([seed, trial.number, key]), family.steps)
         )
-        final = float(curve[-1])
-        done = sum(t["state"] == "complete" for t in trials)
+        finals.append(float(curve[-1]))
         for step, value in zip(family.steps, curve, strict=True):
             trial.report(float(value), int(step))
             if trial.should_prune():
                 spent += float(step)
-                trials.append(dict(state="pruned", cost=spent, final=final, done=done, best=best))
+                states.append("P")
+                costs.append(spent)
                 raise optuna.TrialPruned()
         spent += float(family.steps[-1])
-        trials.append(dict(state="complete", cost=spent, final=final, done=done, best=best))
-        if _better(family.direction, final, best):
-            best = final
-        return final
+        states.append("C")
+        costs.append(spent)
+        return finals[-1]
 
     def stop(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
         if spent >= budget:
@@ -350,9 +350,9 @@ def run_study(family: Family, sampler: str, pruner: str, seed: int) -> dict[str,
         sampler=sampler,
         pruner=pruner,
         seed=seed,
-        states="".join("C" if t["state"] == "complete" else "P" for t in trials),
-        costs=[t["cost"] for t in trials],
-        finals=[t["final"] for t in trials],
+        states="".join(states),
+        costs=costs,
+        finals=finals,
     )
 
 

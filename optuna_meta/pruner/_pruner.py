@@ -812,7 +812,12 @@ class MetaPruner(BasePruner):
 
     @staticmethod
     def _prob(
-        ctx: StudyContext, cal: Any, mu: float, sd: float, fraction: float, target: float
+        ctx: StudyContext,
+        cal: TailCalibration | None,
+        mu: float,
+        sd: float,
+        fraction: float,
+        target: float,
     ) -> float:
         """P(final > target) for a prediction ``N(mu, sd)`` in ``a`` units."""
         t_a = float(ctx.a(target))
