@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pytest
 
 from benchmarks import curve_families as cf
 
@@ -50,3 +51,12 @@ def test_a_study_spends_its_budget_and_no_pruning_prunes_nothing(tmp_path: Path)
     assert len(saved["runs"]) == 2
     assert "| hf_few | random | meta |" in text and "| hf_few | random | none |" in text
     assert (tmp_path / "curve_families.md").read_text() == text
+
+
+def test_an_unknown_family_is_refused_with_the_known_ones_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        cf.main(["--families", "crossing,nope"])
+    err = capsys.readouterr().err
+    assert "unknown families ['nope']" in err and "crossing" in err
