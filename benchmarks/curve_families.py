@@ -482,11 +482,11 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--seeds", default="0-9")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     names = parse_list(args.families) or list(FAMILIES)
     unknown = sorted(set(names) - set(FAMILIES))
     if unknown:
         parser.error(f"unknown families {unknown}; known: {sorted(FAMILIES)}")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     pruners = parse_list(args.pruners) or list(DEFAULT_PRUNERS)
     for name in names:
         runs = [
